@@ -1,0 +1,345 @@
+"""The command line: a thin click layer over the Python API.
+
+Each command parses its options into a config dataclass, calls one API function and
+renders the result. torch, onnx and onnxruntime are imported inside the commands, so
+``exporter --help`` and ``exporter models`` answer at once. Every error the user can
+fix is one line on stderr with exit 2; a failed verification exits 1; nothing prints
+a traceback (set EXPORTER_DEBUG=1 to see one for an internal error).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .config import DISTRIBUTIONS, FORMATS, NAN_POLICIES, ONNX_EXPORTERS, ExportConfig, VerifyConfig, parse_shape
+from .errors import ExporterError, first_line
+
+
+class ExporterGroup(click.Group):
+    """A group whose errors are one line each: usage problems exit 2, failures 1."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ARG002
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+            _fail(f"{error.format_message()}{hint}", 2)
+        except click.ClickException as error:
+            _fail(error.format_message(), error.exit_code)
+        except click.Abort:
+            _fail("aborted", 130)
+        except ExporterError as error:
+            _fail(first_line(error, limit=2000), error.exit_code)
+        except Exception as error:  # a bug, not a user mistake: still one line
+            if os.environ.get("EXPORTER_DEBUG"):
+                raise
+            _fail(
+                f"internal error: {type(error).__name__}: {first_line(error)} (set EXPORTER_DEBUG=1 for the traceback)",
+                1,
+            )
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def _shape(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    from .errors import InputSpecError
+
+    try:
+        return parse_shape(value)
+    except InputSpecError as error:
+        raise click.BadParameter(str(error)) from None
+
+
+def _range(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not LOW,HIGH (for example 0,1)") from None
+    if not high > low:
+        raise click.BadParameter(f"{value!r}: HIGH must be greater than LOW")
+    return low, high
+
+
+def _device(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    import re
+
+    if value is not None and not re.match(r"^(auto|cpu|cuda(:\d+)?)$", value):
+        raise click.BadParameter(f"{value!r} is not auto, cpu, cuda or cuda:N")
+    return value
+
+
+def comparison_options(func: Callable) -> Callable:
+    """Options that decide how runtimes are fed and judged, shared by export and verify."""
+    options = [
+        click.option(
+            "--samples",
+            type=click.IntRange(min=1),
+            default=VerifyConfig.samples,
+            show_default=True,
+            help="Total random samples, spread over the batch sizes.",
+        ),
+        click.option(
+            "--batch-size",
+            "batch_sizes",
+            type=click.IntRange(min=1),
+            multiple=True,
+            help="Batch size to verify at (repeatable). Default: 1, the export batch and 64.",
+        ),
+        click.option(
+            "--atol",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Absolute tolerance (default by dtype: float32 1e-5).",
+        ),
+        click.option(
+            "--rtol",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Relative tolerance (default by dtype: float32 1e-4).",
+        ),
+        click.option(
+            "--distribution",
+            type=click.Choice(DISTRIBUTIONS),
+            default="uniform",
+            show_default=True,
+            help="Random input distribution.",
+        ),
+        click.option(
+            "--input-range",
+            callback=_range,
+            default="0,1",
+            show_default=True,
+            help="LOW,HIGH of the random inputs (normal: mean +- 2 std).",
+        ),
+        click.option(
+            "--nan-policy",
+            type=click.Choice(NAN_POLICIES),
+            default="fail",
+            show_default=True,
+            help="'match' passes NaN/Inf found at the same positions on both sides.",
+        ),
+        click.option("--allow-unused", is_flag=True, help="Do not fail on parameters forward never uses."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _verify_config(**kw: Any) -> VerifyConfig:
+    return VerifyConfig(
+        seed=kw.get("seed", 0),
+        samples=kw["samples"],
+        batch_sizes=tuple(kw["batch_sizes"]),
+        distribution=kw["distribution"],
+        input_range=kw["input_range"],
+        atol=kw["atol"],
+        rtol=kw["rtol"],
+        nan_policy=kw["nan_policy"],
+        allow_unused=kw["allow_unused"],
+        inputs_path=kw.get("inputs"),
+        save_inputs=kw.get("save_inputs"),
+        save_outputs=kw.get("save_outputs"),
+        device=kw.get("device"),
+        source=kw.get("source"),
+        weights=kw.get("weights"),
+    )
+
+
+@click.group(cls=ExporterGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="exporter", prog_name="exporter", message="%(prog)s %(version)s")
+def cli() -> None:
+    """Export PyTorch models to TorchScript and ONNX, and prove the artifacts match eager PyTorch.
+
+    \b
+    Example:
+      exporter export mlp          # artifacts/mlp/: model.pt, model.onnx, manifest.json
+      exporter verify artifacts/mlp
+    """
+
+
+@cli.command("models")
+def models_command() -> None:
+    """List the registered models.
+
+    \b
+    Example:
+      exporter models
+    """
+    import models
+
+    for entry in models.REGISTRY.values():
+        shape = "x".join(map(str, entry.input_shape))
+        click.echo(f"{entry.name:<8} input {shape} {entry.dtype:<8} {entry.description}")
+
+
+@cli.command("export")
+@click.argument("model")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("artifacts"),
+    show_default=True,
+    help="Folder that receives OUT/NAME/.",
+)
+@click.option("--name", help="Artifact folder name (default: the model name or class name).")
+@click.option(
+    "--device",
+    callback=_device,
+    default="auto",
+    show_default=True,
+    help="auto (CUDA when available), cpu, cuda or cuda:N.",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds the weight initialisation, the example input and the verification inputs.",
+)
+@click.option(
+    "--format",
+    "formats",
+    type=click.Choice(FORMATS),
+    multiple=True,
+    help="Artifact format (repeatable). Default: all of them.",
+)
+@click.option("--opset", type=click.IntRange(min=7), help="ONNX opset (default: the exporter's).")
+@click.option(
+    "--onnx-exporter",
+    type=click.Choice(ONNX_EXPORTERS),
+    default="dynamo",
+    show_default=True,
+    help="dynamo: torch.export based (torch's default); legacy: TorchScript based.",
+)
+@click.option(
+    "--input-shape",
+    callback=_shape,
+    help="Example input shape, batch first (1,28,28). Required for models outside the registry.",
+)
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    help="A state_dict (.pt/.pth, loaded with weights_only=True) or .safetensors file.",
+)
+@click.option("--no-verify", is_flag=True, help="Skip the verification after export.")
+@comparison_options
+def export_command(model: str, no_verify: bool, **kw: Any) -> None:
+    """Export MODEL to OUT/NAME/ and verify it.
+
+    MODEL is a registered name (see `exporter models`), package.module:Class, or
+    path/to/file.py:Class (then give --input-shape). Weights are initialised from
+    --seed unless --weights is given. Exit 0 when verification passes, 1 when it
+    fails (the artifacts stay, marked failed in manifest.json), 2 on usage errors.
+
+    \b
+    Examples:
+      exporter export mlp
+      exporter export mlp --device cpu --format onnx --opset 18
+      exporter export my_model.py:Net --input-shape 1,28,28 --weights net.safetensors
+    """
+    from .exporting import export
+
+    config = ExportConfig(
+        out=kw["out"],
+        name=kw["name"],
+        device=kw["device"],
+        seed=kw["seed"],
+        formats=tuple(kw["formats"]) or FORMATS,
+        opset=kw["opset"],
+        onnx_exporter=kw["onnx_exporter"],
+        input_shape=kw["input_shape"],
+        weights=kw["weights"],
+        verify=not no_verify,
+        verify_config=_verify_config(**{**kw, "device": None, "weights": None}),
+    )
+    result = export(model, config)
+    sizes = ", ".join(f"{a.path} ({a.bytes / 1e6:.1f} MB)" for a in result.manifest.artifacts)
+    click.echo(f"exported {result.manifest.model['name']} on {result.manifest.device} to {result.path}: {sizes}")
+    if result.report is None:
+        click.echo("verification skipped (--no-verify): run `exporter verify " + str(result.path) + "`")
+        return
+    click.echo(result.report.render())
+    if not result.report.passed:
+        click.get_current_context().exit(1)
+
+
+@cli.command("verify")
+@click.argument("artifact_dir", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random inputs.")
+@click.option("--device", callback=_device, default=None, help="Device to verify on (default: the export's).")
+@click.option("--inputs", type=click.Path(path_type=Path), help="Replay inputs from an .npz (or .npy) file.")
+@click.option("--save-inputs", type=click.Path(path_type=Path), help="Save the inputs used, as .npz.")
+@click.option("--save-outputs", type=click.Path(path_type=Path), help="Save every runtime's outputs, as .npz.")
+@click.option("--json", "json_path", help="Write the JSON report here instead of verification.json ('-': stdout).")
+@click.option(
+    "--source", type=click.Path(path_type=Path), help="The model file, for artifacts exported from file.py:Class."
+)
+@click.option("--weights", type=click.Path(path_type=Path), help="Check that this is the weights file used at export.")
+@comparison_options
+def verify_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
+    """Check ARTIFACT_DIR's hashes, then compare every runtime with eager PyTorch.
+
+    Exit 0 when every runtime agrees at every batch size and the parameters match,
+    1 when anything disagrees (every mismatch is listed), 2 on usage errors.
+
+    \b
+    Examples:
+      exporter verify artifacts/mlp
+      exporter verify artifacts/mlp --samples 5000 --batch-size 1 --batch-size 256 --atol 1e-6
+      exporter verify artifacts/mlp --inputs my_images.npz --json report.json
+    """
+    from .manifest import Manifest
+    from .verification import verify, write_report
+
+    report = verify(artifact_dir, _verify_config(**kw), write=False)
+    to_stdout = json_path == "-"
+    try:
+        write_report(
+            artifact_dir, Manifest.load(artifact_dir), report, None if json_path in (None, "-") else Path(json_path)
+        )
+    except OSError as error:
+        click.echo(f"note: could not write the report ({error.strerror}): {error.filename}", err=True)
+    if to_stdout:
+        click.echo(json.dumps(report.to_dict(), indent=2))
+    else:
+        click.echo(report.render())
+    if not report.passed:
+        click.get_current_context().exit(1)
+
+
+@cli.command("inspect")
+@click.argument("target")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the weights of a model spec.")
+@click.option(
+    "--source", type=click.Path(path_type=Path), help="The model file, for artifacts exported from file.py:Class."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
+def inspect_command(target: str, seed: int, source: Path | None, as_json: bool) -> None:
+    """Print the structure and parameter table of a model or an artifact folder.
+
+    \b
+    Examples:
+      exporter inspect mlp
+      exporter inspect artifacts/mlp
+    """
+    from .inspection import inspect
+
+    result = inspect(target, seed=seed, config=VerifyConfig(device="cpu", source=source))
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())
+
+
+def main() -> None:
+    cli.main(prog_name="exporter")

@@ -1,0 +1,158 @@
+"""Compare one runtime's output with the reference, element by element.
+
+``OutputComparison.from_arrays(name, expected, actual, tolerance)`` returns a result
+object whose truth value says whether it passed, with every metric a reader needs to
+see *how* two outputs differ, and ``reasons`` saying why it failed.
+
+The rule: an element passes when ``|actual - expected| <= atol + rtol * |expected|``.
+NaN and Inf fail wherever they appear, unless ``nan_policy="match"`` and both sides have
+the same non-finite values at the same positions; an all-NaN/Inf reference never passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .config import Tolerance
+
+
+@dataclass
+class OutputComparison:
+    output: str
+    passed: bool
+    atol: float
+    rtol: float
+    expected_shape: tuple[int, ...]
+    actual_shape: tuple[int, ...]
+    max_abs_diff: float | None = None
+    max_rel_diff: float | None = None  # over elements whose expected value is non-zero
+    mean_abs_diff: float | None = None
+    p99_abs_diff: float | None = None
+    mismatched_elements: int = 0  # elements outside atol + rtol * |expected|
+    elements: int = 0
+    worst: dict[str, Any] | None = None  # {"index": [...], "expected": x, "actual": y}
+    cosine_similarity: float | None = None
+    top1_agreement: float | None = None  # fraction of samples whose argmax agrees (ties allowed)
+    top1_disagreements: int = 0
+    tied_samples: int = 0  # samples whose reference maximum is shared by several classes
+    samples: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_arrays(
+        cls,
+        name: str,
+        expected: np.ndarray,
+        actual: np.ndarray,
+        tolerance: Tolerance,
+        nan_policy: str = "fail",
+    ) -> OutputComparison:
+        result = cls(
+            output=name,
+            passed=False,
+            atol=tolerance.atol,
+            rtol=tolerance.rtol,
+            expected_shape=tuple(expected.shape),
+            actual_shape=tuple(actual.shape),
+        )
+        if expected.shape != actual.shape:
+            result.reasons.append(f"shape {tuple(actual.shape)} differs from the reference's {tuple(expected.shape)}")
+            return result
+        if expected.dtype != actual.dtype:
+            result.reasons.append(f"dtype {actual.dtype} differs from the reference's {expected.dtype}")
+            # go on: the values can still be compared and the report says both
+        e = expected.astype(np.float64, copy=False)
+        a = actual.astype(np.float64, copy=False)
+        result.elements = int(e.size)
+        finite = np.isfinite(e) & np.isfinite(a)
+        result.reasons.extend(_nonfinite_reasons(e, a, nan_policy))
+
+        if finite.any():
+            diff = np.abs(a - e)
+            diff = np.where(finite, diff, 0.0)
+            flat = diff[finite]
+            result.max_abs_diff = float(flat.max())
+            result.mean_abs_diff = float(flat.mean())
+            result.p99_abs_diff = float(np.percentile(flat, 99))
+            nonzero = finite & (e != 0)
+            result.max_rel_diff = float((diff[nonzero] / np.abs(e[nonzero])).max()) if nonzero.any() else 0.0
+            bound = tolerance.atol + tolerance.rtol * np.abs(e)
+            outside = finite & (diff > bound)
+            result.mismatched_elements = int(outside.sum())
+            worst = np.unravel_index(int(np.argmax(np.where(finite, diff - bound, -np.inf))), e.shape)
+            result.worst = {
+                "index": [int(i) for i in worst],
+                "expected": float(e[worst]),
+                "actual": float(a[worst]),
+            }
+            result.cosine_similarity = _cosine(e[finite], a[finite])
+            if result.mismatched_elements:
+                result.reasons.append(
+                    f"{result.mismatched_elements}/{result.elements} elements differ beyond "
+                    f"atol {tolerance.atol:g} + rtol {tolerance.rtol:g} * |expected|; max abs diff "
+                    f"{result.max_abs_diff:.3g}, worst at {list(worst)}: expected {result.worst['expected']:.6g}, "
+                    f"got {result.worst['actual']:.6g}"
+                )
+        _top1(result, e, a)
+        result.passed = not result.reasons
+        return result
+
+
+def _nonfinite_reasons(e: np.ndarray, a: np.ndarray, nan_policy: str) -> list[str]:
+    bad_e, bad_a = ~np.isfinite(e), ~np.isfinite(a)
+    if not (bad_e.any() or bad_a.any()):
+        return []
+    if bad_e.all():
+        return ["the reference output is entirely NaN/Inf: there is nothing to compare against"]
+    if nan_policy == "match" and np.array_equal(bad_e, bad_a):
+        same = np.array_equal(np.isnan(e), np.isnan(a)) and np.array_equal(
+            e[bad_e & ~np.isnan(e)], a[bad_a & ~np.isnan(a)]
+        )
+        if same:
+            return []
+    reasons = []
+    for side, mask, values in (("reference", bad_e, e), ("candidate", bad_a, a)):
+        if mask.any():
+            first = np.unravel_index(int(np.argmax(mask)), mask.shape)
+            kind = "NaN" if np.isnan(values[first]) else "Inf"
+            reasons.append(
+                f"{int(mask.sum())} NaN/Inf value(s) in the {side} output, first ({kind}) at {[int(i) for i in first]}"
+            )
+    if nan_policy == "match" and len(reasons) == 2:
+        reasons.append("NaN/Inf positions differ between the reference and the candidate")
+    return reasons
+
+
+def _cosine(e: np.ndarray, a: np.ndarray) -> float:
+    ne, na = float(np.linalg.norm(e)), float(np.linalg.norm(a))
+    if ne == 0.0 and na == 0.0:
+        return 1.0
+    if ne == 0.0 or na == 0.0:
+        return 0.0
+    return float(np.dot(e.ravel(), a.ravel()) / (ne * na))
+
+
+def _top1(result: OutputComparison, e: np.ndarray, a: np.ndarray) -> None:
+    """Argmax agreement per sample over the last axis; a tie in the reference accepts any tied class."""
+    if e.ndim < 2 or e.shape[-1] < 2:
+        return
+    e2 = e.reshape(-1, e.shape[-1])
+    a2 = a.reshape(-1, a.shape[-1])
+    with np.errstate(invalid="ignore"):
+        top = np.nanmax(e2, axis=1, keepdims=True) if np.isfinite(e2).any() else e2[:, :1]
+        winners = e2 == top  # every class holding the reference maximum
+    candidate = np.argmax(np.nan_to_num(a2, nan=-np.inf), axis=1)
+    agree = winners[np.arange(len(candidate)), candidate]
+    result.samples = len(candidate)
+    result.tied_samples = int((winners.sum(axis=1) > 1).sum())
+    result.top1_disagreements = int((~agree).sum())
+    result.top1_agreement = float(agree.mean()) if len(agree) else None

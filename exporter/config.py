@@ -1,0 +1,104 @@
+"""Spec dataclasses passed to the API instead of long keyword lists.
+
+Nothing here imports torch: the CLI builds these before deciding whether torch is needed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+FORMATS = ("torchscript", "onnx")  # every format `export` can write, in the order written
+ONNX_EXPORTERS = ("dynamo", "legacy")
+DISTRIBUTIONS = ("uniform", "normal")
+NAN_POLICIES = ("fail", "match")
+
+# Default tolerances per dtype. An element passes when
+#     |actual - expected| <= atol + rtol * |expected|
+# float32: runtimes sum the 784- and 512-term dot products in different orders
+# (MKL, MLAS, cuBLAS), which moves the last few bits: measured max abs diff on the
+# seed network is about 1e-6 against logits of size ~0.1, so rtol 1e-4 leaves
+# room for larger models while a changed weight (diffs >= 1e-3) still fails.
+# atol covers logits near zero, where a relative bound is meaningless.
+DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
+    "float64": (1e-7, 1e-7),
+    "float32": (1e-5, 1e-4),
+    "float16": (1e-3, 1e-3),
+    "bfloat16": (1e-2, 1e-2),
+}
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """Per-output tolerance: an element passes when |a - e| <= atol + rtol * |e|."""
+
+    atol: float
+    rtol: float
+
+    @classmethod
+    def for_dtype(cls, dtype: str) -> Tolerance:
+        """The documented default for ``dtype`` (float32's for unknown dtypes)."""
+        atol, rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
+        return cls(atol=atol, rtol=rtol)
+
+
+@dataclass(frozen=True)
+class VerifyConfig:
+    """How verification feeds and judges the runtimes. Every field has a documented default."""
+
+    seed: int = 0  # seeds the random inputs (not the weights: those come from the manifest)
+    samples: int = 384  # total samples, spread evenly over the batch sizes
+    batch_sizes: tuple[int, ...] = ()  # empty: batch 1, the export batch and 64
+    distribution: str = "uniform"  # "uniform" like torch.rand, or "normal"
+    input_range: tuple[float, float] = (0.0, 1.0)  # uniform: [low, high); normal: mean +- 2 std
+    atol: float | None = None  # None: the dtype default (DEFAULT_TOLERANCES)
+    rtol: float | None = None
+    nan_policy: str = "fail"  # "match": NaN/Inf at the same positions on both sides pass
+    allow_unused: bool = False  # parameters forward never touches do not fail verification
+    inputs_path: Path | None = None  # replay inputs from an .npz/.npy instead of generating them
+    save_inputs: Path | None = None  # keep the inputs used, as .npz
+    save_outputs: Path | None = None  # keep every runtime's outputs, as .npz
+    device: str | None = None  # None: the device recorded in the manifest
+    source: Path | None = None  # model file for artifacts exported from `file.py:Class`
+    weights: Path | None = None  # original weights file, checked against the manifest's sha256
+
+    def tolerance(self, dtype: str) -> Tolerance:
+        """The tolerance to use for an output of ``dtype``, after CLI overrides."""
+        default = Tolerance.for_dtype(dtype)
+        return Tolerance(
+            atol=default.atol if self.atol is None else self.atol,
+            rtol=default.rtol if self.rtol is None else self.rtol,
+        )
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What `export` writes and where."""
+
+    out: Path = Path("artifacts")  # artifacts go to OUT/NAME/
+    name: str | None = None  # None: the registry name, or the class name
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0  # seeds the weight initialisation and the example input
+    formats: tuple[str, ...] = FORMATS
+    opset: int | None = None  # None: the exporter's default opset
+    onnx_exporter: str = "dynamo"  # "dynamo" (torch.export based, torch's default) or "legacy"
+    input_shape: tuple[int, ...] | None = None  # required for models outside the registry
+    weights: Path | None = None  # a state_dict (.pt/.pth) or .safetensors file
+    verify: bool = True  # run verification after writing, and record it in the manifest
+    verify_config: VerifyConfig = field(default_factory=VerifyConfig)
+
+
+def parse_shape(text: str) -> tuple[int, ...]:
+    """Parse "1,28,28" into (1, 28, 28); raises InputSpecError on anything else."""
+    from .errors import InputSpecError
+
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputSpecError(
+            f"input shape {text!r} is not a list of integers: write it as 1,28,28 (batch first)"
+        ) from None
+    if len(shape) < 2 or any(d <= 0 for d in shape):
+        raise InputSpecError(f"input shape {text!r} needs a batch dimension and positive sizes, for example 1,28,28")
+    return shape

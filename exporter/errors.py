@@ -1,0 +1,59 @@
+"""One root for every error the toolkit raises on purpose.
+
+Each message is one line that says what failed and what to do next. The CLI turns
+an ``ExporterError`` into that line on stderr and ``exit_code``, never a traceback:
+2 for a mistake in what the user asked for (``UsageError``), 1 for a step that could
+not be carried out (``ExportFailedError``). A failed verification is not an error: it
+is a report whose ``passed`` is False (exit 1 from the CLI).
+"""
+
+from __future__ import annotations
+
+
+class ExporterError(Exception):
+    """Root of the toolkit's errors. ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 1
+
+
+class UsageError(ExporterError):
+    """Something the user asked for cannot be done as asked; they can fix it."""
+
+    exit_code = 2
+
+
+class ModelNotFoundError(UsageError):
+    """An unknown model name, a bad import path or a model file that cannot be loaded."""
+
+
+class InputSpecError(UsageError):
+    """A bad ``--input-shape``, input file or input option."""
+
+
+class DeviceError(UsageError):
+    """The requested device does not exist here (``--device cuda`` without CUDA, say)."""
+
+
+class ArtifactDirError(UsageError):
+    """The artifact folder cannot be written, or does not hold a usable manifest."""
+
+
+class ManifestError(ArtifactDirError):
+    """manifest.json is missing, corrupt, or names a path outside its folder."""
+
+
+class CheckpointError(UsageError):
+    """A weights file that is missing, broken, hostile or does not fit the model."""
+
+
+class ExportFailedError(ExporterError):
+    """An exporter could not turn the model into an artifact (exit 1)."""
+
+
+def first_line(error: BaseException, limit: int = 240) -> str:
+    """The first non-empty line of an exception's message, for one-line reports."""
+    for line in str(error).splitlines():
+        line = line.strip()
+        if line:
+            return line if len(line) <= limit else line[: limit - 3] + "..."
+    return type(error).__name__

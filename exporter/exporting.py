@@ -1,0 +1,216 @@
+"""``export``: write a model's serving artifacts into ``OUT/NAME/``, all or nothing.
+
+Everything is written into a hidden staging folder beside the target
+(``OUT/.NAME.XXXX.partial``): the artifacts, manifest.json, then the verification
+report. Only when all of that succeeded is the staging folder moved into place; an
+earlier folder of the same name is kept until that moment. On any error the staging
+folder is removed and the earlier folder is untouched.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import platform
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import __version__, building, formats, weights
+from .config import FORMATS, ONNX_EXPORTERS, ExportConfig
+from .errors import ArtifactDirError, InputSpecError, UsageError
+from .manifest import ArtifactEntry, Manifest
+from .report import VerificationReport
+from .sources import ModelSource, resolve
+from .verification import verify, write_report
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass
+class ExportResult:
+    path: Path  # the artifact folder, OUT/NAME
+    manifest: Manifest
+    report: VerificationReport | None  # None with verify=False
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.report is None else self.report.passed
+
+
+def export(
+    model: str | nn.Module,
+    config: ExportConfig | None = None,
+    *,
+    example_input: torch.Tensor | None = None,
+) -> ExportResult:
+    """Export ``model`` (a registered name, ``pkg.mod:Class``, ``file.py:Class`` or an nn.Module).
+
+    Returns the folder, its manifest and the verification report. Raises UsageError
+    subclasses for anything the caller can fix (exit 2 in the CLI) and ExportFailedError
+    when an exporter cannot make an artifact (exit 1). A failed verification is not an
+    error: the artifacts are kept and ``result.passed`` is False.
+    """
+    config = config or ExportConfig()
+    _check_config(config)
+    instance = model if isinstance(model, nn.Module) else None
+    if instance is not None:
+        source = _instance_source(instance, config, example_input)
+    else:
+        source = resolve(str(model), config.input_shape)
+    name = config.name or source.name
+    if not _NAME.match(name):
+        raise UsageError(f"artifact name {name!r} must be a plain folder name (letters, digits, _ . -)")
+    out = Path(config.out)
+    target = out / name
+    staging = _staging(out, name)
+    try:
+        device = building.resolve_device(config.device)
+        if instance is not None:
+            eager = copy.deepcopy(instance).eval().to(device)
+        else:
+            eager = building.build(source, config.seed, device)
+        weights_record = None
+        if config.weights is not None:
+            state, info = weights.read_state_dict(config.weights)
+            weights.apply(eager, state, str(config.weights))
+            weights_record = {"original": info}
+        if example_input is not None:
+            example = example_input.to(device)
+        else:
+            example = building.example_input(source.input_shape, source.dtype, config.seed, device)
+        manifest = _write_artifacts(eager, example, source, name, config, device, staging, weights_record, instance)
+        report = None
+        if config.verify:
+            report = verify(staging, config.verify_config, model=eager, write=False)
+            report.artifact_dir = str(target)
+            write_report(staging, manifest, report)
+        _move_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return ExportResult(target, manifest, report)
+
+
+def _check_config(config: ExportConfig) -> None:
+    unknown = [f for f in config.formats if f not in FORMATS]
+    if unknown or not config.formats:
+        raise UsageError(f"unknown format {', '.join(unknown) or '(none)'}: choose from {', '.join(FORMATS)}")
+    if config.onnx_exporter not in ONNX_EXPORTERS:
+        raise UsageError(f"--onnx-exporter must be one of {', '.join(ONNX_EXPORTERS)}")
+
+
+def _instance_source(model: nn.Module, config: ExportConfig, example: torch.Tensor | None) -> ModelSource:
+    shape = tuple(example.shape) if example is not None else config.input_shape
+    if shape is None:
+        raise InputSpecError("exporting an nn.Module needs example_input or ExportConfig(input_shape=...)")
+    cls = type(model)
+    dtype = str(example.dtype).removeprefix("torch.") if example is not None else "float32"
+    return ModelSource(
+        kind="import",
+        target=f"{cls.__module__}:{cls.__qualname__}",
+        name=cls.__name__,
+        input_shape=tuple(shape),
+        dtype=dtype,
+    )
+
+
+def _staging(out: Path, name: str) -> Path:
+    """A fresh hidden folder beside the target; raises ArtifactDirError when OUT is unusable."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=out))
+        umask = os.umask(0)
+        os.umask(umask)
+        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the finished folder gets normal rights
+        return staging
+    except FileExistsError:
+        raise ArtifactDirError(f"--out {out} exists and is not a folder") from None
+    except OSError as error:
+        raise ArtifactDirError(
+            f"cannot write into {out} ({error.strerror}): choose a writable folder with --out"
+        ) from None
+
+
+def _write_artifacts(eager, example, source, name, config, device, staging, weights_record, instance) -> Manifest:
+    entries: list[ArtifactEntry] = []
+    for fmt in config.formats:
+        module = formats.module(fmt)
+        details = module.export(
+            eager,
+            example,
+            staging / module.FILE_NAME,
+            input_name=source.input_name,
+            output_names=source.output_names,
+            opset=config.opset,
+            onnx_exporter=config.onnx_exporter,
+        )
+        entries.append(ArtifactEntry.for_file(staging, module.FILE_NAME, fmt, **details))
+    if weights_record is not None or instance is not None:
+        # The eager weights are not reproducible from the seed: keep them, hash-bound, in the folder.
+        relpath = weights.save_copy(eager, staging)
+        entry = ArtifactEntry.for_file(staging, relpath, "weights")
+        entries.append(entry)
+        weights_record = {**(weights_record or {}), "path": relpath, "sha256": entry.sha256}
+    with torch.no_grad():
+        out = eager(example)
+    outs = out if isinstance(out, (tuple, list)) else [out]
+    batch_axes = {source.input_name: {"0": "batch"}, **{n: {"0": "batch"} for n in source.output_names}}
+    manifest = Manifest(
+        model={
+            "name": name,
+            "source": source.to_manifest(),
+            "seed": config.seed,
+            "parameters": building.count_parameters(eager),
+            "state_sha256": building.state_sha256(eager),
+            "weights": weights_record,
+        },
+        input={
+            "name": source.input_name,
+            "shape": list(source.input_shape),
+            "dtype": source.dtype,
+            "dynamic_axes": batch_axes,
+        },
+        outputs=[{"name": n, "shape": list(o.shape)} for n, o in zip(source.output_names, outs, strict=False)],
+        device=str(device),
+        artifacts=entries,
+        versions=versions(),
+    )
+    manifest.write(staging)
+    return manifest
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    """Swap the finished staging folder in; the earlier folder goes only once the new one is there."""
+    old = None
+    if target.exists() or target.is_symlink():
+        if not target.is_dir() or target.is_symlink():
+            raise ArtifactDirError(f"{target} exists and is not an artifact folder: move it or choose --name")
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.replace(target, old / "previous")
+    try:
+        os.replace(staging, target)
+    except OSError:
+        if old is not None:
+            os.replace(old / "previous", target)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version(), "torch": torch.__version__, "exporter": __version__}
+    for package in ("onnx", "onnxruntime", "onnxscript"):
+        try:
+            found[package] = version(package)
+        except PackageNotFoundError:
+            found[package] = "not installed"
+    return found

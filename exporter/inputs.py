@@ -1,0 +1,114 @@
+"""The inputs every runtime is fed: seeded and generated, or replayed from a file.
+
+Samples are grouped by batch size: ``groups[b]`` holds ``n * b`` samples that are fed
+``b`` at a time. The defaults cover batch 1, the export's batch and 64, so a batch
+size frozen into an artifact is caught. Saved sets are ``.npz`` files with one
+array ``batch_<B>`` per batch size, which ``load`` replays exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import VerifyConfig
+from .errors import InputSpecError
+
+DEFAULT_LARGE_BATCH = 64
+
+
+def default_batch_sizes(export_batch: int) -> tuple[int, ...]:
+    return tuple(sorted({1, export_batch, DEFAULT_LARGE_BATCH}))
+
+
+@dataclass
+class InputSet:
+    groups: dict[int, np.ndarray]  # batch size -> (n_batches * batch size, *sample_shape)
+    origin: str  # how the set was made, for the report
+
+    @property
+    def samples(self) -> int:
+        return sum(len(a) for a in self.groups.values())
+
+    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
+        data = self.groups[batch_size]
+        for start in range(0, len(data), batch_size):
+            yield data[start : start + batch_size]
+
+    def save(self, path: Path) -> None:
+        try:
+            with open(path, "wb") as handle:
+                np.savez(handle, **{f"batch_{b}": a for b, a in self.groups.items()})
+        except OSError as error:
+            raise InputSpecError(f"cannot write inputs to {path}: {error.strerror}") from None
+
+    @classmethod
+    def generate(cls, sample_shape: tuple[int, ...], dtype: str, config: VerifyConfig, export_batch: int) -> InputSet:
+        """Seeded random samples: uniform like ``torch.rand`` (scaled to the range) or normal."""
+        import torch
+
+        sizes = config.batch_sizes or default_batch_sizes(export_batch)
+        if config.samples < 1 or any(b < 1 for b in sizes):
+            raise InputSpecError("--samples and --batch-size must be positive")
+        low, high = config.input_range
+        if not high > low:
+            raise InputSpecError(f"--input-range {low},{high}: HIGH must be greater than LOW")
+        share = math.ceil(config.samples / len(sizes))
+        generator = torch.Generator().manual_seed(config.seed)
+        groups: dict[int, np.ndarray] = {}
+        for b in sizes:
+            shape = (max(1, math.ceil(share / b)) * b, *sample_shape)
+            if config.distribution == "normal":
+                # mean in the middle of the range, ~95 % of samples inside it
+                x = torch.randn(shape, generator=generator) * ((high - low) / 4) + (low + high) / 2
+            else:
+                x = torch.rand(shape, generator=generator) * (high - low) + low
+            groups[b] = x.numpy().astype(dtype, copy=False)
+        origin = f"{config.distribution} in [{low:g}, {high:g}), seed {config.seed}"
+        return cls(groups, origin)
+
+    @classmethod
+    def load(cls, path: Path, sample_shape: tuple[int, ...], dtype: str, batch_size: int | None) -> InputSet:
+        """Replay a saved ``.npz`` (``batch_<B>`` arrays), or split one array of samples into batches."""
+        path = Path(path)
+        if not path.is_file():
+            raise InputSpecError(f"inputs file {path} does not exist")
+        try:
+            loaded = np.load(path, allow_pickle=False)
+            arrays = dict(loaded.items()) if isinstance(loaded, np.lib.npyio.NpzFile) else {"inputs": loaded}
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            raise InputSpecError(f"{path} is not a readable .npz/.npy file ({error})") from None
+        if not arrays:
+            raise InputSpecError(f"{path} holds no arrays")
+        saved = {k: v for k, v in arrays.items() if k.startswith("batch_") and k[6:].isdigit()}
+        if saved and len(saved) == len(arrays):
+            groups = {int(k[6:]): v for k, v in saved.items()}
+        elif len(arrays) == 1:
+            (data,) = arrays.values()
+            if data.ndim == len(sample_shape):  # a single sample
+                data = data[None]
+            b = batch_size or min(len(data), DEFAULT_LARGE_BATCH)
+            groups = {}
+            full = len(data) - len(data) % b
+            if full:
+                groups[b] = data[:full]
+            if len(data) % b:
+                groups[len(data) % b] = data[full:]
+        else:
+            raise InputSpecError(f"{path} holds several arrays ({', '.join(arrays)}): give one, or batch_<B> arrays")
+        for b, data in groups.items():
+            if data.ndim != len(sample_shape) + 1 or tuple(data.shape[1:]) != tuple(sample_shape):
+                raise InputSpecError(
+                    f"{path}: samples must have shape {tuple(sample_shape)}, got {tuple(data.shape[1:])}"
+                )
+            if len(data) == 0 or len(data) % b:
+                raise InputSpecError(f"{path}: batch_{b} holds {len(data)} samples, not a multiple of {b}")
+            if not np.issubdtype(data.dtype, np.number):
+                raise InputSpecError(f"{path}: inputs must be numbers, got {data.dtype}")
+            groups[b] = np.ascontiguousarray(data.astype(dtype, copy=False))
+        return cls(dict(sorted(groups.items())), f"file {path}")

@@ -1,0 +1,178 @@
+"""manifest.json: the contract that binds an artifact folder's files by sha256.
+
+Other tools read this file, so its top-level keys are stable:
+``model``, ``input``, ``outputs``, ``device``, ``artifacts``, ``versions``, ``verification``.
+Every path in it is a plain relative path inside the folder; ``member_path`` refuses
+anything else (absolute paths, ``..``, symlinks) so a hostile manifest cannot make the
+tool read or write outside the folder. Files are read once, hashed, and the same bytes
+are handed to the runtime, so nothing is loaded before its hash is checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ManifestError
+
+MANIFEST_NAME = "manifest.json"
+REPORT_NAME = "verification.json"
+SCHEMA = 1  # bumped when a key changes meaning
+_MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # a real manifest is a few KB; refuse a hostile giant
+REQUIRED_KEYS = ("model", "input", "outputs", "device", "artifacts", "versions")
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ArtifactEntry:
+    """One file of the folder: its format, where it is, and what it must hash to."""
+
+    format: str  # "torchscript", "onnx", ...
+    path: str  # relative to the artifact folder
+    sha256: str
+    bytes: int
+    details: dict[str, Any] = field(default_factory=dict)  # per-format notes (opset, exporter, warnings)
+
+    @classmethod
+    def for_file(cls, folder: Path, relpath: str, fmt: str, **details: Any) -> ArtifactEntry:
+        path = folder / relpath
+        return cls(fmt, relpath, sha256_file(path), path.stat().st_size, dict(details))
+
+
+@dataclass
+class Manifest:
+    model: dict[str, Any]  # name, source, seed, parameters, state_sha256, weights
+    input: dict[str, Any]  # name, shape, dtype, dynamic_axes
+    outputs: list[dict[str, Any]]  # [{name, shape}]
+    device: str
+    artifacts: list[ArtifactEntry]
+    versions: dict[str, str]
+    verification: dict[str, Any] | None = None  # summary of the last verification
+    schema: int = SCHEMA
+
+    def artifact(self, fmt: str) -> ArtifactEntry | None:
+        return next((a for a in self.artifacts if a.format == fmt), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["artifacts"] = [asdict(a) for a in self.artifacts]
+        return data
+
+    def write(self, folder: Path) -> Path:
+        """Write manifest.json into ``folder`` (atomically: temp file, then rename)."""
+        path = folder / MANIFEST_NAME
+        tmp = folder / (MANIFEST_NAME + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, folder: Path) -> Manifest:
+        """Read and validate ``folder/manifest.json``; raises ManifestError with what is wrong."""
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise ManifestError(f"{folder} is not an artifact folder: run `exporter export MODEL` to create one")
+        path = folder / MANIFEST_NAME
+        if path.is_symlink() or not path.is_file():
+            raise ManifestError(f"{folder} has no {MANIFEST_NAME}: it was not written by `exporter export`")
+        if path.stat().st_size > _MAX_MANIFEST_BYTES:
+            raise ManifestError(f"{path} is larger than any manifest this tool writes: refusing to read it")
+        try:
+            data = json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ManifestError(f"{path} is not valid JSON ({error}): re-export the model") from None
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = MANIFEST_NAME) -> Manifest:
+        if not isinstance(data, dict):
+            raise ManifestError(f"{where} must hold a JSON object")
+        missing = [k for k in REQUIRED_KEYS if k not in data]
+        if missing:
+            raise ManifestError(f"{where} lacks {', '.join(missing)}: re-export the model")
+        problems = []
+        for key, kind in (("model", dict), ("input", dict), ("outputs", list), ("device", str)):
+            if not isinstance(data[key], kind):
+                problems.append(f"{key} must be a {kind.__name__}")
+        if not isinstance(data["artifacts"], list) or not data["artifacts"]:
+            problems.append("artifacts must be a non-empty list")
+        if problems:
+            raise ManifestError(f"{where}: {'; '.join(problems)}")
+        artifacts = []
+        for item in data["artifacts"]:
+            try:
+                entry = ArtifactEntry(
+                    format=str(item["format"]),
+                    path=str(item["path"]),
+                    sha256=str(item["sha256"]),
+                    bytes=int(item["bytes"]),
+                    details=dict(item.get("details") or {}),
+                )
+            except (KeyError, TypeError, ValueError):
+                raise ManifestError(f"{where}: each artifact needs format, path, sha256 and bytes") from None
+            check_relative(entry.path, where)
+            artifacts.append(entry)
+        return cls(
+            model=data["model"],
+            input=data["input"],
+            outputs=data["outputs"],
+            device=data["device"],
+            artifacts=artifacts,
+            versions=dict(data.get("versions") or {}),
+            verification=data.get("verification"),
+            schema=int(data.get("schema", SCHEMA)),
+        )
+
+
+def check_relative(relpath: str, where: str = MANIFEST_NAME) -> None:
+    """Refuse a path that could leave the folder: absolute, `..`, empty, or a drive/UNC form."""
+    parts = Path(relpath).parts
+    if (
+        not relpath
+        or os.path.isabs(relpath)
+        or relpath.startswith(("\\", "/"))
+        or ":" in relpath
+        or ".." in parts
+        or "\\" in relpath
+    ):
+        raise ManifestError(
+            f"{where} names {relpath!r}, which is not a plain path inside the artifact folder: refusing it"
+        )
+
+
+def member_path(folder: Path, relpath: str) -> Path:
+    """The path of ``relpath`` inside ``folder``, refusing symlinks and escapes."""
+    check_relative(relpath)
+    root = Path(folder).resolve()
+    path = root / relpath
+    current = root
+    for part in Path(relpath).parts:
+        current = current / part
+        if current.is_symlink():
+            raise ManifestError(f"{relpath!r} in {folder} is a symlink: refusing to follow it")
+    if root not in path.resolve().parents:
+        raise ManifestError(f"{relpath!r} resolves outside {folder}: refusing it")
+    return path
+
+
+def read_member(folder: Path, relpath: str) -> bytes:
+    """The bytes of a file inside the folder (see ``member_path``)."""
+    path = member_path(folder, relpath)
+    if not path.is_file():
+        raise FileNotFoundError(relpath)
+    return path.read_bytes()

@@ -1,0 +1,181 @@
+"""Parameter accounting: every eager parameter, and where it is in each artifact.
+
+Eager parameters come from ``named_parameters()`` (a tied tensor once, its other
+names kept as aliases). Buffers (BatchNorm statistics, normalisation constants) are
+listed apart. In an artifact a parameter is *matched* when a tensor of the same name
+(or alias) and shape is there; its values must then be identical. A parameter with
+no tensor of its own is *unused* when a backward pass through the eager model leaves
+its gradient None (the artifact lacks weights the model declares: a failure unless
+allowed) or *folded* when forward uses it and the exporter merged it into another
+tensor (BatchNorm into the convolution before it; the logits prove the fold).
+Artifact tensors that match no parameter or buffer are exporter constants, listed apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass
+class EagerParameter:
+    name: str
+    shape: tuple[int, ...]
+    count: int
+    aliases: list[str] = field(default_factory=list)  # other names of a tied tensor
+    used: bool | None = None  # None: usage could not be established
+
+
+@dataclass
+class ArtifactParameters:
+    """How one artifact's tensors account for the eager parameters."""
+
+    runtime: str
+    total: int = 0  # parameters accounted for in the artifact (matched + folded)
+    matched: list[str] = field(default_factory=list)
+    folded: list[str] = field(default_factory=list)
+    unused: list[str] = field(default_factory=list)  # missing, and forward never touches them
+    altered: list[dict[str, Any]] = field(default_factory=list)  # matched name, different values
+    buffers: list[str] = field(default_factory=list)  # eager buffers found in the artifact
+    constants: list[dict[str, Any]] = field(default_factory=list)  # tensors the exporter added
+    explanation: str = ""
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.reasons
+
+
+@dataclass
+class ParameterReport:
+    eager_total: int
+    parameters: list[EagerParameter]
+    buffers: list[dict[str, Any]]
+    artifacts: dict[str, ArtifactParameters]
+    allow_unused: bool = False
+
+    @property
+    def passed(self) -> bool:
+        return all(a.passed for a in self.artifacts.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        for name, art in self.artifacts.items():
+            data["artifacts"][name]["passed"] = art.passed
+        data["passed"] = self.passed
+        return data
+
+
+def eager_parameters(model: nn.Module, example: torch.Tensor | None) -> list[EagerParameter]:
+    """Unique parameters with their aliases; ``used`` from a backward pass when possible."""
+    by_id: dict[int, EagerParameter] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        entry = by_id.get(id(p))
+        if entry is None:
+            by_id[id(p)] = EagerParameter(name, tuple(p.shape), p.numel())
+        else:
+            entry.aliases.append(name)
+    used = _used_by_forward(model, example) if example is not None else None
+    for p in model.parameters():
+        if used is not None:
+            by_id[id(p)].used = used.get(id(p))
+    return list(by_id.values())
+
+
+def _used_by_forward(model: nn.Module, example: torch.Tensor) -> dict[int, bool] | None:
+    """Which parameters get a gradient from one forward + backward (None if that cannot run)."""
+    params = list(model.parameters())
+    saved = [(p.requires_grad, p.grad) for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(True)
+            p.grad = None
+        with torch.enable_grad():
+            out = model(example)
+            outs = out if isinstance(out, (tuple, list)) else [out]
+            total = sum(o.float().sum() for o in outs if torch.is_tensor(o) and o.requires_grad)
+            if not torch.is_tensor(total):
+                return None
+            total.backward()
+        return {id(p): p.grad is not None for p in params}
+    except Exception:  # a model that cannot run backward: usage stays unknown
+        return None
+    finally:
+        for p, (flag, grad) in zip(params, saved, strict=True):
+            p.grad = grad
+            p.requires_grad_(flag)
+
+
+def account(
+    runtime: str,
+    eager: list[EagerParameter],
+    eager_values: dict[str, torch.Tensor],
+    buffer_names: set[str],
+    artifact: dict[str, np.ndarray],
+    allow_unused: bool,
+) -> ArtifactParameters:
+    """Match ``artifact`` tensors (name -> array) against the eager parameters."""
+    result = ArtifactParameters(runtime)
+    claimed: set[str] = set()
+    for param in eager:
+        names = [param.name, *param.aliases]
+        hit = next((n for n in names if n in artifact and tuple(artifact[n].shape) == param.shape), None)
+        if hit is None:
+            if param.used is False:
+                result.unused.append(param.name)
+            else:
+                result.folded.append(param.name)
+            continue
+        claimed.add(hit)
+        result.matched.append(param.name)
+        reference = eager_values[param.name].detach().to("cpu").numpy()
+        values = np.asarray(artifact[hit])
+        if values.dtype != reference.dtype or not np.array_equal(values, reference):
+            diff = float(np.max(np.abs(values.astype(np.float64) - reference.astype(np.float64))))
+            result.altered.append({"name": param.name, "max_abs_diff": diff})
+    for name, values in artifact.items():
+        if name in claimed:
+            continue
+        if name in buffer_names:
+            result.buffers.append(name)
+        else:
+            result.constants.append({"name": name, "shape": list(values.shape), "count": int(values.size)})
+
+    counts = {p.name: p.count for p in eager}
+    matched = sum(counts[n] for n in result.matched)
+    folded = sum(counts[n] for n in result.folded)
+    unused = sum(counts[n] for n in result.unused)
+    eager_total = sum(counts.values())
+    result.total = matched + folded + (unused if allow_unused else 0)
+    parts = [f"{matched:,} in {len(result.matched)} tensors matched by name and shape"]
+    if result.folded:
+        parts.append(f"{folded:,} folded into other tensors by the exporter ({', '.join(result.folded)})")
+    if result.unused:
+        parts.append(
+            f"{unused:,} {'allowed as ' if allow_unused else ''}unused by forward and absent "
+            f"({', '.join(result.unused)})"
+        )
+    extra = ""
+    if result.constants:
+        elements = sum(c["count"] for c in result.constants)
+        extra = f"; not counted: {len(result.constants)} exporter constant(s), {elements:,} elements"
+    if result.buffers:
+        extra += f"; {len(result.buffers)} buffer(s) listed apart"
+    result.explanation = f"{result.total:,} = " + " + ".join(parts) + extra
+
+    if result.unused and not allow_unused:
+        result.reasons.append(
+            f"parameters {', '.join(result.unused)} are never used by forward, so the artifact lacks them "
+            "(pass --allow-unused if that is intended)"
+        )
+    for item in result.altered:
+        result.reasons.append(
+            f"parameter {item['name']} differs from the eager model's (max abs diff {item['max_abs_diff']:.3g})"
+        )
+    if result.total != eager_total:
+        result.reasons.append(f"parameter total {result.total:,} differs from eager's {eager_total:,}")
+    return result

@@ -1,0 +1,227 @@
+"""The verification report: result objects, their JSON form and the table people read."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .compare import OutputComparison
+from .parameters import ParameterReport
+
+
+@dataclass
+class HashCheck:
+    path: str
+    expected: str
+    actual: str | None  # None: the file could not be read
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.actual == self.expected
+
+
+@dataclass
+class BatchResult:
+    batch_size: int
+    samples: int
+    outputs: list[OutputComparison] = field(default_factory=list)
+    error: str | None = None  # the runtime raised: its first line
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and bool(self.outputs) and all(self.outputs)
+
+
+@dataclass
+class RuntimeResult:
+    runtime: str
+    format: str
+    artifact: str
+    error: str | None = None  # not run at all: hash mismatch, load failure
+    notes: list[str] = field(default_factory=list)  # providers, tracing warnings
+    batches: list[BatchResult] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and bool(self.batches) and all(b.passed for b in self.batches)
+
+
+@dataclass
+class VerificationReport:
+    artifact_dir: str
+    model: str
+    device: str
+    inputs: str  # how the inputs were made
+    samples: int
+    batch_sizes: list[int]
+    tolerances: dict[str, dict[str, float]]  # output -> {"atol", "rtol"}
+    nan_policy: str
+    hashes: list[HashCheck] = field(default_factory=list)
+    reference: dict[str, Any] = field(default_factory=dict)  # determinism of eager, model provenance
+    runtimes: list[RuntimeResult] = field(default_factory=list)
+    parameters: ParameterReport | None = None
+    problems: list[str] = field(default_factory=list)  # failures not tied to one runtime
+
+    @property
+    def failures(self) -> list[str]:
+        """Every mismatch, one line each, in the order a reader should fix them."""
+        lines = list(self.problems)
+        lines += [
+            f"{h.path}: sha256 {h.actual or 'unreadable'} does not match the manifest's {h.expected}"
+            + (f" ({h.error})" if h.error else "")
+            + "; the file was not loaded"
+            for h in self.hashes
+            if not h.ok
+        ]
+        for r in self.runtimes:
+            if r.error:
+                lines.append(f"{r.runtime}: {r.error}")
+            for b in r.batches:
+                if b.error:
+                    lines.append(f"{r.runtime} at batch {b.batch_size}: raised {b.error}")
+                for o in b.outputs:
+                    lines += [f"{r.runtime} at batch {b.batch_size}, {o.output}: {reason}" for reason in o.reasons]
+            failed = r.error or any(not b.passed for b in r.batches)
+            if failed:
+                lines += [f"{r.runtime}: note: {w}" for w in r.notes if "Warning" in w]
+        if self.parameters:
+            for name, art in self.parameters.artifacts.items():
+                lines += [f"{name} parameters: {reason}" for reason in art.reasons]
+        return lines
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["parameters"] = self.parameters.to_dict() if self.parameters else None
+        for h, hd in zip(self.hashes, data["hashes"], strict=True):
+            hd["ok"] = h.ok
+        for r, rd in zip(self.runtimes, data["runtimes"], strict=True):
+            rd["passed"] = r.passed
+            for b, bd in zip(r.batches, rd["batches"], strict=True):
+                bd["passed"] = b.passed
+        data["passed"] = self.passed
+        data["failures"] = self.failures
+        return data
+
+    def summary(self) -> dict[str, Any]:
+        """The short form kept in manifest.json."""
+        per_runtime = {}
+        for r in self.runtimes:
+            outs = [o for b in r.batches for o in b.outputs]
+            diffs = [o.max_abs_diff for o in outs if o.max_abs_diff is not None]
+            rels = [o.max_rel_diff for o in outs if o.max_rel_diff is not None]
+            per_runtime[r.runtime] = {
+                "passed": r.passed,
+                "max_abs_diff": max(diffs) if diffs else None,
+                "max_rel_diff": max(rels) if rels else None,
+            }
+        return {
+            "passed": self.passed,
+            "samples": self.samples,
+            "batch_sizes": self.batch_sizes,
+            "tolerances": self.tolerances,
+            "runtimes": per_runtime,
+            "parameters_passed": self.parameters.passed if self.parameters else None,
+            "failures": len(self.failures),
+        }
+
+    def render(self) -> str:
+        """The human report: header, runtime x batch table, parameters, then every failure."""
+        out = [
+            f"Verification of {self.artifact_dir} (model {self.model}, device {self.device})",
+            f"inputs: {self.samples} samples, {self.inputs}, batch sizes {', '.join(map(str, self.batch_sizes))}",
+            "tolerance: |actual - expected| <= atol + rtol * |expected|; "
+            + "; ".join(f"{k}: atol {v['atol']:g}, rtol {v['rtol']:g}" for k, v in self.tolerances.items()),
+        ]
+        ok_hashes = sum(h.ok for h in self.hashes)
+        out.append(f"files: {ok_hashes}/{len(self.hashes)} match their sha256 in the manifest")
+        det = self.reference.get("deterministic")
+        out.append(
+            "reference: eager PyTorch, "
+            + (
+                "deterministic over two runs"
+                if det
+                else "NOT deterministic over two runs"
+                if det is False
+                else "not run"
+            )
+        )
+        out.append("")
+        head = (
+            "runtime",
+            "batch",
+            "samples",
+            "max_abs",
+            "max_rel",
+            "mean_abs",
+            "p99_abs",
+            "cosine",
+            "top1",
+            "ties",
+            "result",
+        )
+        rows = [head]
+        for r in self.runtimes:
+            if r.error:
+                rows.append((r.runtime, "-", "-", "-", "-", "-", "-", "-", "-", "-", "FAIL (not run)"))
+            for b in r.batches:
+                for o in b.outputs or [None]:
+                    if o is None:
+                        rows.append((r.runtime, str(b.batch_size), str(b.samples), *["-"] * 7, "FAIL (raised)"))
+                        continue
+                    rows.append(
+                        (
+                            r.runtime if len(b.outputs) == 1 else f"{r.runtime}/{o.output}",
+                            str(b.batch_size),
+                            str(b.samples),
+                            _num(o.max_abs_diff),
+                            _num(o.max_rel_diff),
+                            _num(o.mean_abs_diff),
+                            _num(o.p99_abs_diff),
+                            "-" if o.cosine_similarity is None else f"{o.cosine_similarity:.6f}",
+                            "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.1f}%",
+                            str(o.tied_samples),
+                            "pass" if b.passed else "FAIL",
+                        )
+                    )
+        out += _table(rows)
+        if self.parameters:
+            p = self.parameters
+            out += [
+                "",
+                f"parameters (eager: {p.eager_total:,} in {len(p.parameters)} tensors, tied counted once; "
+                f"{len(p.buffers)} buffer(s) listed apart)",
+            ]
+            rows = [("runtime", "total", "result", "how")]
+            for name, art in p.artifacts.items():
+                rows.append((name, f"{art.total:,}", "pass" if art.passed else "FAIL", art.explanation))
+            out += _table(rows)
+        for r in self.runtimes:
+            for note in r.notes:
+                if "Warning" not in note:
+                    out.append(f"note: {r.runtime}: {note}")
+        failures = self.failures
+        out.append("")
+        if failures:
+            out.append(f"FAILED: {len(failures)} problem(s)")
+            out += [f"  - {line}" for line in failures]
+        else:
+            names = ", ".join(["eager", *(r.runtime for r in self.runtimes)])
+            out.append(f"PASSED: {names} agree on {self.samples} samples, and the parameters match")
+        return "\n".join(out)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2e}"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]

@@ -1,0 +1,204 @@
+"""Where a model comes from: a registry name, ``package.module:Class`` or ``file.py:Class``.
+
+Resolving a source needs no torch; building the model (``build``) does. A source is
+recorded in the manifest so that ``verify`` can rebuild the same eager model: the
+class, the seed its weights were initialised from and, for a model file, the file's
+sha256, checked before the file is executed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sys
+import types
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelNotFoundError, first_line
+from .manifest import sha256_bytes
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A resolved model reference plus what its input looks like."""
+
+    kind: str  # "registry" | "import" | "file"
+    target: str  # "pkg.module:Class" (registry, import) or "Class" (file)
+    name: str  # default artifact folder name
+    input_shape: tuple[int, ...] | None  # example input, batch first; None: not known yet
+    dtype: str = "float32"
+    input_name: str = "input"
+    output_names: tuple[str, ...] = ("logits",)
+    registry_name: str | None = None
+    file: Path | None = None
+    file_sha256: str | None = None
+    description: str = ""
+
+    def to_manifest(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"kind": self.kind}
+        if self.kind == "file":
+            data.update(file=str(self.file), sha256=self.file_sha256, class_name=self.target)
+        else:
+            data["import"] = self.target
+        if self.registry_name:
+            data["registry"] = self.registry_name
+        return data
+
+    @classmethod
+    def from_manifest(cls, model: dict[str, Any], input_spec: dict[str, Any], outputs: list) -> ModelSource:
+        from .errors import ManifestError
+
+        source = model.get("source")
+        if not isinstance(source, dict) or source.get("kind") not in ("registry", "import", "file"):
+            raise ManifestError("manifest.json: model.source must say kind registry, import or file")
+        common = dict(
+            name=str(model.get("name", "model")),
+            input_shape=tuple(int(d) for d in input_spec.get("shape", ())) or None,
+            dtype=str(input_spec.get("dtype", "float32")),
+            input_name=str(input_spec.get("name", "input")),
+            output_names=tuple(str(o.get("name")) for o in outputs) or ("logits",),
+        )
+        if source["kind"] == "file":
+            return cls(
+                kind="file",
+                target=str(source.get("class_name", "")),
+                file=Path(str(source.get("file", ""))),
+                file_sha256=str(source.get("sha256", "")),
+                **common,
+            )
+        if source["kind"] == "registry":
+            # Registered models are rebuilt from this package's own registry, never from
+            # an import path the manifest supplies.
+            entry = _registry_entry(str(source.get("registry", "")))
+            if entry is None:
+                raise ManifestError(
+                    f"manifest.json names registered model {source.get('registry')!r}, "
+                    "which this version of exporter does not have"
+                )
+            return cls(kind="registry", target=entry.target, registry_name=entry.name, **common)
+        target = str(source.get("import", ""))
+        _check_import_path(target)
+        return cls(kind="import", target=target, **common)
+
+    def with_file(self, path: Path) -> ModelSource:
+        """This file source with its code read from ``path`` (checked against the recorded sha256)."""
+        return ModelSource(**{**self.__dict__, "file": Path(path)})
+
+    def load_class(self) -> type:
+        """Import the class. Raises ModelNotFoundError with the reason in one line."""
+        if self.kind == "file":
+            module = _exec_file(self.file, self.file_sha256)
+            class_name = self.target
+        else:
+            module_name, class_name = self.target.split(":", 1)
+            try:
+                module = importlib.import_module(module_name)
+            except Exception as error:  # the user's module may raise anything at import
+                raise ModelNotFoundError(
+                    f"cannot import module {module_name!r} for {self.target}: {first_line(error)}"
+                ) from error
+        obj: Any = module
+        for part in class_name.split("."):
+            obj = getattr(obj, part, None)
+            if obj is None:
+                where = self.file if self.kind == "file" else module_name
+                raise ModelNotFoundError(f"{where} has no class {class_name!r}: check the name after ':'")
+        if not isinstance(obj, type):
+            raise ModelNotFoundError(f"{self.target} is not a class: name an nn.Module subclass")
+        return obj
+
+
+def _registry_entry(name: str):
+    import models
+
+    return models.get(name)
+
+
+def _check_import_path(target: str) -> None:
+    module, _, cls = target.partition(":")
+    if not (module and cls and _IDENTIFIER.match(module) and _IDENTIFIER.match(cls)):
+        raise ModelNotFoundError(
+            f"{target!r} is not a model: give a registered name (see `exporter models`), "
+            "package.module:Class or path/to/file.py:Class"
+        )
+
+
+def resolve(spec: str, input_shape: tuple[int, ...] | None = None) -> ModelSource:
+    """Turn the MODEL argument into a ModelSource. Raises ModelNotFoundError or InputSpecError."""
+    from .errors import InputSpecError
+
+    entry = _registry_entry(spec)
+    if entry is not None:
+        return ModelSource(
+            kind="registry",
+            target=entry.target,
+            name=entry.name,
+            input_shape=tuple(input_shape or entry.input_shape),
+            dtype=entry.dtype,
+            input_name=entry.input_name,
+            output_names=tuple(entry.output_names),
+            registry_name=entry.name,
+            description=entry.description,
+        )
+    if ":" not in spec:
+        import models
+
+        known = ", ".join(sorted(models.REGISTRY))
+        raise ModelNotFoundError(
+            f"unknown model {spec!r}: registered models are {known}; "
+            "or give package.module:Class or path/to/file.py:Class"
+        )
+    location, _, class_name = spec.rpartition(":")
+    if location.endswith(".py"):
+        path = Path(location)
+        if not path.is_file():
+            raise ModelNotFoundError(f"model file {location} does not exist")
+        if not class_name or not _IDENTIFIER.match(class_name):
+            raise ModelNotFoundError(f"{class_name!r} is not a class name: write {location}:ClassName")
+        digest = sha256_bytes(path.read_bytes())
+        source = ModelSource(
+            kind="file",
+            target=class_name,
+            name=class_name.split(".")[-1],
+            input_shape=input_shape,
+            file=path.resolve(),
+            file_sha256=digest,
+        )
+    else:
+        _check_import_path(spec)
+        source = ModelSource(kind="import", target=spec, name=class_name.split(".")[-1], input_shape=input_shape)
+    if source.input_shape is None:
+        raise InputSpecError(
+            f"{spec} is not a registered model, so its input shape is unknown: pass --input-shape, "
+            "for example --input-shape 1,28,28"
+        )
+    return source
+
+
+def _exec_file(path: Path | None, expected_sha256: str | None) -> types.ModuleType:
+    """Execute a model file as a module, after checking its bytes against the recorded hash."""
+    if path is None or not Path(path).is_file():
+        raise ModelNotFoundError(f"model file {path} does not exist")
+    data = Path(path).read_bytes()
+    digest = sha256_bytes(data)
+    if expected_sha256 and digest != expected_sha256:
+        raise ModelNotFoundError(
+            f"model file {path} has sha256 {digest[:12]}..., not the {expected_sha256[:12]}... "
+            "recorded at export: refusing to run it; re-export or pass the original file"
+        )
+    module_name = f"_exporter_model_{digest[:16]}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    module = types.ModuleType(module_name)
+    module.__file__ = str(path)
+    sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+    try:
+        exec(compile(data, str(path), "exec"), module.__dict__)
+    except Exception as error:  # the user's file may raise anything
+        del sys.modules[module_name]
+        raise ModelNotFoundError(f"model file {path} failed to load: {first_line(error)}") from error
+    return module

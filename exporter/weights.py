@@ -1,0 +1,165 @@
+"""Checkpoints, loaded safely: ``torch.load(weights_only=True)`` or safetensors, never full unpickling.
+
+A weights file is read once, hashed, and parsed from those bytes. Real checkpoints
+come in a few shapes, which are accepted and reported: keys prefixed ``module.``
+(DataParallel) or ``_orig_mod.`` (torch.compile), and training dicts holding the
+weights under ``state_dict``, ``model_state_dict`` or ``model``. Loading is strict:
+every missing key, unexpected key and shape mismatch is listed in one error.
+
+``export`` keeps a copy of the loaded state in the artifact folder (``weights.pt``,
+bound by sha256 like every artifact), so ``verify`` never reads outside the folder.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, ExporterError, first_line
+from .manifest import Manifest, read_member, sha256_bytes
+
+FILE_NAME = "weights.pt"
+WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")
+PREFIXES = ("module.", "_orig_mod.")
+
+
+def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Load a state_dict from ``path``; returns it and what was learned (format, sha256, notes)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"weights file {path} does not exist")
+    data = path.read_bytes()
+    info: dict[str, Any] = {"path": str(path.resolve()), "sha256": sha256_bytes(data), "notes": []}
+    if not data:
+        raise CheckpointError(f"weights file {path} is empty")
+    if path.suffix == ".safetensors":
+        info["format"] = "safetensors"
+        state = _safetensors(data, path)
+    else:
+        info["format"] = "state_dict"
+        state = _torch_load(data, path)
+    state = _unwrap(state, path, info["notes"])
+    return state, info
+
+
+def _safetensors(data: bytes, path: Path) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    try:
+        return load(data)
+    except (SafetensorError, ValueError, RuntimeError, OSError) as error:
+        raise CheckpointError(f"{path} is not a valid safetensors file: {first_line(error)}") from None
+
+
+def _torch_load(data: bytes, path: Path) -> Any:
+    if data[:4] == b"PK\x03\x04":
+        try:
+            names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+        except zipfile.BadZipFile:
+            names = []
+        if any(n.endswith("/constants.pkl") or "/code/" in n for n in names):
+            raise CheckpointError(
+                f"{path} is a TorchScript archive, not a state_dict: export from the Python model, "
+                "or save its weights with torch.save(model.state_dict(), FILE)"
+            )
+    try:
+        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        text = str(error)
+        if "Weights only load failed" in text or "Unsupported global" in text or "GLOBAL" in text:
+            raise CheckpointError(
+                f"{path} holds Python objects beyond tensors, which only full unpickling could build; "
+                "that can run arbitrary code, so it is refused: save a plain state_dict or .safetensors"
+            ) from None
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({first_line(error)})") from None
+    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, AttributeError) as error:
+        raise CheckpointError(
+            f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {first_line(error)}"
+        ) from None
+
+
+def _is_state(obj: Any) -> bool:
+    return (
+        isinstance(obj, dict) and bool(obj) and all(isinstance(k, str) and torch.is_tensor(v) for k, v in obj.items())
+    )
+
+
+def _unwrap(obj: Any, path: Path, notes: list[str]) -> dict[str, torch.Tensor]:
+    if not _is_state(obj) and isinstance(obj, dict):
+        for key in WRAPPER_KEYS:
+            if _is_state(obj.get(key)):
+                notes.append(f"weights taken from the training checkpoint's {key!r} entry")
+                obj = obj[key]
+                break
+    if not _is_state(obj):
+        kind = type(obj).__name__
+        raise CheckpointError(
+            f"{path} holds a {kind}, not a state_dict of tensors (nor one under {', '.join(WRAPPER_KEYS)})"
+        )
+    for prefix in PREFIXES:
+        if all(k.startswith(prefix) for k in obj):
+            notes.append(f"stripped the {prefix!r} prefix from every key")
+            obj = {k[len(prefix) :]: v for k, v in obj.items()}
+    return obj
+
+
+def apply(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
+    """Strictly load ``state`` into ``model``; one CheckpointError lists every problem."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    shapes = [
+        f"{k} {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and tuple(state[k].shape) != tuple(v.shape)
+    ]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {', '.join(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys: {', '.join(unexpected)}")
+    if shapes:
+        problems.append(f"shape mismatches: {'; '.join(shapes)}")
+    if problems:
+        raise CheckpointError(f"{where} does not fit the model: {' | '.join(problems)}")
+    model.load_state_dict(state, strict=True)
+
+
+def save_copy(model: nn.Module, folder: Path) -> str:
+    """Write the model's loaded state into the artifact folder; returns its relative path."""
+    state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+    torch.save(state, folder / FILE_NAME)
+    return FILE_NAME
+
+
+def load_recorded_weights(model: nn.Module, manifest: Manifest, config, folder: Path) -> None:
+    """Load the weights the manifest records (from the folder's own hash-checked copy)."""
+    record = manifest.model.get("weights")
+    if not record:
+        return
+    original = record.get("original") or {}
+    if config.weights is not None:
+        given = sha256_bytes(Path(config.weights).read_bytes()) if Path(config.weights).is_file() else None
+        if given != original.get("sha256"):
+            raise CheckpointError(
+                f"--weights {config.weights} does not match the file used at export "
+                f"({original.get('path')}, sha256 {str(original.get('sha256'))[:12]}...): refusing to verify"
+            )
+    relpath = str(record.get("path", ""))
+    try:
+        data = read_member(folder, relpath)
+    except FileNotFoundError:
+        raise ExporterError(f"{relpath} is missing from {folder}: the weights cannot be rebuilt") from None
+    if sha256_bytes(data) != record.get("sha256"):
+        raise ExporterError(
+            f"{relpath} in {folder} does not match its sha256 in the manifest: refusing to load it; re-export"
+        )
+    state = _torch_load(data, folder / relpath)
+    apply(model, _unwrap(state, folder / relpath, []), str(folder / relpath))

@@ -20,7 +20,8 @@ _NOISE = ("deprecated", "DeprecationWarning", "FutureWarning")
 @contextlib.contextmanager
 def quiet_export(kept: list[str]) -> Iterator[None]:
     """Swallow exporter output; append the meaningful warning lines to ``kept``."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript")]
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("torch", "onnxscript", "onnx_ir")]
+    loggers = [logging.getLogger(n) for n in ("torch", "onnxscript", *names)]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)

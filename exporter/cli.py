@@ -250,6 +250,9 @@ def export_command(model: str, no_verify: bool, **kw: Any) -> None:
       exporter export mlp --device cpu --format onnx --opset 18
       exporter export my_model.py:Net --input-shape 1,28,28 --weights net.safetensors
     """
+    from .sources import resolve
+
+    resolve(model, kw["input_shape"])  # usage errors answer before torch is imported
     from .exporting import export
 
     config = ExportConfig(

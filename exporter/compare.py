@@ -99,8 +99,8 @@ class OutputComparison:
                 result.reasons.append(
                     f"{result.mismatched_elements}/{result.elements} elements differ beyond "
                     f"atol {tolerance.atol:g} + rtol {tolerance.rtol:g} * |expected|; max abs diff "
-                    f"{result.max_abs_diff:.3g}, worst at {list(worst)}: expected {result.worst['expected']:.6g}, "
-                    f"got {result.worst['actual']:.6g}"
+                    f"{result.max_abs_diff:.3g}, worst at {result.worst['index']}: "
+                    f"expected {result.worst['expected']:.6g}, got {result.worst['actual']:.6g}"
                 )
         _top1(result, e, a)
         result.passed = not result.reasons

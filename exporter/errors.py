@@ -51,9 +51,13 @@ class ExportFailedError(ExporterError):
 
 
 def first_line(error: BaseException, limit: int = 240) -> str:
-    """The first non-empty line of an exception's message, for one-line reports."""
-    for line in str(error).splitlines():
-        line = line.strip()
-        if line:
-            return line if len(line) <= limit else line[: limit - 3] + "..."
-    return type(error).__name__
+    """The line of an exception's message that says what went wrong, for one-line reports.
+
+    That is the first non-empty line, except for TorchScript interpreter errors, whose
+    first line is boilerplate and whose last line ("RuntimeError: ...") is the cause.
+    """
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    line = lines[-1] if lines[0].startswith("The following operation failed in the TorchScript") else lines[0]
+    return line if len(line) <= limit else line[: limit - 3] + "..."

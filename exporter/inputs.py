@@ -1,8 +1,11 @@
 """The inputs every runtime is fed: seeded and generated, or replayed from a file.
 
 Samples are grouped by batch size: ``groups[b]`` holds ``n * b`` samples that are fed
-``b`` at a time. The defaults cover batch 1, the export's batch and 64, so a batch
-size frozen into an artifact is caught. Saved sets are ``.npz`` files with one
+``b`` at a time, whole batches only. Every batch size runs the same number of batches
+``n = ceil(samples / sum(batch sizes))``, so the large batches carry most samples (cheap
+per sample), batch 1 still runs ``n`` times, and the cost grows linearly with
+``samples``. The defaults cover batch 1, the export's batch and 64, so a batch size
+frozen into an artifact is caught. Saved sets are ``.npz`` files with one
 array ``batch_<B>`` per batch size, which ``load`` replays exactly.
 """
 
@@ -58,11 +61,11 @@ class InputSet:
         low, high = config.input_range
         if not high > low:
             raise InputSpecError(f"--input-range {low},{high}: HIGH must be greater than LOW")
-        share = math.ceil(config.samples / len(sizes))
+        batches = math.ceil(config.samples / sum(sizes))
         generator = torch.Generator().manual_seed(config.seed)
         groups: dict[int, np.ndarray] = {}
         for b in sizes:
-            shape = (max(1, math.ceil(share / b)) * b, *sample_shape)
+            shape = (batches * b, *sample_shape)
             if config.distribution == "normal":
                 # mean in the middle of the range, ~95 % of samples inside it
                 x = torch.randn(shape, generator=generator) * ((high - low) / 4) + (low + high) / 2

@@ -40,6 +40,7 @@ class ArtifactParameters:
     folded: list[str] = field(default_factory=list)
     unused: list[str] = field(default_factory=list)  # missing, and forward never touches them
     altered: list[dict[str, Any]] = field(default_factory=list)  # matched name, different values
+    rewritten: bool = False  # altered values, but the outputs agree: the exporter folded into them
     buffers: list[str] = field(default_factory=list)  # eager buffers found in the artifact
     constants: list[dict[str, Any]] = field(default_factory=list)  # tensors the exporter added
     explanation: str = ""
@@ -117,8 +118,14 @@ def account(
     buffer_names: set[str],
     artifact: dict[str, np.ndarray],
     allow_unused: bool,
+    outputs_agree: bool,
 ) -> ArtifactParameters:
-    """Match ``artifact`` tensors (name -> array) against the eager parameters."""
+    """Match ``artifact`` tensors (name -> array) against the eager parameters.
+
+    A matched tensor whose values differ is a failure when the runtime's outputs also
+    disagree (it explains them); when the outputs agree, the exporter rewrote it by a
+    fold (BatchNorm into the convolution before it), which the outputs prove.
+    """
     result = ArtifactParameters(runtime)
     claimed: set[str] = set()
     for param in eager:
@@ -165,6 +172,10 @@ def account(
         extra = f"; not counted: {len(result.constants)} exporter constant(s), {elements:,} elements"
     if result.buffers:
         extra += f"; {len(result.buffers)} buffer(s) listed apart"
+    if result.altered and outputs_agree:
+        result.rewritten = True
+        names = ", ".join(a["name"] for a in result.altered)
+        extra += f"; values of {names} rewritten by the exporter (a fold), proved by the outputs"
     result.explanation = f"{result.total:,} = " + " + ".join(parts) + extra
 
     if result.unused and not allow_unused:
@@ -172,9 +183,10 @@ def account(
             f"parameters {', '.join(result.unused)} are never used by forward, so the artifact lacks them "
             "(pass --allow-unused if that is intended)"
         )
-    for item in result.altered:
+    for item in [] if result.rewritten else result.altered:
         result.reasons.append(
-            f"parameter {item['name']} differs from the eager model's (max abs diff {item['max_abs_diff']:.3g})"
+            f"parameter {item['name']} in the artifact differs from the eager model's "
+            f"(max abs diff {item['max_abs_diff']:.3g})"
         )
     if result.total != eager_total:
         result.reasons.append(f"parameter total {result.total:,} differs from eager's {eager_total:,}")

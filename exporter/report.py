@@ -41,6 +41,7 @@ class RuntimeResult:
     error: str | None = None  # not run at all: hash mismatch, load failure
     notes: list[str] = field(default_factory=list)  # providers, tracing warnings
     batches: list[BatchResult] = field(default_factory=list)
+    seconds: float = 0.0  # time spent inside infer() over all batches
 
     @property
     def passed(self) -> bool:
@@ -67,13 +68,13 @@ class VerificationReport:
     def failures(self) -> list[str]:
         """Every mismatch, one line each, in the order a reader should fix them."""
         lines = list(self.problems)
-        lines += [
-            f"{h.path}: sha256 {h.actual or 'unreadable'} does not match the manifest's {h.expected}"
-            + (f" ({h.error})" if h.error else "")
-            + "; the file was not loaded"
-            for h in self.hashes
-            if not h.ok
-        ]
+        for h in self.hashes:
+            if h.actual is None:
+                lines.append(f"{h.path}: cannot be read ({h.error})")
+            elif not h.ok:
+                lines.append(
+                    f"{h.path}: sha256 {h.actual} does not match the manifest's {h.expected}; the file was not loaded"
+                )
         for r in self.runtimes:
             if r.error:
                 lines.append(f"{r.runtime}: {r.error}")

@@ -84,11 +84,14 @@ def verify(
     with eager_runner(model, device, meta, output_names) as reference:
         expected = _run_all(reference, inputs, report_errors=report.problems)
         again = _run_all(reference, inputs, report_errors=report.problems)
+        report.reference["seconds"] = sum(reference.inference_times) / 2  # per run
     _check_determinism(expected, again, tolerances, report)
 
     outputs: dict[str, dict[int, dict[str, np.ndarray]]] = {"eager": expected}
     tensors: dict[str, dict[str, np.ndarray]] = {}
     for entry in manifest.artifacts:
+        if entry.format in formats.DATA_FORMATS:
+            continue  # hash-checked above, loaded by the reference rebuild, not a runtime
         if entry.format not in formats.FORMATS:
             report.problems.append(f"{entry.path}: unknown format {entry.format!r}; this exporter cannot check it")
             continue
@@ -111,13 +114,15 @@ def verify(
         finally:
             runner.deactivate()
         result.notes += runner.notes
+        result.seconds = sum(runner.inference_times)
         outputs[result.runtime] = got
         try:
             tensors[result.runtime] = fmt.tensors(data)
         except Exception as error:
             report.problems.append(f"{result.runtime}: cannot read its tensors: {first_line(error)}")
 
-    report.parameters = _account_parameters(model, device, meta, tensors, config.allow_unused)
+    agree = {r.runtime: r.passed for r in report.runtimes}
+    report.parameters = _account_parameters(model, device, meta, tensors, agree, config.allow_unused)
     if config.save_outputs:
         _save_outputs(config.save_outputs, outputs)
     if write:
@@ -247,7 +252,7 @@ def _run_runtime(runner, inputs, expected, tolerances, nan_policy, result: Runti
     return got
 
 
-def _account_parameters(model, device, meta: InputMeta, tensors, allow_unused: bool) -> ParameterReport:
+def _account_parameters(model, device, meta: InputMeta, tensors, agree, allow_unused: bool) -> ParameterReport:
     example = torch.rand((2, *meta.sample_shape), generator=torch.Generator().manual_seed(0))
     params = eager_parameters(model, example.to(device=device, dtype=getattr(torch, meta.dtype)))
     values = dict(model.named_parameters())
@@ -260,7 +265,7 @@ def _account_parameters(model, device, meta: InputMeta, tensors, allow_unused: b
         allow_unused=allow_unused,
     )
     for runtime, found in tensors.items():
-        report.artifacts[runtime] = account(runtime, params, values, buffer_names, found, allow_unused)
+        report.artifacts[runtime] = account(runtime, params, values, buffer_names, found, allow_unused, agree[runtime])
     return report
 
 

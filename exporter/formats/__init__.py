@@ -13,6 +13,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "torchscript": ("torchscript", "torchscript"),
     "onnx": ("onnx", "onnxruntime"),
 }
+DATA_FORMATS = ("weights",)  # files bound by the manifest that no runtime runs
 
 
 def module(fmt: str) -> ModuleType:

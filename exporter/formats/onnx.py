@@ -7,6 +7,7 @@ pass ``onnx.checker.check_model(full_check=True)`` and shape inference.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from ..errors import ExportFailedError, first_line
 
 FILE_NAME = "model.onnx"
 BATCH_AXIS = "batch"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_CALL_SITE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in \w+\n(?P<code>[^\n]+)')
 
 
 def export(
@@ -52,6 +55,12 @@ def export(
 
     proto = onnx.load(str(path), load_external_data=False)
     opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+    batch_dim = proto.graph.input[0].type.tensor_type.shape.dim[0] if proto.graph.input else None
+    if batch_dim is not None and batch_dim.HasField("dim_value"):
+        warned.append(
+            f"ExportWarning: the ONNX input's batch dimension is fixed to {batch_dim.dim_value}: forward "
+            "specialised it (int(x.shape[0]) or a constant reshape?), so other batch sizes will fail"
+        )
     return {"exporter": onnx_exporter, "opset": opset_used, "warnings": warned}
 
 
@@ -68,23 +77,38 @@ def check(path: Path) -> None:
 
 
 def _explain(error: BaseException, onnx_exporter: str) -> str:
-    text = str(error)
-    line = first_line(error)
+    """One paragraph: which step failed, why (the root cause's first line and where), what to do."""
+    root = error
+    while root.__cause__ is not None:
+        root = root.__cause__
+    text = _ANSI.sub("", str(error))
+    kind = type(root).__name__
+    where = ""
+    match = _CALL_SITE.search(text)
+    if match:
+        code = match["code"].split("  #")[0].strip()
+        where = f" (at {Path(match['file']).name}:{match['line']}: `{code}`)"
     if onnx_exporter == "dynamo":
-        if "specialized" in text or "Constraints violated" in text or "guard" in text.lower():
+        if "DataDependent" in kind or "data-dependent" in text:
             hint = (
-                "forward turns the batch size into a constant (int(x.shape[0]), say), or branches on it; "
-                "keep shapes symbolic (x.flatten(1), x.shape[0] without int())"
+                f"forward branches on tensor values{where}, which torch.export cannot capture. "
+                "Use torch.where or torch.cond, or --onnx-exporter legacy (it traces the branch the example "
+                "takes; the verifier then checks that on other inputs)"
             )
-        elif "data-dependent" in text.lower() or "GuardOnDataDependent" in text:
+        elif "ConstraintViolation" in kind or "specialized" in text or "Constraints violated" in text:
             hint = (
-                "forward branches on tensor values, which torch.export refuses; use torch.where / torch.cond, "
-                "or --onnx-exporter legacy (it traces one branch, and the verifier will check the result)"
+                f"forward fixes the batch size{where} (int(x.shape[0]) or a reshape to a constant). "
+                "Keep it symbolic: x.flatten(1), x.reshape(x.shape[0], -1)"
             )
         else:
-            hint = "try --onnx-exporter legacy (the TorchScript-based exporter); the verifier checks its result"
-        return f"ONNX export (dynamo exporter) failed: {line}. {hint}"
-    return f"ONNX export (legacy exporter) failed: {line}. Try --onnx-exporter dynamo or another --opset"
+            hint = (
+                f"{_ANSI.sub('', first_line(root))}{where}. Try --onnx-exporter legacy (the TorchScript-based exporter)"
+            )
+        return f"ONNX export (dynamo exporter, torch.export step) failed: {hint}"
+    return (
+        f"ONNX export (legacy exporter) failed: {_ANSI.sub('', first_line(root))}{where}. "
+        "Try --onnx-exporter dynamo or another --opset"
+    )
 
 
 def session(data: bytes, device: torch.device):
@@ -95,7 +119,8 @@ def session(data: bytes, device: torch.device):
     if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
         providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
     options = ort.SessionOptions()
-    options.log_severity_level = 3  # errors only: warnings go to stderr and mean nothing to users
+    options.log_severity_level = 4  # fatal only: run errors come back as exceptions, reported once
+    ort.set_default_logger_severity(4)
     return ort.InferenceSession(data, sess_options=options, providers=providers)
 
 

@@ -1,0 +1,28 @@
+"""Shared fixtures: one real export of the seed network per test session, copied where tests tamper."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BROKEN = ROOT / "tests" / "broken_models.py"
+
+
+@pytest.fixture(scope="session")
+def mlp_export(tmp_path_factory):
+    """The seed network exported (both formats, verified) once for the whole session."""
+    from exporter import ExportConfig, export
+
+    out = tmp_path_factory.mktemp("exported")
+    return export("mlp", ExportConfig(out=out, device="cpu"))
+
+
+@pytest.fixture
+def mlp_dir(mlp_export, tmp_path) -> Path:
+    """A private copy of the exported folder that a test may tamper with."""
+    target = tmp_path / "mlp"
+    shutil.copytree(mlp_export.path, target)
+    return target

@@ -1,0 +1,124 @@
+"""The command line: help everywhere, no torch at start-up, one-line errors with stable exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from exporter.cli import cli
+
+
+def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize("name", sorted(cli.commands), ids=str)
+def test_every_command_has_help_with_an_example(name):
+    result = CliRunner().invoke(cli, [name, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Example" in result.output and cli.commands[name].help
+
+
+@pytest.mark.parametrize("args", [["--help"], ["models"], ["export", "nope"], ["verify", "--help"]], ids=" ".join)
+def test_startup_commands_never_import_torch_onnx_or_onnxruntime(args):
+    code = (
+        "import sys; from exporter.cli import cli\n"
+        f"try: cli.main({args!r}, prog_name='exporter')\n"
+        "except SystemExit: pass\n"
+        "heavy = [m for m in ('torch', 'onnx', 'onnxruntime') if m in sys.modules]\n"
+        "print('HEAVY', heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "HEAVY []" in out, out
+
+
+def test_models_lists_the_seed_network():
+    result = CliRunner().invoke(cli, ["models"])
+    assert result.exit_code == 0 and "mlp" in result.output and "1x28x28" in result.output
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["export", "no-such-model"], "unknown model 'no-such-model'"),
+        (["export", "missing.py:Net", "--input-shape", "1,28,28"], "does not exist"),
+        (["export", "os.path:join", "--input-shape", "1,28,28"], "not a class"),
+        (["export", "json:JSONDecoder", "--input-shape", "1,28,28", "--device", "cpu"], "not an nn.Module"),
+        (["export", "mlp", "--device", "gpu"], "'gpu' is not auto, cpu, cuda"),
+        (["export", "mlp", "--input-shape", "1,x,28"], "not a list of integers"),
+        (["export", "mlp", "--input-shape", "28"], "batch dimension"),
+        (["export", "pkg.mod:Net"], "--input-shape"),
+        (["export", "mlp", "--format", "tflite"], "tflite"),
+        (["verify", "does/not/exist"], "not an artifact folder"),
+        (["export"], "Missing argument"),
+        (["frobnicate"], "No such command"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_usage_errors_are_one_line_and_exit_2(args, message):
+    result = _run(*args)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_missing_cuda_is_a_usage_error():
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so --device cuda is not an error here")
+    result = _run("export", "mlp", "--device", "cuda")
+    assert result.returncode == 2 and "no CUDA" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unwritable_output_folder_is_a_usage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = _run("export", "mlp", "--device", "cpu", "--out", str(blocker))
+    assert result.returncode == 2 and "not a folder" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_verify_prints_the_table_and_exits_0(mlp_dir):
+    result = CliRunner().invoke(cli, ["verify", str(mlp_dir), "--samples", "130"])
+    assert result.exit_code == 0, result.output
+    assert "torchscript" in result.output and "onnxruntime" in result.output and "PASSED" in result.output
+    report = json.loads((mlp_dir / "verification.json").read_text())
+    assert report["passed"] is True and report["samples"] >= 130
+
+
+def test_verify_json_to_stdout_and_elsewhere(mlp_dir, tmp_path):
+    result = CliRunner().invoke(cli, ["verify", str(mlp_dir), "--samples", "64", "--json", "-"])
+    assert result.exit_code == 0 and json.loads(result.output)["passed"] is True
+    target = tmp_path / "report.json"
+    result = CliRunner().invoke(cli, ["verify", str(mlp_dir), "--samples", "64", "--json", str(target)])
+    assert result.exit_code == 0 and json.loads(target.read_text())["passed"] is True
+
+
+def test_verify_exits_1_when_an_artifact_is_tampered(mlp_dir):
+    data = bytearray((mlp_dir / "model.pt").read_bytes())
+    data[-100] ^= 0xFF
+    (mlp_dir / "model.pt").write_bytes(bytes(data))
+    result = _run("verify", str(mlp_dir), "--samples", "64")
+    assert result.returncode == 1
+    assert "model.pt: sha256" in result.stdout and "FAILED" in result.stdout and "Traceback" not in result.stderr
+
+
+def test_inspect_prints_the_parameter_table_and_total():
+    result = CliRunner().invoke(cli, ["inspect", "mlp"])
+    assert result.exit_code == 0
+    assert "linear_relu_stack.0.weight" in result.output and "[512, 784]" in result.output
+    assert "Total parameters: 669,706" in result.output
+
+
+def test_inspect_an_artifact_folder_rebuilds_the_same_weights(mlp_dir):
+    spec = CliRunner().invoke(cli, ["inspect", "mlp", "--json"])
+    folder = CliRunner().invoke(cli, ["inspect", str(mlp_dir), "--json"])
+    assert folder.exit_code == 0, folder.output
+    assert json.loads(folder.output)["parameters"] == json.loads(spec.output)["parameters"]

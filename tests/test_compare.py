@@ -1,0 +1,103 @@
+"""OutputComparison: metrics, the tolerance rule, NaN/Inf, shapes and top-1 ties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from exporter.compare import OutputComparison
+from exporter.config import Tolerance
+
+TOL = Tolerance(atol=1e-5, rtol=1e-4)
+
+
+def _logits(seed=0, shape=(8, 10)):
+    return np.random.default_rng(seed).random(shape).astype(np.float32)
+
+
+def test_identical_outputs_pass_with_zero_differences():
+    e = _logits()
+    result = OutputComparison.from_arrays("logits", e, e.copy(), TOL)
+    assert result and result.max_abs_diff == 0 and result.cosine_similarity == pytest.approx(1.0)
+    assert result.top1_agreement == 1.0 and result.mismatched_elements == 0
+
+
+def test_differences_inside_the_tolerance_pass():
+    e = _logits()
+    result = OutputComparison.from_arrays("logits", e, e + 5e-6, TOL)
+    assert result.passed and 0 < result.max_abs_diff < 1e-5
+
+
+def test_one_element_beyond_the_tolerance_fails_and_is_located():
+    e = _logits()
+    a = e.copy()
+    a[3, 7] += 0.01
+    result = OutputComparison.from_arrays("logits", e, a, TOL)
+    assert not result
+    assert result.mismatched_elements == 1
+    assert result.worst["index"] == [3, 7]
+    assert result.worst["actual"] == pytest.approx(float(a[3, 7]))
+    assert "1/80 elements differ" in result.reasons[0]
+
+
+def test_rtol_scales_with_the_expected_value():
+    e = np.array([[1000.0, 1.0]], dtype=np.float32)
+    assert OutputComparison.from_arrays("y", e, e + np.array([[0.05, 0]], np.float32), TOL).passed
+    assert not OutputComparison.from_arrays("y", e, e + np.array([[0, 0.05]], np.float32), TOL).passed
+
+
+def test_nan_in_the_candidate_fails_with_its_position():
+    e = _logits()
+    a = e.copy()
+    a[2, 4] = np.nan
+    result = OutputComparison.from_arrays("logits", e, a, TOL)
+    assert not result and "candidate" in result.reasons[0] and "[2, 4]" in result.reasons[0]
+
+
+def test_matching_nan_passes_only_with_nan_policy_match():
+    e = _logits()
+    e[1, 1] = np.nan
+    a = e.copy()
+    assert not OutputComparison.from_arrays("logits", e, a, TOL)
+    assert OutputComparison.from_arrays("logits", e, a, TOL, nan_policy="match")
+
+
+def test_nan_at_different_positions_fails_even_with_nan_policy_match():
+    e, a = _logits(), _logits()
+    e[1, 1] = np.nan
+    a[1, 2] = np.nan
+    result = OutputComparison.from_arrays("logits", e, a, TOL, nan_policy="match")
+    assert not result and any("positions differ" in r for r in result.reasons)
+
+
+def test_an_all_nan_reference_never_passes():
+    e = np.full((4, 10), np.nan, dtype=np.float32)
+    result = OutputComparison.from_arrays("logits", e, e.copy(), TOL, nan_policy="match")
+    assert not result and "entirely NaN" in result.reasons[0]
+
+
+def test_shape_mismatch_is_a_failure_naming_both_shapes():
+    result = OutputComparison.from_arrays("logits", _logits(shape=(64, 10)), _logits(shape=(1, 10)), TOL)
+    assert not result and "(1, 10)" in result.reasons[0] and "(64, 10)" in result.reasons[0]
+
+
+def test_dtype_mismatch_is_a_failure():
+    e = _logits()
+    result = OutputComparison.from_arrays("logits", e, e.astype(np.float64), TOL)
+    assert not result and "dtype" in result.reasons[0]
+
+
+def test_top1_ties_in_the_reference_accept_any_tied_class():
+    e = np.zeros((2, 10), dtype=np.float32)  # ReLU outputs: all zero, every class tied
+    e[1, 3] = 1.0
+    a = e.copy()
+    a[0, 7] = 1e-7  # candidate's argmax is 7, which is tied at the reference's maximum
+    result = OutputComparison.from_arrays("logits", e, a, TOL)
+    assert result.top1_agreement == 1.0 and result.tied_samples == 1
+
+
+def test_top1_disagreement_is_counted():
+    e = np.array([[0.0, 1.0], [1.0, 0.0]], dtype=np.float32)
+    a = np.array([[1.0, 0.0], [1.0, 0.0]], dtype=np.float32)
+    result = OutputComparison.from_arrays("logits", e, a, TOL)
+    assert result.top1_agreement == 0.5 and result.top1_disagreements == 1 and not result

@@ -1,0 +1,101 @@
+"""export: the files it writes, all-or-nothing writing, and what the manifest records."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import onnx
+import pytest
+import torch
+
+from exporter import ExportConfig, export
+from exporter.errors import ExportFailedError, UsageError
+
+from .conftest import BROKEN
+
+
+def test_export_writes_both_artifacts_the_manifest_and_the_report(mlp_export):
+    names = sorted(p.name for p in mlp_export.path.iterdir())
+    assert names == ["manifest.json", "model.onnx", "model.pt", "verification.json"]
+    assert not [p for p in mlp_export.path.parent.iterdir() if p.name.startswith(".")]
+    assert mlp_export.passed and mlp_export.manifest.verification["passed"] is True
+
+
+def test_onnx_file_is_self_contained_checked_and_has_a_dynamic_batch(mlp_export):
+    path = mlp_export.path / "model.onnx"
+    onnx.checker.check_model(str(path), full_check=True)
+    model = onnx.load(str(path))
+    assert [i.name for i in model.graph.input] == ["input"] and [o.name for o in model.graph.output] == ["logits"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert all(not i.HasField("data_location") or i.data_location == 0 for i in model.graph.initializer)
+
+
+def test_torchscript_file_loads_and_runs_other_batch_sizes(mlp_export):
+    module = torch.jit.load(str(mlp_export.path / "model.pt"))
+    assert module(torch.rand(5, 28, 28)).shape == (5, 10)
+    assert sum(p.numel() for p in module.parameters()) == 669_706
+
+
+def test_the_same_seed_gives_the_same_weights_and_another_seed_does_not(tmp_path, mlp_export):
+    again = export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("torchscript",), verify=False))
+    other = export("mlp", ExportConfig(out=tmp_path, name="other", device="cpu", seed=1, formats=("torchscript",)))
+    assert again.manifest.model["state_sha256"] == mlp_export.manifest.model["state_sha256"]
+    assert other.manifest.model["state_sha256"] != mlp_export.manifest.model["state_sha256"]
+    assert again.report is None and again.manifest.verification is None
+    assert [a.format for a in other.manifest.artifacts] == ["torchscript"] and other.passed
+
+
+def test_a_failed_export_keeps_the_earlier_folder_and_leaves_nothing_half_written(tmp_path, mlp_export):
+    shutil.copytree(mlp_export.path, tmp_path / "mlp")
+    before = (tmp_path / "mlp" / "manifest.json").read_text()
+    config = ExportConfig(out=tmp_path, name="mlp", device="cpu", input_shape=(1, 28, 28))
+    with pytest.raises(ExportFailedError, match="branches on tensor values"):
+        export(f"{BROKEN}:ValueBranch", config)
+    assert (tmp_path / "mlp" / "manifest.json").read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp"]
+
+
+def test_a_successful_export_replaces_the_earlier_folder(tmp_path):
+    (tmp_path / "mlp").mkdir()
+    (tmp_path / "mlp" / "stale.txt").write_text("old")
+    export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("torchscript",), verify=False))
+    assert not (tmp_path / "mlp" / "stale.txt").exists() and (tmp_path / "mlp" / "model.pt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp"]
+
+
+def test_a_failed_verification_keeps_the_artifacts_marked_failed(tmp_path):
+    config = ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28))
+    result = export(f"{BROKEN}:UnusedParameter", config)
+    assert result.passed is False
+    manifest = json.loads((result.path / "manifest.json").read_text())
+    assert manifest["verification"]["passed"] is False and (result.path / "model.onnx").exists()
+
+
+def test_a_model_file_is_recorded_with_its_sha256(tmp_path):
+    result = export(f"{BROKEN}:TiedWeights", ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28)))
+    source = result.manifest.model["source"]
+    assert source["kind"] == "file" and source["class_name"] == "TiedWeights" and len(source["sha256"]) == 64
+    assert result.path.name == "TiedWeights"
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", ""], ids=repr)
+def test_names_that_are_not_plain_folder_names_are_refused(tmp_path, name):
+    with pytest.raises(UsageError):
+        export("mlp", ExportConfig(out=tmp_path, name=name or None, device="cpu", formats=()))
+
+
+def test_an_nn_module_instance_exports_with_its_own_weights(tmp_path):
+    from models.mlp import NeuralNetwork
+
+    model = NeuralNetwork()
+    result = export(model, ExportConfig(out=tmp_path, device="cpu"), example_input=torch.rand(2, 28, 28))
+    assert result.passed, result.report.failures
+    assert result.manifest.artifact("weights") is not None and result.manifest.input["shape"] == [2, 28, 28]
+    assert model.training  # the caller's model is not switched to eval or moved
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: this machine has none")
+def test_export_and_verify_on_cuda(tmp_path):
+    result = export("mlp", ExportConfig(out=tmp_path, device="cuda"))
+    assert result.manifest.device.startswith("cuda") and result.passed, result.report.failures

@@ -1,0 +1,76 @@
+"""manifest.json: the keys other tools read, and paths that cannot leave the folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from exporter.errors import ManifestError
+from exporter.manifest import Manifest, check_relative, member_path, read_member
+
+GOLDEN = Path(__file__).parent / "golden" / "manifest_keys.json"
+
+
+def test_manifest_keeps_the_contract_keys(mlp_export):
+    data = json.loads((mlp_export.path / "manifest.json").read_text())
+    golden = json.loads(GOLDEN.read_text())
+    assert sorted(data) == golden["top"]
+    for key in ("model", "input", "versions", "verification"):
+        assert set(golden[key]) <= set(data[key]), key
+    assert set(golden["artifact"]) <= set(data["artifacts"][0])
+    assert set(golden["output"]) <= set(data["outputs"][0])
+    assert data["model"]["parameters"] == 669_706
+
+
+def test_manifest_paths_are_relative_and_hashes_are_sha256(mlp_export):
+    for artifact in mlp_export.manifest.artifacts:
+        assert not Path(artifact.path).is_absolute() and len(artifact.sha256) == 64
+        assert (mlp_export.path / artifact.path).stat().st_size == artifact.bytes
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../x.onnx", "a/../../x", "", "C:\\x", "a\\..\\b"])
+def test_paths_that_could_leave_the_folder_are_refused(bad):
+    with pytest.raises(ManifestError):
+        check_relative(bad)
+
+
+def test_a_plain_member_path_is_accepted(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"x")
+    assert read_member(tmp_path, "model.onnx") == b"x"
+
+
+def test_a_symlink_member_is_refused(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("outside")
+    folder = tmp_path / "art"
+    folder.mkdir()
+    (folder / "model.onnx").symlink_to(secret)
+    with pytest.raises(ManifestError, match="symlink"):
+        member_path(folder, "model.onnx")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("{not json", "not valid JSON"),
+        ("[]", "JSON object"),
+        ('{"model": {}}', "lacks"),
+        (
+            '{"model": {}, "input": {}, "outputs": [], "device": "cpu", "versions": {},'
+            ' "artifacts": [{"format": "onnx", "path": "../../etc/passwd", "sha256": "0", "bytes": 1}]}',
+            "not a plain path",
+        ),
+    ],
+    ids=["corrupt", "not-object", "missing-keys", "escaping-path"],
+)
+def test_broken_or_hostile_manifests_are_refused(tmp_path, content, message):
+    (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(ManifestError, match=message):
+        Manifest.load(tmp_path)
+
+
+def test_a_folder_without_manifest_is_refused(tmp_path):
+    with pytest.raises(ManifestError, match=r"no manifest\.json"):
+        Manifest.load(tmp_path)

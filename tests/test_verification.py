@@ -1,0 +1,106 @@
+"""verify: passes sound artifacts, fails tampered ones, and says why."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from exporter import VerifyConfig, verify
+from exporter.errors import UsageError
+
+from .conftest import BROKEN
+from .helpers import change_onnx_weight, restamp
+
+
+def test_a_fresh_export_passes_at_two_batch_sizes(mlp_dir):
+    report = verify(mlp_dir, VerifyConfig(samples=200))
+    assert report.passed, report.failures
+    assert report.batch_sizes == [1, 64]
+    assert {r.runtime for r in report.runtimes} == {"torchscript", "onnxruntime"}
+    assert all(len(r.batches) == 2 and r.passed for r in report.runtimes)
+    assert report.parameters.eager_total == 669_706
+    assert {k: a.total for k, a in report.parameters.artifacts.items()} == {
+        "torchscript": 669_706,
+        "onnxruntime": 669_706,
+    }
+    assert report.reference["deterministic"] is True
+
+
+def test_a_changed_onnx_weight_with_a_stale_hash_is_not_loaded(mlp_dir):
+    change_onnx_weight(mlp_dir)
+    report = verify(mlp_dir, VerifyConfig(samples=64))
+    assert not report.passed
+    ort = next(r for r in report.runtimes if r.runtime == "onnxruntime")
+    assert ort.error and not ort.batches  # never loaded
+    assert any("model.onnx: sha256" in f and "not loaded" in f for f in report.failures)
+    assert next(r for r in report.runtimes if r.runtime == "torchscript").passed
+
+
+def test_a_changed_onnx_weight_with_a_restamped_hash_fails_on_the_logits(mlp_dir):
+    change_onnx_weight(mlp_dir)
+    restamp(mlp_dir)
+    report = verify(mlp_dir, VerifyConfig(samples=64))
+    assert not report.passed and all(h.ok for h in report.hashes)
+    assert any(f.startswith("onnxruntime at batch") and "differ beyond" in f for f in report.failures)
+    assert any("linear_relu_stack.2.weight in the artifact differs" in f for f in report.failures)
+
+
+def test_a_missing_artifact_is_a_failure(mlp_dir):
+    (mlp_dir / "model.pt").unlink()
+    report = verify(mlp_dir, VerifyConfig(samples=64))
+    assert not report.passed and any("model.pt" in f and "cannot be read (missing)" in f for f in report.failures)
+
+
+def test_tolerances_are_live_a_zero_tolerance_fails_onnxruntime(mlp_dir):
+    report = verify(mlp_dir, VerifyConfig(samples=64, atol=0.0, rtol=0.0))
+    assert not report.passed
+    assert report.tolerances == {"logits": {"atol": 0.0, "rtol": 0.0}}
+    assert any(f.startswith("onnxruntime") for f in report.failures)
+
+
+def test_inputs_and_outputs_are_saved_and_replayed(mlp_dir, tmp_path):
+    config = VerifyConfig(samples=66, save_inputs=tmp_path / "in.npz", save_outputs=tmp_path / "out.npz")
+    first = verify(mlp_dir, config)
+    outputs = np.load(tmp_path / "out.npz")
+    assert {"eager__batch_1__logits", "onnxruntime__batch_64__logits", "torchscript__batch_1__logits"} <= set(outputs)
+    replay = verify(mlp_dir, VerifyConfig(inputs_path=tmp_path / "in.npz"))
+    assert replay.passed and replay.samples == first.samples and replay.inputs.startswith("file")
+
+
+def test_the_users_own_inputs_can_be_verified(mlp_dir, tmp_path):
+    np.save(tmp_path / "images.npy", np.random.default_rng(0).random((10, 28, 28)))
+    report = verify(mlp_dir, VerifyConfig(inputs_path=tmp_path / "images.npy"))
+    assert report.passed and report.samples == 10
+
+
+def test_a_manifest_whose_model_no_longer_matches_fails(mlp_dir):
+    data = json.loads((mlp_dir / "manifest.json").read_text())
+    data["model"]["seed"] = 7  # verify rebuilds other weights than were exported
+    (mlp_dir / "manifest.json").write_text(json.dumps(data))
+    report = verify(mlp_dir, VerifyConfig(samples=64))
+    assert not report.passed and any("not the one exported" in f for f in report.failures)
+
+
+def test_verify_on_cuda_without_cuda_is_a_usage_error(mlp_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(UsageError, match="CUDA"):
+        verify(mlp_dir, VerifyConfig(device="cuda"))
+
+
+def test_a_file_model_needs_its_source_and_it_must_match(tmp_path):
+    from exporter import ExportConfig, export
+
+    copy = tmp_path / "net.py"
+    copy.write_text(BROKEN.read_text())
+    result = export(f"{copy}:TiedWeights", ExportConfig(out=tmp_path / "out", device="cpu", input_shape=(1, 28, 28)))
+    with pytest.raises(UsageError, match="--source"):
+        verify(result.path)
+    assert verify(result.path, VerifyConfig(source=copy, samples=64)).passed
+    copy.write_text(copy.read_text() + "\nprint('changed')\n")
+    with pytest.raises(UsageError, match="refusing to run it"):
+        verify(result.path, VerifyConfig(source=copy, samples=64))

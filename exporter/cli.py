@@ -344,5 +344,46 @@ def inspect_command(target: str, seed: int, source: Path | None, as_json: bool) 
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())
 
 
+@cli.command("predict")
+@click.argument("target")
+@click.option(
+    "--input",
+    "input_spec",
+    required=True,
+    help="An image (PNG, JPEG, ...), a .npy of shape (28, 28) or (N, 28, 28), or 'random'.",
+)
+@click.option(
+    "--runtime",
+    type=click.Choice(["eager", "torchscript", "onnx", "all"]),
+    default="all",
+    show_default=True,
+    help="Which runtime(s) to run.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds 'random' (and a model name's weights).")
+@click.option("--device", callback=_device, default=None, help="Device (default: the export's, or cpu).")
+@click.option(
+    "--source", type=click.Path(path_type=Path), help="The model file, for artifacts exported from file.py:Class."
+)
+@click.option("--json", "as_json", is_flag=True, help='Print JSON: {"predictions": {RUNTIME: {class, probabilities}}}.')
+def predict_command(
+    target: str, input_spec: str, runtime: str, seed: int, device: str | None, source: Path | None, as_json: bool
+) -> None:
+    """Predict the class of an input with each runtime: Softmax, then argmax.
+
+    TARGET is an artifact folder, or a registered model name (eager only). Images are
+    converted to grayscale, resized to 28x28 and scaled to [0, 1], as MNIST loaders do.
+
+    \b
+    Examples:
+      exporter predict artifacts/mlp --input digit.png
+      exporter predict artifacts/mlp --input batch.npy --runtime onnx --json
+      exporter predict mlp --input random
+    """
+    from .prediction import predict
+
+    result = predict(target, input_spec, runtime, seed=seed, config=VerifyConfig(device=device, source=source))
+    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())
+
+
 def main() -> None:
     cli.main(prog_name="exporter")

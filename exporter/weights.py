@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -70,16 +72,23 @@ def _torch_load(data: bytes, path: Path) -> Any:
                 "or save its weights with torch.save(model.state_dict(), FILE)"
             )
     try:
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about pickle protocols on stderr
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        text = str(error)
-        if "Weights only load failed" in text or "Unsupported global" in text or "GLOBAL" in text:
+        found = re.search(r"(?:Unsupported global: GLOBAL|unsupported GLOBAL) (\S+)", str(error))
+        if found:
             raise CheckpointError(
-                f"{path} holds Python objects beyond tensors, which only full unpickling could build; "
-                "that can run arbitrary code, so it is refused: save a plain state_dict or .safetensors"
+                f"{path} holds Python objects beyond tensors ({found[1]}), which only full unpickling could "
+                "build; that can run arbitrary code, so it is refused: save a plain state_dict or .safetensors"
             ) from None
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint ({first_line(error)})") from None
-    except (RuntimeError, EOFError, ValueError, OSError, zipfile.BadZipFile, KeyError, AttributeError) as error:
+        detail = re.search(r"(Unsupported [^\n]+)", str(error))
+        raise CheckpointError(
+            f"{path} is not a checkpoint the safe loader (weights_only=True) can read"
+            f"{f' ({detail[1]})' if detail else ''}; full unpickling could run code, so it is never tried: "
+            "save a plain state_dict or .safetensors"
+        ) from None
+    except Exception as error:  # corrupt input makes the unpickler raise almost anything
         raise CheckpointError(
             f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): {first_line(error)}"
         ) from None

@@ -31,6 +31,12 @@ REGISTRY: dict[str, ModelEntry] = {
             input_shape=(1, 28, 28),
             description="the seed network: Flatten, 3 x (Linear, ReLU), 784-512-512-10, 669,706 parameters",
         ),
+        ModelEntry(
+            name="cnn",
+            target="models.cnn:ConvNet",
+            input_shape=(1, 28, 28),
+            description="2 x (Conv, BatchNorm, ReLU, MaxPool), Dropout, Linear; 20,586 parameters",
+        ),
     )
 }
 

@@ -9,10 +9,20 @@ import onnx
 import pytest
 import torch
 
+import models
 from exporter import ExportConfig, export
 from exporter.errors import ExportFailedError, UsageError
 
 from .conftest import BROKEN
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY), ids=str)
+def test_every_registered_model_exports_and_verifies(tmp_path, name):
+    result = export(name, ExportConfig(out=tmp_path, device="cpu"))
+    assert result.passed, result.report.failures
+    params = result.report.parameters
+    assert all(a.total == params.eager_total for a in params.artifacts.values())
+    assert result.manifest.model["parameters"] == params.eager_total
 
 
 def test_export_writes_both_artifacts_the_manifest_and_the_report(mlp_export):

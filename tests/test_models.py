@@ -43,3 +43,23 @@ def test_registry_entries_declare_their_input(name):
 
 def test_registry_has_no_unknown_names():
     assert models.get("no-such-model") is None
+
+
+def test_cnn_has_two_conv_blocks_and_20586_parameters():
+    from models.cnn import ConvNet
+
+    model = ConvNet()
+    assert sum(p.numel() for p in model.parameters()) == 20_586
+    assert len(model.features) == 2 and {n for n, _ in model.named_buffers()} >= {"features.0.bn.running_mean"}
+    x = torch.rand(4, 28, 28)
+    assert model(x).shape == (4, 10)
+
+
+def test_cnn_is_deterministic_in_eval_mode_only():
+    from models.cnn import ConvNet
+
+    model = ConvNet()
+    x = torch.rand(8, 28, 28)
+    assert not torch.equal(model.train()(x), model(x))  # Dropout live in training mode
+    model.eval()
+    assert torch.equal(model(x), model(x))

@@ -1,0 +1,74 @@
+"""Inputs for `predict`: an image, a .npy array, or `random`.
+
+Images are read as MNIST loaders do: converted to grayscale, resized to the model's
+(height, width) when they differ, and scaled from 0..255 to [0, 1]. Every conversion
+made is returned as a note, so the output can say what was done to the picture.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputSpecError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def load_samples(spec: str, sample_shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, list[str]]:
+    """A batch (N, *sample_shape) of float32 samples from ``spec``, and notes on what was done."""
+    if spec == "random":
+        import torch
+
+        generator = torch.Generator().manual_seed(seed)
+        x = torch.rand((1, *sample_shape), generator=generator).numpy()
+        return x, [f"a random sample, uniform in [0, 1), seed {seed}"]
+    path = Path(spec)
+    if not path.is_file():
+        raise InputSpecError(f"input {spec} does not exist (give an image, a .npy file or 'random')")
+    if path.suffix.lower() == ".npy":
+        return _npy(path, sample_shape), [f"{path.name}: array used as is"]
+    return _image(path, sample_shape)
+
+
+def _npy(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise InputSpecError(f"{path} is not a readable .npy array ({error})") from None
+    if tuple(data.shape) == sample_shape:
+        data = data[None]
+    if data.ndim != len(sample_shape) + 1 or tuple(data.shape[1:]) != sample_shape:
+        want = " x ".join(map(str, sample_shape))
+        raise InputSpecError(f"{path} has shape {tuple(data.shape)}: give ({want}) or (N, {want})")
+    if not np.issubdtype(data.dtype, np.number):
+        raise InputSpecError(f"{path} holds {data.dtype}, not numbers")
+    return np.ascontiguousarray(data.astype(np.float32))
+
+
+def _image(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:
+        raise InputSpecError("reading images needs Pillow: pip install pillow") from None
+    if len(sample_shape) != 2:
+        raise InputSpecError(f"this model takes samples of shape {sample_shape}, not 2-D grayscale images")
+    height, width = sample_shape
+    try:
+        with Image.open(path) as image:
+            image.load()
+            notes = [f"{path.name}: {image.format} image, {image.width}x{image.height} {image.mode}"]
+            if image.mode != "L":
+                notes.append(f"converted {image.mode} to grayscale")
+                image = image.convert("L")
+            if image.size != (width, height):
+                notes.append(f"resized to {width}x{height}")
+                image = image.resize((width, height), Image.Resampling.BILINEAR)
+            pixels = np.asarray(image, dtype=np.float32)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise InputSpecError(
+            f"{path} is not an image Pillow can read, nor a .npy array ({type(error).__name__})"
+        ) from None
+    notes.append("values scaled from 0..255 to [0, 1], as MNIST loaders do")
+    return (pixels / 255.0)[None], notes

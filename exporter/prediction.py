@@ -1,0 +1,131 @@
+"""``predict``: run one input through each runtime and show what the seed article shows.
+
+As in the article: ``nn.Softmax(dim=1)`` over the logits, then ``argmax(1)``. Each
+runtime's probabilities and class are returned side by side with whether they agree.
+TARGET is an artifact folder (eager, TorchScript, ONNX Runtime, hash-checked first) or a
+registered model name (eager only, weights from ``seed``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import building, formats
+from .config import VerifyConfig
+from .errors import ExporterError, UsageError
+from .images import load_samples
+from .manifest import MANIFEST_NAME, Manifest, read_member, sha256_bytes
+from .runners.base import InputMeta
+from .runners.torch_runners import eager as eager_runner
+
+RUNTIMES = ("eager", "torchscript", "onnx")  # --runtime names; "onnx" runs in ONNX Runtime
+_FORMAT_OF = {"torchscript": "torchscript", "onnx": "onnx"}
+
+
+@dataclass
+class Prediction:
+    """Per runtime: a (N, classes) array of probabilities and the (N,) predicted classes."""
+
+    input_notes: list[str]
+    probabilities: dict[str, np.ndarray] = field(default_factory=dict)
+    classes: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def agree(self) -> bool:
+        values = list(self.classes.values())
+        return all(np.array_equal(values[0], v) for v in values[1:])
+
+    def to_dict(self) -> dict[str, Any]:
+        def one(rt: str, i: int) -> dict[str, Any]:
+            return {"class": int(self.classes[rt][i]), "probabilities": [float(p) for p in self.probabilities[rt][i]]}
+
+        n = len(next(iter(self.classes.values())))
+        predictions = {rt: one(rt, 0) if n == 1 else [one(rt, i) for i in range(n)] for rt in self.classes}
+        return {"predictions": predictions, "agree": self.agree, "input": self.input_notes}
+
+    def render(self) -> str:
+        runtimes = list(self.classes)
+        lines = [f"input: {'; '.join(self.input_notes)}"]
+        n = len(self.classes[runtimes[0]])
+        if n == 1:
+            rows = [("class", *runtimes)]
+            classes = self.probabilities[runtimes[0]].shape[1]
+            rows += [(str(c), *(f"{self.probabilities[rt][0, c]:.4f}" for rt in runtimes)) for c in range(classes)]
+            rows.append(("predicted", *(str(int(self.classes[rt][0])) for rt in runtimes)))
+        else:
+            rows = [("sample", *runtimes)]
+            for i in range(n):
+                cells = (f"{int(self.classes[rt][i])} ({self.probabilities[rt][i].max():.3f})" for rt in runtimes)
+                rows.append((str(i), *cells))
+        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        if len(runtimes) > 1:
+            lines.append(f"runtimes agree: {'yes' if self.agree else 'NO'}")
+        return "\n".join(lines)
+
+
+def predict(
+    target: str | Path, input_spec: str, runtime: str = "all", *, seed: int = 0, config: VerifyConfig | None = None
+) -> Prediction:
+    """Predict ``input_spec`` (image, .npy or 'random') with ``target``'s runtimes."""
+    if runtime not in (*RUNTIMES, "all"):
+        raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)} or all")
+    config = config or VerifyConfig(device="cpu")
+    path = Path(target)
+    device = torch.device("cpu")
+    if path.is_dir() and (path / MANIFEST_NAME).exists():
+        manifest = Manifest.load(path)
+        device = building.resolve_device(config.device or manifest.device)
+        meta = InputMeta(str(manifest.input["name"]), tuple(manifest.input["shape"][1:]), manifest.input["dtype"])
+        outputs = tuple(o["name"] for o in manifest.outputs)
+        wanted = RUNTIMES if runtime == "all" else (runtime,)
+        samples, notes = load_samples(input_spec, meta.sample_shape, seed)
+        result = Prediction(notes)
+        for name in wanted:
+            if name == "eager":
+                from .verification import rebuild
+
+                model = rebuild(path, manifest, config, device, problems=None)
+                runner = eager_runner(model, device, meta, outputs)
+            else:
+                entry = manifest.artifact(_FORMAT_OF[name])
+                if entry is None:
+                    if runtime != "all":
+                        raise UsageError(f"{path} has no {name} artifact: export it with --format {name}")
+                    continue
+                data = read_member(path, entry.path)
+                if sha256_bytes(data) != entry.sha256:
+                    raise ExporterError(
+                        f"{entry.path} does not match its sha256 in the manifest: refusing to load it; "
+                        f"run `exporter verify {path}`"
+                    )
+                runner = formats.module(entry.format).runner(data, device, meta, outputs)
+            with runner:
+                logits = runner.infer(samples)[outputs[0]]
+            _record(result, name, logits)
+        return result
+    from .sources import resolve
+
+    if runtime not in ("eager", "all"):
+        raise UsageError(f"{target} is a model, not an artifact folder: only --runtime eager can run it")
+    source = resolve(str(target))
+    model = building.build(source, seed, device)
+    samples, notes = load_samples(input_spec, tuple(source.input_shape[1:]), seed)
+    meta = InputMeta(source.input_name, tuple(source.input_shape[1:]), source.dtype)
+    with eager_runner(model, device, meta, source.output_names) as runner:
+        logits = runner.infer(samples)[source.output_names[0]]
+    result = Prediction(notes)
+    _record(result, "eager", logits)
+    return result
+
+
+def _record(result: Prediction, runtime: str, logits: np.ndarray) -> None:
+    """Softmax over dim 1, then argmax(1), exactly as the seed article predicts."""
+    probabilities = torch.nn.Softmax(dim=1)(torch.from_numpy(np.asarray(logits, dtype=np.float32)))
+    result.probabilities[runtime] = probabilities.numpy()
+    result.classes[runtime] = probabilities.argmax(1).numpy()

@@ -7,6 +7,10 @@ see *how* two outputs differ, and ``reasons`` saying why it failed.
 The rule: an element passes when ``|actual - expected| <= atol + rtol * |expected|``.
 NaN and Inf fail wherever they appear, unless ``nan_policy="match"`` and both sides have
 the same non-finite values at the same positions; an all-NaN/Inf reference never passes.
+
+A quantised runtime's tolerance carries ``min_agreement``: it must also agree on the top-1
+class for that share of samples, where classes whose reference logit is within the
+tolerance bound of the maximum count as tied (quantisation cannot be asked to order them).
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ class OutputComparison:
     top1_agreement: float | None = None  # fraction of samples whose argmax agrees (ties allowed)
     top1_disagreements: int = 0
     tied_samples: int = 0  # samples whose reference maximum is shared by several classes
+    top1_agreement_within_tolerance: float | None = None  # quantised runtimes: near ties count as ties
+    min_agreement: float | None = None
     samples: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -102,7 +108,7 @@ class OutputComparison:
                     f"{result.max_abs_diff:.3g}, worst at {result.worst['index']}: "
                     f"expected {result.worst['expected']:.6g}, got {result.worst['actual']:.6g}"
                 )
-        _top1(result, e, a)
+        _top1(result, e, a, tolerance)
         result.passed = not result.reasons
         return result
 
@@ -141,7 +147,7 @@ def _cosine(e: np.ndarray, a: np.ndarray) -> float:
     return float(np.dot(e.ravel(), a.ravel()) / (ne * na))
 
 
-def _top1(result: OutputComparison, e: np.ndarray, a: np.ndarray) -> None:
+def _top1(result: OutputComparison, e: np.ndarray, a: np.ndarray, tolerance: Tolerance) -> None:
     """Argmax agreement per sample over the last axis; a tie in the reference accepts any tied class."""
     if e.ndim < 2 or e.shape[-1] < 2:
         return
@@ -156,3 +162,15 @@ def _top1(result: OutputComparison, e: np.ndarray, a: np.ndarray) -> None:
     result.tied_samples = int((winners.sum(axis=1) > 1).sum())
     result.top1_disagreements = int((~agree).sum())
     result.top1_agreement = float(agree.mean()) if len(agree) else None
+    if tolerance.min_agreement is None or not len(agree):
+        return
+    result.min_agreement = tolerance.min_agreement
+    with np.errstate(invalid="ignore"):
+        near = e2 >= top - (tolerance.atol + tolerance.rtol * np.abs(top))
+    within = near[np.arange(len(candidate)), candidate]
+    result.top1_agreement_within_tolerance = float(within.mean())
+    if result.top1_agreement_within_tolerance < tolerance.min_agreement:
+        result.reasons.append(
+            f"top-1 agreement {100 * result.top1_agreement_within_tolerance:.2f}% is below the required "
+            f"{100 * tolerance.min_agreement:.2f}% ({int((~within).sum())} of {len(within)} samples disagree)"
+        )

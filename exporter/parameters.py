@@ -119,6 +119,7 @@ def account(
     artifact: dict[str, np.ndarray],
     allow_unused: bool,
     outputs_agree: bool,
+    quantized: bool = False,
 ) -> ArtifactParameters:
     """Match ``artifact`` tensors (name -> array) against the eager parameters.
 
@@ -160,7 +161,8 @@ def account(
     result.total = matched + folded + (unused if allow_unused else 0)
     parts = [f"{matched:,} in {len(result.matched)} tensors matched by name and shape"]
     if result.folded:
-        parts.append(f"{folded:,} folded into other tensors by the exporter ({', '.join(result.folded)})")
+        how = "quantised into int8 tensors" if quantized else "folded into other tensors by the exporter"
+        parts.append(f"{folded:,} {how} ({', '.join(result.folded)})")
     if result.unused:
         parts.append(
             f"{unused:,} {'allowed as ' if allow_unused else ''}unused by forward and absent "

@@ -98,13 +98,9 @@ def predict(
                     if runtime != "all":
                         raise UsageError(f"{path} has no {name} artifact: export it with --format {name}")
                     continue
-                data = read_member(path, entry.path)
-                if sha256_bytes(data) != entry.sha256:
-                    raise ExporterError(
-                        f"{entry.path} does not match its sha256 in the manifest: refusing to load it; "
-                        f"run `exporter verify {path}`"
-                    )
-                runner = formats.module(entry.format).runner(data, device, meta, outputs)
+                sidecars = [e for e in manifest.artifacts if e.format in formats.DATA_FORMATS]
+                files = {e.path: _checked(path, e) for e in (entry, *sidecars)}
+                runner = formats.module(entry.format).runner(files[entry.path], files, device, meta, outputs)
             with runner:
                 logits = runner.infer(samples)[outputs[0]]
             _record(result, name, logits)
@@ -122,6 +118,16 @@ def predict(
     result = Prediction(notes)
     _record(result, "eager", logits)
     return result
+
+
+def _checked(folder: Path, entry) -> bytes:
+    data = read_member(folder, entry.path)
+    if sha256_bytes(data) != entry.sha256:
+        raise ExporterError(
+            f"{entry.path} does not match its sha256 in the manifest: refusing to load it; "
+            f"run `exporter verify {folder}`"
+        )
+    return data
 
 
 def _record(result: Prediction, runtime: str, logits: np.ndarray) -> None:

@@ -56,7 +56,7 @@ class VerificationReport:
     inputs: str  # how the inputs were made
     samples: int
     batch_sizes: list[int]
-    tolerances: dict[str, dict[str, float]]  # output -> {"atol", "rtol"}
+    tolerances: dict[str, dict[str, dict[str, float]]]  # runtime -> output -> {"atol", "rtol"[, "min_agreement"]}
     nan_policy: str
     hashes: list[HashCheck] = field(default_factory=list)
     reference: dict[str, Any] = field(default_factory=dict)  # determinism of eager, model provenance
@@ -118,10 +118,12 @@ class VerificationReport:
             outs = [o for b in r.batches for o in b.outputs]
             diffs = [o.max_abs_diff for o in outs if o.max_abs_diff is not None]
             rels = [o.max_rel_diff for o in outs if o.max_rel_diff is not None]
+            agreements = [o.top1_agreement for o in outs if o.top1_agreement is not None]
             per_runtime[r.runtime] = {
                 "passed": r.passed,
                 "max_abs_diff": max(diffs) if diffs else None,
                 "max_rel_diff": max(rels) if rels else None,
+                "top1_agreement": min(agreements) if agreements else None,
             }
         return {
             "passed": self.passed,
@@ -138,8 +140,7 @@ class VerificationReport:
         out = [
             f"Verification of {self.artifact_dir} (model {self.model}, device {self.device})",
             f"inputs: {self.samples} samples, {self.inputs}, batch sizes {', '.join(map(str, self.batch_sizes))}",
-            "tolerance: |actual - expected| <= atol + rtol * |expected|; "
-            + "; ".join(f"{k}: atol {v['atol']:g}, rtol {v['rtol']:g}" for k, v in self.tolerances.items()),
+            "tolerance: |actual - expected| <= atol + rtol * |expected|; " + _tolerance_text(self.tolerances),
         ]
         ok_hashes = sum(h.ok for h in self.hashes)
         out.append(f"files: {ok_hashes}/{len(self.hashes)} match their sha256 in the manifest")
@@ -187,12 +188,18 @@ class VerificationReport:
                             _num(o.mean_abs_diff),
                             _num(o.p99_abs_diff),
                             "-" if o.cosine_similarity is None else f"{o.cosine_similarity:.6f}",
-                            "-" if o.top1_agreement is None else f"{100 * o.top1_agreement:.1f}%",
+                            _agreement(o),
                             str(o.tied_samples),
                             "pass" if b.passed else "FAIL",
                         )
                     )
         out += _table(rows)
+        if any(
+            o.top1_agreement_within_tolerance is not None for r in self.runtimes for b in r.batches for o in b.outputs
+        ):
+            out.append(
+                "* quantised runtimes: top-1 agreement counting classes within the tolerance of the maximum as tied"
+            )
         if self.parameters:
             p = self.parameters
             out += [
@@ -217,6 +224,28 @@ class VerificationReport:
             names = ", ".join(["eager", *(r.runtime for r in self.runtimes)])
             out.append(f"PASSED: {names} agree on {self.samples} samples, and the parameters match")
         return "\n".join(out)
+
+
+def _agreement(o: OutputComparison) -> str:
+    if o.top1_agreement is None:
+        return "-"
+    text = f"{100 * o.top1_agreement:.1f}%"
+    if o.top1_agreement_within_tolerance is not None:
+        text += f" ({100 * o.top1_agreement_within_tolerance:.1f}%*)"
+    return text
+
+
+def _tolerance_text(tolerances: dict[str, dict[str, dict[str, float]]]) -> str:
+    """One phrase per distinct policy: 'torchscript, onnxruntime: atol 1e-05, rtol 0.0001; ...'."""
+    groups: dict[str, list[str]] = {}
+    for runtime, per_output in tolerances.items():
+        for output, t in per_output.items():
+            text = f"atol {t['atol']:g}, rtol {t['rtol']:g}"
+            if "min_agreement" in t:
+                text += f", top-1 agreement >= {100 * t['min_agreement']:g}%"
+            name = runtime if len(per_output) == 1 else f"{runtime}/{output}"
+            groups.setdefault(text, []).append(name)
+    return "; ".join(f"{', '.join(names)}: {text}" for text, names in groups.items())
 
 
 def _num(value: float | None) -> str:

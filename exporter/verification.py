@@ -14,6 +14,7 @@ Steps, each collected into one report rather than stopping at the first problem:
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from .compare import OutputComparison
 from .config import Tolerance, VerifyConfig
 from .errors import UsageError, first_line
 from .inputs import InputSet
-from .manifest import REPORT_NAME, Manifest, read_member, sha256_bytes
+from .manifest import REPORT_NAME, ArtifactEntry, Manifest, read_member, sha256_bytes
 from .parameters import ParameterReport, account, eager_parameters
 from .report import BatchResult, HashCheck, RuntimeResult, VerificationReport
 from .runners.base import InputMeta, Runner
@@ -65,7 +66,7 @@ def verify(
     if config.save_inputs:
         inputs.save(config.save_inputs)
 
-    tolerances = {name: config.tolerance(dtype) for name in output_names}
+    tolerances = {name: config.tolerance(dtype) for name in output_names}  # eager and fp32 runtimes
     report = VerificationReport(
         artifact_dir=str(folder),
         model=str(manifest.model.get("name")),
@@ -73,7 +74,7 @@ def verify(
         inputs=inputs.origin,
         samples=inputs.samples,
         batch_sizes=list(inputs.groups),
-        tolerances={k: {"atol": v.atol, "rtol": v.rtol} for k, v in tolerances.items()},
+        tolerances={},
         nan_policy=config.nan_policy,
     )
     blobs = _check_hashes(folder, manifest, report)
@@ -91,38 +92,24 @@ def verify(
     tensors: dict[str, dict[str, np.ndarray]] = {}
     for entry in manifest.artifacts:
         if entry.format in formats.DATA_FORMATS:
-            continue  # hash-checked above, loaded by the reference rebuild, not a runtime
+            continue  # hash-checked above, used by the reference or by its model file, not a runtime
         if entry.format not in formats.FORMATS:
             report.problems.append(f"{entry.path}: unknown format {entry.format!r}; this exporter cannot check it")
             continue
+        quantized = entry.format in formats.QUANTIZED
+        runtime_tolerances = {name: config.tolerance(dtype, quantized) for name in output_names}
         result = RuntimeResult(formats.runtime_name(entry.format), entry.format, entry.path)
-        result.notes += list(entry.details.get("warnings", []))
         report.runtimes.append(result)
-        data = blobs.get(entry.path)
-        if data is None:
-            result.error = "not run: its file failed the hash check"
-            continue
-        fmt = formats.module(entry.format)
-        try:
-            runner = fmt.runner(data, device, meta, output_names)
-            runner.activate()
-        except Exception as error:
-            result.error = f"could not be loaded: {first_line(error)}"
-            continue
-        try:
-            got = _run_runtime(runner, inputs, expected, tolerances, config.nan_policy, result)
-        finally:
-            runner.deactivate()
-        result.notes += runner.notes
-        result.seconds = sum(runner.inference_times)
-        outputs[result.runtime] = got
-        try:
-            tensors[result.runtime] = fmt.tensors(data)
-        except Exception as error:
-            report.problems.append(f"{result.runtime}: cannot read its tensors: {first_line(error)}")
+        report.tolerances[result.runtime] = {k: _tolerance_dict(v) for k, v in runtime_tolerances.items()}
+        sidecars = [a.path for a in manifest.artifacts if a.details.get("of") == entry.path]
+        run = _RuntimeRun(entry, sidecars, blobs, device, meta, output_names, config.nan_policy)
+        outputs[result.runtime], found = run.execute(inputs, expected, runtime_tolerances, result, report)
+        if found is not None:
+            tensors[result.runtime] = found
 
     agree = {r.runtime: r.passed for r in report.runtimes}
-    report.parameters = _account_parameters(model, device, meta, tensors, agree, config.allow_unused)
+    quantized = {formats.runtime_name(f) for f in formats.QUANTIZED}
+    report.parameters = _account_parameters(model, device, meta, tensors, agree, quantized, config.allow_unused)
     if config.save_outputs:
         _save_outputs(config.save_outputs, outputs)
     if write:
@@ -135,6 +122,53 @@ def write_report(folder: Path, manifest: Manifest, report: VerificationReport, j
     (json_path or folder / REPORT_NAME).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     manifest.verification = report.summary()
     manifest.write(folder)
+
+
+def _tolerance_dict(tolerance: Tolerance) -> dict[str, float]:
+    data = {"atol": tolerance.atol, "rtol": tolerance.rtol}
+    if tolerance.min_agreement is not None:
+        data["min_agreement"] = tolerance.min_agreement
+    return data
+
+
+@dataclass
+class _RuntimeRun:
+    """One artifact through its runtime: load from checked bytes, run every batch, read its tensors."""
+
+    entry: ArtifactEntry
+    sidecars: list[str]  # files the artifact needs beside it (ONNX external data)
+    blobs: dict[str, bytes]
+    device: torch.device
+    meta: InputMeta
+    output_names: tuple[str, ...]
+    nan_policy: str
+
+    def execute(self, inputs, expected, tolerances, result: RuntimeResult, report: VerificationReport):
+        result.notes += list(self.entry.details.get("warnings", []))
+        data = self.blobs.get(self.entry.path)
+        if data is None or any(path not in self.blobs for path in self.sidecars):
+            result.error = "not run: its file or a file it needs failed the hash check"
+            return {}, None
+        fmt = formats.module(self.entry.format)
+        try:
+            runner = fmt.runner(data, self.blobs, self.device, self.meta, self.output_names)
+            runner.activate()
+        except UsageError:
+            raise  # a hostile file (external data pointing outside the folder): refuse outright
+        except Exception as error:
+            result.error = f"could not be loaded: {first_line(error)}"
+            return {}, None
+        try:
+            got = _run_runtime(runner, inputs, expected, tolerances, self.nan_policy, result)
+        finally:
+            runner.deactivate()
+        result.notes += runner.notes
+        result.seconds = sum(runner.inference_times)
+        try:
+            return got, fmt.tensors(data, self.blobs)
+        except Exception as error:
+            report.problems.append(f"{result.runtime}: cannot read its tensors: {first_line(error)}")
+            return got, None
 
 
 def _device(config: VerifyConfig, manifest: Manifest) -> torch.device:
@@ -252,7 +286,7 @@ def _run_runtime(runner, inputs, expected, tolerances, nan_policy, result: Runti
     return got
 
 
-def _account_parameters(model, device, meta: InputMeta, tensors, agree, allow_unused: bool) -> ParameterReport:
+def _account_parameters(model, device, meta: InputMeta, tensors, agree, quantized, allow_unused) -> ParameterReport:
     example = torch.rand((2, *meta.sample_shape), generator=torch.Generator().manual_seed(0))
     params = eager_parameters(model, example.to(device=device, dtype=getattr(torch, meta.dtype)))
     values = dict(model.named_parameters())
@@ -265,7 +299,9 @@ def _account_parameters(model, device, meta: InputMeta, tensors, agree, allow_un
         allow_unused=allow_unused,
     )
     for runtime, found in tensors.items():
-        report.artifacts[runtime] = account(runtime, params, values, buffer_names, found, allow_unused, agree[runtime])
+        report.artifacts[runtime] = account(
+            runtime, params, values, buffer_names, found, allow_unused, agree[runtime], runtime in quantized
+        )
     return report
 
 

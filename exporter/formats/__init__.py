@@ -8,12 +8,15 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-# format name -> (module in this package, runtime name used in reports)
+# format name -> (module in this package, runtime name used in reports), in the order written
 FORMATS: dict[str, tuple[str, str]] = {
     "torchscript": ("torchscript", "torchscript"),
     "onnx": ("onnx", "onnxruntime"),
+    "pt2": ("pt2", "pt2"),
+    "onnx-int8": ("onnx_int8", "onnxruntime-int8"),
 }
-DATA_FORMATS = ("weights",)  # files bound by the manifest that no runtime runs
+QUANTIZED = ("onnx-int8",)  # verified under the quantisation policy, not the fp32 tolerance
+DATA_FORMATS = ("weights", "onnx-data")  # files bound by the manifest that no runtime runs
 
 
 def module(fmt: str) -> ModuleType:

@@ -1,13 +1,17 @@
 """ONNX through ``torch.onnx.export``, with a dynamic batch axis, checked before it is kept.
 
 Two exporters: ``dynamo`` (torch's default since 2.9, built on torch.export) and
-``legacy`` (TorchScript-based). The file is self-contained (weights inside) and must
-pass ``onnx.checker.check_model(full_check=True)`` and shape inference.
+``legacy`` (TorchScript-based). The file is self-contained by default; with
+``external_data`` (chosen automatically past protobuf's 2 GB limit) the weights go to
+``model.onnx.data`` beside it, whose location inside the model is a plain file name. Every
+file must pass ``onnx.checker.check_model(full_check=True)`` (strict shape inference
+included) before it is kept, and an ``--opset`` that the installed onnxruntime cannot
+load is refused before anything is exported.
 """
 
 from __future__ import annotations
 
-import re
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +19,14 @@ import torch
 from torch import nn
 
 from .._capture import quiet_export
-from ..errors import ExportFailedError, first_line
+from ..errors import ExportFailedError, ManifestError, UsageError, first_line
+from ._explain import explain_torch_export, strip_ansi
 
 FILE_NAME = "model.onnx"
+DATA_SUFFIX = ".data"  # external data goes to FILE_NAME + DATA_SUFFIX
 BATCH_AXIS = "batch"
-_ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_CALL_SITE = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in \w+\n(?P<code>[^\n]+)')
+PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GB
+_AUTO_EXTERNAL = int(PROTOBUF_LIMIT * 0.9)  # leave room for the graph itself
 
 
 def export(
@@ -32,9 +38,12 @@ def export(
     output_names: tuple[str, ...],
     opset: int | None = None,
     onnx_exporter: str = "dynamo",
+    external_data: bool = False,
     **_: Any,
 ) -> dict[str, Any]:
     """Export ``model`` to ``path``; returns details for the manifest. Raises ExportFailedError."""
+    if opset is not None:
+        check_opset(opset)
     warned: list[str] = []
     kwargs: dict[str, Any] = dict(
         input_names=[input_name], output_names=list(output_names), opset_version=opset, external_data=False
@@ -45,23 +54,54 @@ def export(
     else:
         axes = {input_name: {0: BATCH_AXIS}, **{name: {0: BATCH_AXIS} for name in output_names}}
         kwargs.update(dynamo=False, dynamic_axes=axes, do_constant_folding=True)
+    weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    if weight_bytes > _AUTO_EXTERNAL and not external_data:
+        external_data = True
+        warned.append(f"Note: weights of {weight_bytes / 1e9:.1f} GB exceed protobuf's 2 GB limit: external data used")
+    if external_data:
+        kwargs["external_data"] = True
     try:
         with quiet_export(warned), torch.no_grad():
             torch.onnx.export(model, (example,), str(path), **kwargs)
     except Exception as error:
         raise ExportFailedError(_explain(error, onnx_exporter)) from error
-    check(path)
+    details: dict[str, Any] = {"exporter": onnx_exporter}
+    if external_data:
+        details["external_data"] = _externalise(path)
+    return describe(path, details, warned)
+
+
+def describe(path: Path, details: dict[str, Any], warned: list[str]) -> dict[str, Any]:
+    """Check the file, and record its opset, its warnings and any frozen batch dimension."""
     import onnx
 
+    check(path)
     proto = onnx.load(str(path), load_external_data=False)
-    opset_used = next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
     batch_dim = proto.graph.input[0].type.tensor_type.shape.dim[0] if proto.graph.input else None
     if batch_dim is not None and batch_dim.HasField("dim_value"):
         warned.append(
             f"ExportWarning: the ONNX input's batch dimension is fixed to {batch_dim.dim_value}: forward "
             "specialised it (int(x.shape[0]) or a constant reshape?), so other batch sizes will fail"
         )
-    return {"exporter": onnx_exporter, "opset": opset_used, "warnings": warned}
+    return {**details, "opset": opset_of(proto), "warnings": warned}
+
+
+def opset_of(proto) -> int | None:
+    return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
+
+
+def _externalise(path: Path) -> str:
+    """Move every initializer of ``path`` into one side file named by a plain file name."""
+    import onnx
+
+    proto = onnx.load(str(path))  # in memory, with whatever external data torch wrote
+    location = path.name + DATA_SUFFIX
+    for stale in path.parent.glob("*" + DATA_SUFFIX):  # torch's own side files
+        stale.unlink()
+    onnx.save_model(
+        proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=location
+    )  # tensors under 1 KB (shape constants) stay inline, where shape inference can read them
+    return location
 
 
 def check(path: Path) -> None:
@@ -76,39 +116,101 @@ def check(path: Path) -> None:
         ) from error
 
 
+@functools.lru_cache(maxsize=1)
+def runtime_max_opset() -> int:
+    """The newest ai.onnx opset the installed onnxruntime loads, probed with a one-node model."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    def loads(version: int) -> bool:
+        graph = helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])], "probe",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        )  # fmt: skip
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)])
+        model.ir_version = 8  # an IR version every supported runtime reads
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            return True
+        except Exception:
+            return False
+
+    version = onnx.defs.onnx_opset_version() + 4
+    while version > 7 and not loads(version):
+        version -= 1
+    return version
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset the installed onnxruntime cannot load, before exporting anything."""
+    import onnxruntime as ort
+
+    newest = runtime_max_opset()
+    if opset > newest:
+        raise UsageError(
+            f"--opset {opset} is newer than onnxruntime {ort.__version__} can load (up to opset {newest}): "
+            f"choose {newest} or lower, or upgrade onnxruntime"
+        )
+
+
 def _explain(error: BaseException, onnx_exporter: str) -> str:
-    """One paragraph: which step failed, why (the root cause's first line and where), what to do."""
+    if onnx_exporter == "dynamo":
+        return explain_torch_export(
+            error, "ONNX export (dynamo exporter, torch.export step)",
+            ", or --onnx-exporter legacy (it traces the branch the example takes; the verifier then checks "
+            "that on other inputs)",
+        )  # fmt: skip
     root = error
     while root.__cause__ is not None:
         root = root.__cause__
-    text = _ANSI.sub("", str(error))
-    kind = type(root).__name__
-    where = ""
-    match = _CALL_SITE.search(text)
-    if match:
-        code = match["code"].split("  #")[0].strip()
-        where = f" (at {Path(match['file']).name}:{match['line']}: `{code}`)"
-    if onnx_exporter == "dynamo":
-        if "DataDependent" in kind or "data-dependent" in text:
-            hint = (
-                f"forward branches on tensor values{where}, which torch.export cannot capture. "
-                "Use torch.where or torch.cond, or --onnx-exporter legacy (it traces the branch the example "
-                "takes; the verifier then checks that on other inputs)"
-            )
-        elif "ConstraintViolation" in kind or "specialized" in text or "Constraints violated" in text:
-            hint = (
-                f"forward fixes the batch size{where} (int(x.shape[0]) or a reshape to a constant). "
-                "Keep it symbolic: x.flatten(1), x.reshape(x.shape[0], -1)"
-            )
-        else:
-            hint = (
-                f"{_ANSI.sub('', first_line(root))}{where}. Try --onnx-exporter legacy (the TorchScript-based exporter)"
-            )
-        return f"ONNX export (dynamo exporter, torch.export step) failed: {hint}"
     return (
-        f"ONNX export (legacy exporter) failed: {_ANSI.sub('', first_line(root))}{where}. "
+        f"ONNX export (legacy exporter) failed: {strip_ansi(first_line(root))}. "
         "Try --onnx-exporter dynamo or another --opset"
     )
+
+
+def load_proto(data: bytes, files: dict[str, bytes]):
+    """The model from hash-checked bytes, its external data taken only from hash-checked files.
+
+    An external data location must be a plain file name that the manifest lists (and so was
+    hash-checked); anything else (an absolute path, ``..``, a file the manifest does not
+    bind, a symlink) is refused with ManifestError.
+    """
+    import onnx
+    from onnx import TensorProto
+
+    proto = onnx.load_from_string(data)
+    tensors = [*proto.graph.initializer]
+    for node in proto.graph.node:
+        tensors += [a.t for a in node.attribute if a.HasField("t")]
+    for tensor in tensors:
+        if tensor.data_location != TensorProto.EXTERNAL:
+            continue
+        info = {entry.key: entry.value for entry in tensor.external_data}
+        location = info.get("location", "")
+        if location not in files or "/" in location or "\\" in location or location in ("", ".", ".."):
+            raise ManifestError(
+                f"the ONNX file's external data for {tensor.name!r} points to {location!r}, which is not a file "
+                "of this artifact folder bound by its manifest: refusing it"
+            )
+        blob = files[location]
+        offset, length = int(info.get("offset", 0)), int(info.get("length", len(blob)))
+        if offset < 0 or length < 0 or offset + length > len(blob):
+            raise ManifestError(f"the ONNX file's external data for {tensor.name!r} lies outside {location}")
+        tensor.raw_data = blob[offset : offset + length]
+        del tensor.external_data[:]
+        tensor.data_location = TensorProto.DEFAULT
+    return proto
+
+
+def inline_bytes(data: bytes, files: dict[str, bytes]) -> bytes:
+    """Model bytes with external data inlined (the form ONNX Runtime can load from memory)."""
+    proto = load_proto(data, files)
+    if proto.ByteSize() >= PROTOBUF_LIMIT:
+        raise ExportFailedError("verifying ONNX models over 2 GB from memory is not supported yet")
+    return proto.SerializeToString()
 
 
 def session(data: bytes, device: torch.device):
@@ -121,21 +223,31 @@ def session(data: bytes, device: torch.device):
     options = ort.SessionOptions()
     options.log_severity_level = 4  # fatal only: run errors come back as exceptions, reported once
     ort.set_default_logger_severity(4)
-    return ort.InferenceSession(data, sess_options=options, providers=providers)
+    try:
+        return ort.InferenceSession(data, sess_options=options, providers=providers)
+    except Exception as error:
+        import onnx
+
+        opset = opset_of(onnx.load_from_string(data))
+        if opset is not None and opset > runtime_max_opset():
+            raise RuntimeError(
+                f"onnxruntime {ort.__version__} cannot load opset {opset} (it loads up to opset "
+                f"{runtime_max_opset()}): export with --opset {runtime_max_opset()} or upgrade onnxruntime"
+            ) from error
+        raise
 
 
-def runner(data: bytes, device: torch.device, meta, output_names):
+def runner(data: bytes, files: dict[str, bytes], device: torch.device, meta, output_names, runtime="onnxruntime"):
     from ..runners.onnxruntime import OnnxRuntimeRunner
 
     return OnnxRuntimeRunner(
-        runtime="onnxruntime", input_meta=meta, output_names=output_names, data=data, device=device
+        runtime=runtime, input_meta=meta, output_names=output_names, data=inline_bytes(data, files), device=device
     )
 
 
-def tensors(data: bytes) -> dict:
+def tensors(data: bytes, files: dict[str, bytes]) -> dict:
     """The graph's initializers (weights and exporter constants), by name."""
-    import onnx
     from onnx import numpy_helper
 
-    proto = onnx.load_from_string(data)
+    proto = load_proto(data, files)
     return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}

@@ -42,13 +42,13 @@ def load(data: bytes, device: torch.device) -> torch.jit.ScriptModule:
     return module.eval()
 
 
-def runner(data: bytes, device: torch.device, meta, output_names):
+def runner(data: bytes, _files: dict[str, bytes], device: torch.device, meta, output_names):
     from ..runners.torch_runners import torchscript
 
     return torchscript(data, device, meta, output_names)
 
 
-def tensors(data: bytes) -> dict:
+def tensors(data: bytes, _files: dict[str, bytes]) -> dict:
     """Every parameter and buffer the TorchScript module holds, by qualified name."""
     module = load(data, torch.device("cpu"))
     found = {n: p.detach().numpy() for n, p in module.named_parameters()}

@@ -1,0 +1,152 @@
+"""More artifact formats, each verified: pt2, onnx-int8, the ONNX exporter choice, external data, opsets."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import onnx
+import pytest
+
+import models
+from exporter import ExportConfig, VerifyConfig, export, verify
+from exporter.errors import ExportFailedError, ManifestError, UsageError
+from exporter.formats.onnx import runtime_max_opset
+
+from .conftest import BROKEN
+from .helpers import restamp
+
+
+@pytest.fixture(scope="module")
+def all_formats(tmp_path_factory):
+    """Every registered model exported to every format, once for this module."""
+    out = tmp_path_factory.mktemp("formats")
+    formats = ("torchscript", "onnx", "pt2", "onnx-int8")
+    return {name: export(name, ExportConfig(out=out, device="cpu", formats=formats)) for name in models.REGISTRY}
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY), ids=str)
+def test_every_format_exports_and_verifies(all_formats, name):
+    result = all_formats[name]
+    assert result.passed, result.report.failures
+    runtimes = {r.runtime for r in result.report.runtimes}
+    assert runtimes == {"torchscript", "onnxruntime", "pt2", "onnxruntime-int8"}
+    assert [a.format for a in result.manifest.artifacts] == ["torchscript", "onnx", "pt2", "onnx-int8"]
+    accounts = result.report.parameters.artifacts
+    assert all(a.total == result.report.parameters.eager_total for a in accounts.values())
+
+
+@pytest.mark.parametrize("name", sorted(models.REGISTRY), ids=str)
+def test_int8_is_under_a_third_of_fp32_and_its_agreement_is_in_the_manifest(all_formats, name):
+    result = all_formats[name]
+    int8, fp32 = result.manifest.artifact("onnx-int8"), result.manifest.artifact("onnx")
+    assert int8.bytes < fp32.bytes / 3 and int8.details["fp32_bytes"] == fp32.bytes
+    summary = json.loads((result.path / "manifest.json").read_text())["verification"]["runtimes"]
+    assert summary["onnxruntime-int8"]["top1_agreement"] > 0.9
+    assert result.report.tolerances["onnxruntime-int8"]["logits"]["min_agreement"] == 0.99
+    assert result.report.tolerances["onnxruntime"]["logits"] == {"atol": 1e-5, "rtol": 1e-4}
+
+
+def test_int8_fails_when_the_required_agreement_is_out_of_reach(all_formats):
+    # Quantisation moves every logit: demanding the int8 run to pass the fp32 tolerance must fail.
+    report = verify(all_formats["mlp"].path, VerifyConfig(samples=256, min_agreement=1.0, atol=0, rtol=0))
+    fp32_runtimes = {"torchscript", "pt2"}
+    assert all(r.passed for r in report.runtimes if r.runtime in fp32_runtimes)
+    assert report.passed is False  # onnxruntime at atol 0 fails; int8 keeps its own atol
+    int8 = next(r for r in report.runtimes if r.runtime == "onnxruntime-int8")
+    agreements = [o.top1_agreement_within_tolerance for b in int8.batches for o in b.outputs]
+    assert all(a is not None for a in agreements)
+
+
+def test_pt2_refuses_value_branches_with_the_line(tmp_path):
+    config = ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28), formats=("pt2",))
+    with pytest.raises(ExportFailedError, match=r"torch.export failed: forward branches on tensor values \(at"):
+        export(f"{BROKEN}:ValueBranch", config)
+
+
+def test_pt2_refuses_a_frozen_batch_size(tmp_path):
+    config = ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28), formats=("pt2",))
+    with pytest.raises(ExportFailedError, match="fixes the batch size"):
+        export(f"{BROKEN}:FrozenBatch", config)
+
+
+def test_the_legacy_onnx_exporter_is_recorded_and_verified(tmp_path):
+    result = export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("onnx",), onnx_exporter="legacy"))
+    assert result.passed and result.manifest.artifact("onnx").details["exporter"] == "legacy"
+
+
+@pytest.fixture
+def external(tmp_path):
+    return export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("onnx",), external_data=True))
+
+
+def test_external_data_round_trip(external):
+    assert external.passed, external.report.failures
+    entries = {a.path: a.format for a in external.manifest.artifacts}
+    assert entries == {"model.onnx": "onnx", "model.onnx.data": "onnx-data"}
+    assert (external.path / "model.onnx").stat().st_size < 100_000  # the weights are beside it
+    proto = onnx.load(str(external.path / "model.onnx"), load_external_data=False)
+    locations = {e.value for t in proto.graph.initializer for e in t.external_data if e.key == "location"}
+    assert locations == {"model.onnx.data"}
+    assert verify(external.path, VerifyConfig(samples=64)).passed
+
+
+def test_a_changed_external_data_file_is_caught_by_its_hash(external):
+    data = bytearray((external.path / "model.onnx.data").read_bytes())
+    data[100] ^= 0xFF
+    (external.path / "model.onnx.data").write_bytes(bytes(data))
+    report = verify(external.path, VerifyConfig(samples=64))
+    assert not report.passed and any("model.onnx.data: sha256" in f for f in report.failures)
+
+
+@pytest.mark.parametrize("location", ["../outside.data", "/etc/hostname", "sub/../../x.data"])
+def test_external_data_pointing_outside_the_folder_is_refused(external, location):
+    path = external.path / "model.onnx"
+    proto = onnx.load(str(path), load_external_data=False)
+    for tensor in proto.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    onnx.save(proto, str(path))
+    restamp(external.path)
+    with pytest.raises(ManifestError, match="not a file of this artifact folder"):
+        verify(external.path, VerifyConfig(samples=64))
+    cli = subprocess.run(
+        [sys.executable, "-m", "exporter", "verify", str(external.path)], capture_output=True, text=True
+    )
+    assert cli.returncode == 2 and "refusing it" in cli.stderr and "Traceback" not in cli.stderr
+
+
+def test_external_data_behind_a_symlink_is_refused(external, tmp_path):
+    target = tmp_path / "elsewhere.data"
+    target.write_bytes((external.path / "model.onnx.data").read_bytes())
+    (external.path / "model.onnx.data").unlink()
+    (external.path / "model.onnx.data").symlink_to(target)
+    with pytest.raises(ManifestError, match="symlink"):
+        verify(external.path, VerifyConfig(samples=64))
+
+
+def test_an_opset_too_new_for_onnxruntime_is_refused_before_export(tmp_path):
+    too_new = runtime_max_opset() + 1
+    with pytest.raises(UsageError, match=f"--opset {too_new} is newer than onnxruntime"):
+        export("mlp", ExportConfig(out=tmp_path, device="cpu", opset=too_new))
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_file_whose_opset_is_too_new_gives_a_clear_verification_failure(mlp_dir):
+    path = mlp_dir / "model.onnx"
+    proto = onnx.load(str(path))
+    for entry in proto.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = runtime_max_opset() + 1
+    onnx.save(proto, str(path))
+    restamp(mlp_dir)
+    report = verify(mlp_dir, VerifyConfig(samples=64))
+    line = next(f for f in report.failures if f.startswith("onnxruntime:"))
+    assert f"cannot load opset {runtime_max_opset() + 1}" in line and f"--opset {runtime_max_opset()}" in line
+
+
+def test_a_supported_opset_is_used(tmp_path):
+    result = export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("onnx",), opset=18))
+    assert result.passed and result.manifest.artifact("onnx").details["opset"] == 18

@@ -18,7 +18,17 @@ from typing import Any
 
 import click
 
-from .config import DISTRIBUTIONS, FORMATS, NAN_POLICIES, ONNX_EXPORTERS, ExportConfig, VerifyConfig, parse_shape
+from .config import (
+    DEFAULT_FORMATS,
+    DEFAULT_MIN_AGREEMENT,
+    DISTRIBUTIONS,
+    FORMATS,
+    NAN_POLICIES,
+    ONNX_EXPORTERS,
+    ExportConfig,
+    VerifyConfig,
+    parse_shape,
+)
 from .errors import ExporterError, first_line
 
 
@@ -132,6 +142,13 @@ def comparison_options(func: Callable) -> Callable:
             help="'match' passes NaN/Inf found at the same positions on both sides.",
         ),
         click.option("--allow-unused", is_flag=True, help="Do not fail on parameters forward never uses."),
+        click.option(
+            "--min-agreement",
+            type=click.FloatRange(0, 1),
+            default=DEFAULT_MIN_AGREEMENT,
+            show_default=True,
+            help="Quantised (int8) runtimes: share of samples whose top-1 class must agree with eager.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -149,6 +166,7 @@ def _verify_config(**kw: Any) -> VerifyConfig:
         rtol=kw["rtol"],
         nan_policy=kw["nan_policy"],
         allow_unused=kw["allow_unused"],
+        min_agreement=kw["min_agreement"],
         inputs_path=kw.get("inputs"),
         save_inputs=kw.get("save_inputs"),
         save_outputs=kw.get("save_outputs"),
@@ -214,7 +232,7 @@ def models_command() -> None:
     "formats",
     type=click.Choice(FORMATS),
     multiple=True,
-    help="Artifact format (repeatable). Default: all of them.",
+    help="Artifact format (repeatable). Default: torchscript and onnx.",
 )
 @click.option("--opset", type=click.IntRange(min=7), help="ONNX opset (default: the exporter's).")
 @click.option(
@@ -233,6 +251,9 @@ def models_command() -> None:
     "--weights",
     type=click.Path(path_type=Path),
     help="A state_dict (.pt/.pth, loaded with weights_only=True) or .safetensors file.",
+)
+@click.option(
+    "--external-data", is_flag=True, help="ONNX weights in model.onnx.data beside the model (automatic past 2 GB)."
 )
 @click.option("--no-verify", is_flag=True, help="Skip the verification after export.")
 @comparison_options
@@ -260,7 +281,8 @@ def export_command(model: str, no_verify: bool, **kw: Any) -> None:
         name=kw["name"],
         device=kw["device"],
         seed=kw["seed"],
-        formats=tuple(kw["formats"]) or FORMATS,
+        formats=tuple(kw["formats"]) or DEFAULT_FORMATS,
+        external_data=kw["external_data"],
         opset=kw["opset"],
         onnx_exporter=kw["onnx_exporter"],
         input_shape=kw["input_shape"],
@@ -383,6 +405,37 @@ def predict_command(
 
     result = predict(target, input_spec, runtime, seed=seed, config=VerifyConfig(device=device, source=source))
     click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())
+
+
+@cli.command("triton")
+@click.argument("artifact_dir", type=click.Path(path_type=Path))
+@click.argument("repository", type=click.Path(path_type=Path))
+@click.option(
+    "--max-batch-size",
+    type=click.IntRange(0, 2**31 - 1),
+    default=64,
+    show_default=True,
+    help="Largest batch Triton forms; 0 turns batching off (dims then keep the batch dimension).",
+)
+@click.option("--force", is_flag=True, help="Replace model folders that are not empty.")
+def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, force: bool) -> None:
+    """Write ARTIFACT_DIR's ONNX and TorchScript artifacts as a Triton model repository.
+
+    REPOSITORY gets NAME_onnx/ (onnxruntime_onnx) and NAME_torchscript/ (pytorch_libtorch),
+    each a config.pbtxt and 1/model.onnx or 1/model.pt. Artifacts are hash-checked first;
+    names, data types and dims come from the artifacts, the batch dimension left out.
+    TorchScript tensors are named input__0, logits__0 (Triton's <name>__<index> rule).
+    A model folder that is not empty is replaced only with --force.
+
+    \b
+    Examples:
+      exporter triton artifacts/mlp triton
+      exporter triton artifacts/mlp triton --max-batch-size 256 --force
+    """
+    from .triton import TritonConfig, write_repository
+
+    result = write_repository(artifact_dir, repository, TritonConfig(max_batch_size=max_batch_size, force=force))
+    click.echo(result.render())
 
 
 def main() -> None:

@@ -10,11 +10,9 @@ folder is removed and the earlier folder is untouched.
 from __future__ import annotations
 
 import copy
-import os
 import platform
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,7 @@ import torch
 from torch import nn
 
 from . import __version__, building, formats, weights
+from .atomic import move_into_place, staging_folder
 from .config import FORMATS, ONNX_EXPORTERS, ExportConfig
 from .errors import ArtifactDirError, InputSpecError, UsageError
 from .manifest import ArtifactEntry, Manifest
@@ -103,6 +102,10 @@ def _check_config(config: ExportConfig) -> None:
         raise UsageError(f"unknown format {', '.join(unknown) or '(none)'}: choose from {', '.join(FORMATS)}")
     if config.onnx_exporter not in ONNX_EXPORTERS:
         raise UsageError(f"--onnx-exporter must be one of {', '.join(ONNX_EXPORTERS)}")
+    if config.opset is not None and any(f.startswith("onnx") for f in config.formats):
+        from .formats.onnx import check_opset
+
+        check_opset(config.opset)
 
 
 def _instance_source(model: nn.Module, config: ExportConfig, example: torch.Tensor | None) -> ModelSource:
@@ -124,11 +127,7 @@ def _staging(out: Path, name: str) -> Path:
     """A fresh hidden folder beside the target; raises ArtifactDirError when OUT is unusable."""
     try:
         out.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=out))
-        umask = os.umask(0)
-        os.umask(umask)
-        staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700; the finished folder gets normal rights
-        return staging
+        return staging_folder(out, name)
     except FileExistsError:
         raise ArtifactDirError(f"--out {out} exists and is not a folder") from None
     except OSError as error:
@@ -149,8 +148,11 @@ def _write_artifacts(eager, example, source, name, config, device, staging, weig
             output_names=source.output_names,
             opset=config.opset,
             onnx_exporter=config.onnx_exporter,
+            external_data=config.external_data,
         )
         entries.append(ArtifactEntry.for_file(staging, module.FILE_NAME, fmt, **details))
+        if details.get("external_data"):
+            entries.append(ArtifactEntry.for_file(staging, details["external_data"], "onnx-data", of=module.FILE_NAME))
     if weights_record is not None or instance is not None:
         # The eager weights are not reproducible from the seed: keep them, hash-bound, in the folder.
         relpath = weights.save_copy(eager, staging)
@@ -186,22 +188,9 @@ def _write_artifacts(eager, example, source, name, config, device, staging, weig
 
 
 def _move_into_place(staging: Path, target: Path) -> None:
-    """Swap the finished staging folder in; the earlier folder goes only once the new one is there."""
-    old = None
-    if target.exists() or target.is_symlink():
-        if not target.is_dir() or target.is_symlink():
-            raise ArtifactDirError(f"{target} exists and is not an artifact folder: move it or choose --name")
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
-        os.replace(target, old / "previous")
-    try:
-        os.replace(staging, target)
-    except OSError:
-        if old is not None:
-            os.replace(old / "previous", target)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+    if target.is_symlink() or (target.exists() and not target.is_dir()):
+        raise ArtifactDirError(f"{target} exists and is not an artifact folder: move it or choose --name")
+    move_into_place(staging, target)
 
 
 def versions() -> dict[str, str]:

@@ -1,0 +1,38 @@
+"""All-or-nothing folders: build in a hidden staging folder beside the target, then swap it in.
+
+An earlier folder at the target is kept until the new one is in place, so a failure at
+any point leaves either the old folder or the new one, never a half-written mix.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+
+def staging_folder(parent: Path, name: str) -> Path:
+    """A fresh hidden folder ``parent/.NAME.XXXX.partial`` with the rights a normal folder gets."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700
+    return staging
+
+
+def move_into_place(staging: Path, target: Path) -> None:
+    """Swap the finished ``staging`` folder in at ``target``; the earlier folder goes only afterwards."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+        os.replace(target, old / "previous")
+    try:
+        os.replace(staging, target)
+    except OSError:
+        if old is not None:
+            os.replace(old / "previous", target)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,486 @@
+"""``write_repository``: turn an artifact folder into a Triton Inference Server model repository.
+
+For each servable artifact the folder holds, one Triton model::
+
+    REPOSITORY/NAME_onnx/config.pbtxt          platform "onnxruntime_onnx"
+    REPOSITORY/NAME_onnx/1/model.onnx
+    REPOSITORY/NAME_torchscript/config.pbtxt   platform "pytorch_libtorch"
+    REPOSITORY/NAME_torchscript/1/model.pt
+
+Every artifact is read once and its sha256 checked against the manifest before anything is
+written; the checked bytes are what lands in the repository. Names, data types and dims come
+from the artifact itself: the ONNX graph for the ONNX model; for TorchScript, which records no
+tensor metadata, the manifest, with the ``<name>__<index>`` names Triton's libtorch backend
+matches by position (``input__0`` is forward's first argument, ``logits__0`` its first output).
+With ``max_batch_size > 0`` the batch dimension is left out of ``dims``, as Triton requires.
+
+Each model folder is written into a hidden staging folder beside it and renamed into place
+only when complete. A non-empty model folder is replaced only with ``force``. config.pbtxt is
+protobuf text format for Triton's ``inference.ModelConfig``, written here directly so serving
+needs no ``tritonclient`` (the tests parse it with tritonclient's ``model_config_pb2``).
+onnx is imported inside the functions that need it, so importing this module is cheap.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import move_into_place, staging_folder
+from .errors import ArtifactDirError, ExporterError, ExportFailedError, ManifestError, UsageError
+from .manifest import ArtifactEntry, Manifest, read_member, sha256_bytes
+
+DEFAULT_MAX_BATCH_SIZE = 64  # Triton forms batches up to this size; 64 is the largest batch `verify` runs by default
+VERSION = "1"  # the one version folder written per model
+_MAX_INT32 = 2**31 - 1  # max_batch_size is an int32 in ModelConfig
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+# format -> (platform, backend, file name Triton looks for in the version folder)
+BACKENDS: dict[str, tuple[str, str, str]] = {
+    "onnx": ("onnxruntime_onnx", "onnxruntime", "model.onnx"),
+    "torchscript": ("pytorch_libtorch", "pytorch", "model.pt"),
+}
+
+# ONNX TensorProto.DataType name -> Triton DataType
+_ONNX_TYPES = {
+    "FLOAT": "TYPE_FP32",
+    "FLOAT16": "TYPE_FP16",
+    "BFLOAT16": "TYPE_BF16",
+    "DOUBLE": "TYPE_FP64",
+    "INT8": "TYPE_INT8",
+    "INT16": "TYPE_INT16",
+    "INT32": "TYPE_INT32",
+    "INT64": "TYPE_INT64",
+    "UINT8": "TYPE_UINT8",
+    "UINT16": "TYPE_UINT16",
+    "UINT32": "TYPE_UINT32",
+    "UINT64": "TYPE_UINT64",
+    "BOOL": "TYPE_BOOL",
+    "STRING": "TYPE_STRING",
+}
+
+# torch dtype name (as the manifest records it) -> Triton DataType
+_TORCH_TYPES = {
+    "float32": "TYPE_FP32",
+    "float16": "TYPE_FP16",
+    "bfloat16": "TYPE_BF16",
+    "float64": "TYPE_FP64",
+    "int8": "TYPE_INT8",
+    "int16": "TYPE_INT16",
+    "int32": "TYPE_INT32",
+    "int64": "TYPE_INT64",
+    "uint8": "TYPE_UINT8",
+    "bool": "TYPE_BOOL",
+}
+
+
+class ModelFolderExistsError(UsageError):
+    """A model folder in the repository already holds files and ``force`` was not given (exit 2)."""
+
+
+@dataclass(frozen=True)
+class TritonConfig:
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE  # 0 turns Triton's batching off: dims then keep the batch dim
+    dynamic_batching: bool = True  # let Triton merge requests into batches (only when max_batch_size > 0)
+    force: bool = False  # replace a non-empty model folder
+
+
+@dataclass(frozen=True)
+class TensorConfig:
+    """One input or output as Triton sees it."""
+
+    name: str
+    data_type: str  # a Triton DataType: TYPE_FP32, TYPE_INT64, ...
+    dims: tuple[int, ...]  # per sample when the model batches; -1 is a size that varies
+    scalar: bool = False  # one value per sample: dims [1] reshaped to [], since Triton refuses empty dims
+
+
+@dataclass
+class TritonModel:
+    """One model of the repository: what config.pbtxt says, and where it was written."""
+
+    name: str  # the folder name, which Triton requires to equal the config's name
+    format: str  # the artifact format it serves: "onnx" or "torchscript"
+    source: ArtifactEntry  # the artifact it was copied from
+    max_batch_size: int
+    inputs: list[TensorConfig]
+    outputs: list[TensorConfig]
+    dynamic_batching: bool
+    notes: list[str] = field(default_factory=list)
+    path: Path | None = None  # REPOSITORY/NAME_FORMAT once written
+
+    @property
+    def platform(self) -> str:
+        return BACKENDS[self.format][0]
+
+    @property
+    def backend(self) -> str:
+        return BACKENDS[self.format][1]
+
+    @property
+    def file_name(self) -> str:
+        return BACKENDS[self.format][2]
+
+    @property
+    def config_text(self) -> str:
+        """config.pbtxt: protobuf text format for ``inference.ModelConfig``."""
+        lines = [
+            f"# Written by `exporter triton` from {_comment(self.source.path)} (sha256 {self.source.sha256}).",
+            *(f"# {_comment(note)}" for note in self.notes),
+            f"name: {_quote(self.name)}",
+            f"platform: {_quote(self.platform)}",
+            f"backend: {_quote(self.backend)}",
+            f"max_batch_size: {self.max_batch_size}",
+            *_tensor_block("input", self.inputs),
+            *_tensor_block("output", self.outputs),
+        ]
+        if self.dynamic_batching:
+            lines.append("dynamic_batching { }")
+        return "\n".join(lines) + "\n"
+
+
+@dataclass
+class TritonResult:
+    repository: Path
+    models: list[TritonModel]
+
+    def render(self) -> str:
+        """What `exporter triton` prints: one line per model, its notes, and how to serve the repository."""
+        lines = [f"Triton model repository {self.repository}:"]
+        width = max(len(m.name) for m in self.models)
+        for model in self.models:
+            ins = ", ".join(_describe(t) for t in model.inputs)
+            outs = ", ".join(_describe(t) for t in model.outputs)
+            lines.append(
+                f"  {model.name.ljust(width)}  {model.platform:<16}  max_batch_size {model.max_batch_size}  "
+                f"{ins} -> {outs}"
+            )
+            lines += [f"    note: {note}" for note in model.notes]
+        lines.append(f"serve it with: tritonserver --model-repository={self.repository.resolve()}")
+        return "\n".join(lines)
+
+
+def write_repository(
+    artifact_dir: str | Path, repository: str | Path, config: TritonConfig | None = None
+) -> TritonResult:
+    """Write ARTIFACT_DIR's ONNX and TorchScript artifacts as Triton models into REPOSITORY.
+
+    Returns the models written, with their config text. Raises ManifestError (exit 2) for a
+    missing, corrupt or hostile manifest; ArtifactDirError (exit 2) when an artifact is missing,
+    REPOSITORY cannot be written or a model path there is a file or a symlink;
+    ModelFolderExistsError (exit 2) when a model folder is not empty and ``force`` is False;
+    UsageError (exit 2) for a bad ``max_batch_size``; ExporterError (exit 1) when an artifact
+    does not match its sha256; ExportFailedError (exit 1) when a tensor has a type Triton cannot
+    serve. Nothing is written unless every artifact passed its hash check and every model folder
+    may be written.
+    """
+    config = config or TritonConfig()
+    _check_config(config)
+    folder = Path(artifact_dir)
+    manifest = Manifest.load(folder)
+    name = _model_name(manifest)
+    checked = _checked_artifacts(folder, manifest)
+    onnx_types: dict[str, str] = {}
+    models = []
+    if "onnx" in checked:
+        onnx_model = _onnx_model(f"{name}_onnx", *checked["onnx"], config)
+        onnx_types = {t.name: t.data_type for t in onnx_model.outputs}
+        models.append(onnx_model)
+    if "torchscript" in checked:
+        models.append(
+            _torchscript_model(f"{name}_torchscript", checked["torchscript"][0], manifest, config, onnx_types)
+        )
+    verification = manifest.verification if isinstance(manifest.verification, dict) else {}
+    if verification.get("passed") is False:
+        for model in models:
+            model.notes.append("the manifest records a FAILED verification: run `exporter verify` before serving")
+    repository = Path(repository)
+    _write(repository, models, {fmt: data for fmt, (_, data) in checked.items()}, config.force)
+    return TritonResult(repository, models)
+
+
+def _check_config(config: TritonConfig) -> None:
+    size = config.max_batch_size
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_INT32:
+        raise UsageError(f"--max-batch-size must be an integer from 0 (no batching) to {_MAX_INT32}, not {size!r}")
+
+
+def _model_name(manifest: Manifest) -> str:
+    """The manifest's model name, which must be a plain folder name: it names folders in REPOSITORY."""
+    name = manifest.model.get("name")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ManifestError(
+            f"the manifest's model name {name!r} is not a plain folder name (letters, digits, _ . -): refusing it"
+        )
+    return name
+
+
+def _checked_artifacts(folder: Path, manifest: Manifest) -> dict[str, tuple[ArtifactEntry, bytes]]:
+    """Each servable artifact's bytes, read once and hash-checked, in BACKENDS order.
+
+    Raises ArtifactDirError when there is none or a file is missing, ExporterError on a hash mismatch.
+    """
+    found: dict[str, tuple[ArtifactEntry, bytes]] = {}
+    for fmt in BACKENDS:
+        entry = manifest.artifact(fmt)
+        if entry is None:
+            continue
+        try:
+            data = read_member(folder, entry.path)
+        except FileNotFoundError:
+            raise ArtifactDirError(f"{entry.path} is listed in {folder}'s manifest but missing: re-export") from None
+        except OSError as error:
+            raise ArtifactDirError(f"cannot read {entry.path} in {folder} ({error.strerror})") from None
+        if sha256_bytes(data) != entry.sha256:
+            raise ExporterError(
+                f"{entry.path} does not match its sha256 in the manifest: refusing to copy it; "
+                f"run `exporter verify {folder}`"
+            )
+        if fmt == "onnx":
+            data = _inline_external_data(folder, manifest, entry, data)
+        found[fmt] = (entry, data)
+    if not found:
+        raise ArtifactDirError(f"{folder} holds no ONNX or TorchScript artifact: export one with --format")
+    return found
+
+
+def _inline_external_data(folder: Path, manifest: Manifest, entry: ArtifactEntry, data: bytes) -> bytes:
+    """An ONNX file with external data becomes one self-contained model.onnx for Triton.
+
+    The side files must be bound by the manifest and pass their hash check; the model's data
+    locations must name them (see formats.onnx.load_proto), or the artifact is refused.
+    """
+    sidecars = [a for a in manifest.artifacts if a.details.get("of") == entry.path]
+    if not sidecars:
+        return data
+    files = {}
+    for side in sidecars:
+        blob = read_member(folder, side.path)
+        if sha256_bytes(blob) != side.sha256:
+            raise ExporterError(
+                f"{side.path} does not match its sha256 in the manifest: refusing to copy it; "
+                f"run `exporter verify {folder}`"
+            )
+        files[side.path] = blob
+    from .formats.onnx import inline_bytes
+
+    return inline_bytes(data, files)
+
+
+# --- ONNX: everything from the graph ---------------------------------------------------------------
+
+
+def _onnx_model(name: str, entry: ArtifactEntry, data: bytes, config: TritonConfig) -> TritonModel:
+    import onnx
+
+    try:
+        graph = onnx.load_from_string(data).graph
+    except Exception as error:
+        raise ExportFailedError(f"{entry.path} is not a readable ONNX model ({type(error).__name__})") from None
+    initializers = {init.name for init in graph.initializer}  # older IRs list weights as inputs too
+    values = [("input", v) for v in graph.input if v.name not in initializers] + [("output", v) for v in graph.output]
+    shapes = {v.name: _onnx_shape(v, entry.path) for _, v in values}
+    notes: list[str] = []
+    fixed = [n for n, shape in shapes.items() if not shape or shape[0] is not None]
+    batched = config.max_batch_size > 0 and not fixed
+    if config.max_batch_size > 0 and fixed:
+        notes.append(
+            f"the ONNX graph fixes the first dimension of {', '.join(fixed)}: max_batch_size 0 (Triton will not "
+            "batch) and dims keep every dimension; re-export with a dynamic batch axis to let Triton batch"
+        )
+    tensors: dict[str, list[TensorConfig]] = {"input": [], "output": []}
+    for kind, value in values:
+        dims = [-1 if d is None else d for d in shapes[value.name]]
+        data_type = _onnx_type(value, entry.path)
+        tensors[kind].append(_tensor(value.name, data_type, dims, batched))
+    max_batch = config.max_batch_size if batched else 0
+    return TritonModel(
+        name, "onnx", entry, max_batch, tensors["input"], tensors["output"], config.dynamic_batching and batched, notes
+    )
+
+
+def _onnx_shape(value: Any, where: str) -> list[int | None]:
+    """The value's dims, None where symbolic or unknown; raises ExportFailedError without a known rank."""
+    kind = value.type.WhichOneof("value")
+    if kind != "tensor_type" or not value.type.tensor_type.HasField("shape"):
+        raise ExportFailedError(
+            f"{where}: {value.name!r} is not a tensor of known rank, which a Triton config needs: re-export the model"
+        )
+    return [d.dim_value if d.HasField("dim_value") else None for d in value.type.tensor_type.shape.dim]
+
+
+def _onnx_type(value: Any, where: str) -> str:
+    import onnx
+
+    elem = value.type.tensor_type.elem_type
+    type_name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
+    if type_name not in _ONNX_TYPES:
+        raise ExportFailedError(f"{where}: {value.name!r} has ONNX type {type_name}, which Triton cannot serve")
+    return _ONNX_TYPES[type_name]
+
+
+# --- TorchScript: names by position, shapes and dtypes from the manifest ----------------------------
+
+
+def _torchscript_model(
+    name: str, entry: ArtifactEntry, manifest: Manifest, config: TritonConfig, onnx_types: dict[str, str]
+) -> TritonModel:
+    """Triton's libtorch backend cannot read names from TorchScript: it takes ``<name>__<index>`` by position."""
+    spec = manifest.input
+    input_name, input_shape = spec.get("name"), _manifest_shape(spec.get("shape"), "input.shape")
+    outputs = manifest.outputs
+    if not isinstance(input_name, str) or not outputs or not all(isinstance(o, dict) for o in outputs):
+        raise ManifestError("the manifest's input needs a name and outputs a non-empty list of {name, shape}")
+    input_type = _torch_type(spec.get("dtype"), input_name)
+    axes = spec.get("dynamic_axes") or {}
+    names = [input_name, *(str(o.get("name")) for o in outputs)]
+    baked = [n for n in names if not isinstance(axes.get(n), dict) or "0" not in axes[n]]
+    batched = config.max_batch_size > 0 and not baked
+    notes = [
+        "names follow the <name>__<index> convention Triton's libtorch backend matches by position: "
+        f"{input_name}__0 is forward's first argument, {names[1]}__0 its first output"
+    ]
+    if config.max_batch_size > 0 and baked:
+        notes.append(
+            f"the manifest records no dynamic batch axis for {', '.join(baked)}: max_batch_size 0 (Triton will not "
+            "batch) and dims keep every dimension"
+        )
+    inputs = [_tensor(f"{input_name}__0", input_type, _vary_batch(input_shape, input_name, baked), batched)]
+    outs = []
+    for index, out in enumerate(outputs):
+        out_name = str(out.get("name"))
+        shape = _manifest_shape(out.get("shape"), f"outputs[{index}].shape")
+        if "dtype" in out:
+            data_type = _torch_type(out["dtype"], out_name)
+        elif out_name in onnx_types:
+            data_type = onnx_types[out_name]  # the same model's ONNX graph records it
+        else:
+            data_type = input_type
+            notes.append(f"the manifest records no dtype for {out_name!r}: assumed the input's, {input_type}")
+        outs.append(_tensor(f"{out_name}__{index}", data_type, _vary_batch(shape, out_name, baked), batched))
+    max_batch = config.max_batch_size if batched else 0
+    return TritonModel(name, "torchscript", entry, max_batch, inputs, outs, config.dynamic_batching and batched, notes)
+
+
+def _vary_batch(shape: list[int], name: str, baked: list[str]) -> list[int]:
+    """The example's batch size is not the model's: a dynamic batch dim is -1 where dims keep it."""
+    return shape if name in baked else [-1, *shape[1:]]
+
+
+def _manifest_shape(shape: Any, where: str) -> list[int]:
+    if not isinstance(shape, list) or not shape or not all(type(d) is int and d >= 0 for d in shape):
+        raise ManifestError(f"the manifest's {where} must be a non-empty list of sizes, not {shape!r}")
+    return shape
+
+
+def _torch_type(dtype: Any, name: str) -> str:
+    if dtype not in _TORCH_TYPES:
+        raise ExportFailedError(f"{name!r} has dtype {dtype!r}, which this tool cannot map to a Triton data type")
+    return _TORCH_TYPES[dtype]
+
+
+# --- config text --------------------------------------------------------------------------------------
+
+
+def _tensor(name: str, data_type: str, shape: list[int], batched: bool) -> TensorConfig:
+    """Batched: the first dimension is Triton's batch and leaves dims; a sample with no dims becomes [1]."""
+    dims = tuple(shape[1:] if batched else shape)
+    if not dims:
+        return TensorConfig(name, data_type, (1,), scalar=True)
+    return TensorConfig(name, data_type, dims)
+
+
+def _tensor_block(kind: str, tensors: list[TensorConfig]) -> list[str]:
+    lines = [f"{kind} ["]
+    for index, tensor in enumerate(tensors):
+        lines += [
+            "  {",
+            f"    name: {_quote(tensor.name)}",
+            f"    data_type: {tensor.data_type}",
+            f"    dims: [ {', '.join(str(d) for d in tensor.dims)} ]",
+        ]
+        if tensor.scalar:
+            lines.append("    reshape { shape: [ ] }")
+        lines.append("  }," if index < len(tensors) - 1 else "  }")
+    lines.append("]")
+    return lines
+
+
+def _quote(text: str) -> str:
+    """A protobuf text-format string literal."""
+    from google.protobuf import text_encoding  # protobuf comes with onnx
+
+    return '"' + text_encoding.CEscape(text, as_utf8=False) + '"'
+
+
+def _comment(text: str) -> str:
+    return " ".join(str(text).split())  # one line: a newline would end the comment
+
+
+def _describe(tensor: TensorConfig) -> str:
+    dims = "[]" if tensor.scalar else f"[{', '.join(str(d) for d in tensor.dims)}]"
+    return f"{tensor.name} {dims} {tensor.data_type}"
+
+
+# --- writing ----------------------------------------------------------------------------------------
+
+
+def _write(repository: Path, models: list[TritonModel], data: dict[str, bytes], force: bool) -> None:
+    """Check every target, stage every model folder, then move each into place."""
+    for model in models:
+        _check_target(repository / model.name, force)
+    _make_repository(repository)
+    staged: list[tuple[TritonModel, Path]] = []
+    try:
+        for model in models:
+            staged.append((model, _stage(repository, model, data[model.format])))
+        for model, staging in staged:
+            target = repository / model.name
+            move_into_place(staging, target)
+            model.path = target
+    except OSError as error:
+        raise ArtifactDirError(
+            f"cannot write the Triton repository {repository} ({error.strerror}): choose a writable folder"
+        ) from None
+    finally:
+        for _, staging in staged:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _check_target(target: Path, force: bool) -> None:
+    """Refuse a model path that is a symlink or a file, or a non-empty folder without ``force``."""
+    if target.is_symlink():
+        raise ArtifactDirError(f"{target} is a symlink: refusing to write through it or replace it")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ArtifactDirError(f"{target} exists and is not a folder: move it away")
+    try:
+        occupied = any(target.iterdir())
+    except OSError as error:
+        raise ArtifactDirError(f"cannot read {target} ({error.strerror})") from None
+    if occupied and not force:
+        raise ModelFolderExistsError(f"{target} is not empty: pass --force to replace it")
+
+
+def _make_repository(repository: Path) -> None:
+    try:
+        repository.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ArtifactDirError(f"{repository} exists and is not a folder: choose another REPOSITORY") from None
+    except OSError as error:
+        raise ArtifactDirError(
+            f"cannot write into {repository} ({error.strerror}): choose a writable REPOSITORY"
+        ) from None
+
+
+def _stage(repository: Path, model: TritonModel, data: bytes) -> Path:
+    """A hidden, complete copy of the model folder beside its target."""
+    staging = staging_folder(repository, model.name)
+    (staging / "config.pbtxt").write_text(model.config_text)
+    (staging / VERSION).mkdir()
+    (staging / VERSION / model.file_name).write_bytes(data)  # the hash-checked bytes, not a second read
+    return staging

@@ -1,0 +1,362 @@
+"""triton: the model repository, checked with Triton's own ModelConfig schema against the artifacts."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+from google.protobuf import text_format
+from onnx import TensorProto, helper
+
+from exporter.errors import ArtifactDirError, ExporterError, ExportFailedError, ManifestError, UsageError
+from exporter.manifest import ArtifactEntry, Manifest, sha256_file
+from exporter.triton import ModelFolderExistsError, TritonConfig, write_repository
+
+from .helpers import restamp
+
+# The ONNX types the seed models use, mapped here independently of exporter.triton.
+ONNX_TO_TRITON = {TensorProto.FLOAT: "TYPE_FP32", TensorProto.INT64: "TYPE_INT64", TensorProto.FLOAT16: "TYPE_FP16"}
+EXPECTED_FILES = [
+    "mlp_onnx/1/model.onnx",
+    "mlp_onnx/config.pbtxt",
+    "mlp_torchscript/1/model.pt",
+    "mlp_torchscript/config.pbtxt",
+]
+
+
+@pytest.fixture(scope="module")
+def schema():
+    """tritonclient's model_config_pb2: Triton's own ModelConfig message.
+
+    Loaded from its file: ``tritonclient.grpc``'s __init__ needs grpcio, which the schema does not.
+    """
+    spec = importlib.util.find_spec("tritonclient")
+    assert spec is not None and spec.submodule_search_locations, "tritonclient is not installed (requirements.txt)"
+    path = Path(next(iter(spec.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
+    module_spec = importlib.util.spec_from_file_location("tritonclient_model_config_pb2", path)
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def repo(mlp_export, tmp_path_factory):
+    """The seed export written once as a Triton repository (the artifact folder is only read)."""
+    return write_repository(mlp_export.path, tmp_path_factory.mktemp("triton") / "models")
+
+
+def parse(schema, folder: Path):
+    return text_format.Parse((folder / "config.pbtxt").read_text(), schema.ModelConfig())
+
+
+def files(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def graph_dims(value) -> list[int | str]:
+    return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def edit_manifest(folder: Path, change) -> None:
+    data = json.loads((folder / "manifest.json").read_text())
+    change(data)
+    (folder / "manifest.json").write_text(json.dumps(data))
+
+
+# --- what is written ---------------------------------------------------------------------------------
+
+
+def test_the_repository_holds_one_model_per_artifact_and_nothing_else(repo):
+    assert files(repo.repository) == EXPECTED_FILES
+    assert [m.name for m in repo.models] == ["mlp_onnx", "mlp_torchscript"]
+    assert [m.path for m in repo.models] == [repo.repository / "mlp_onnx", repo.repository / "mlp_torchscript"]
+
+
+def test_model_files_are_byte_identical_to_the_hash_bound_artifacts(repo, mlp_export):
+    for model, fmt in ((repo.models[0], "onnx"), (repo.models[1], "torchscript")):
+        entry = mlp_export.manifest.artifact(fmt)
+        copied = model.path / "1" / Path(entry.path).name
+        assert copied.read_bytes() == (mlp_export.path / entry.path).read_bytes()
+        assert sha256_file(copied) == entry.sha256
+
+
+@pytest.mark.parametrize("folder", ["mlp_onnx", "mlp_torchscript"])
+def test_every_config_parses_with_tritons_schema_and_is_what_the_result_reports(repo, schema, folder):
+    config = parse(schema, repo.repository / folder)
+    model = next(m for m in repo.models if m.name == folder)
+    assert config.name == folder  # Triton requires the config's name to equal its folder's
+    assert (repo.repository / folder / "config.pbtxt").read_text() == model.config_text
+    assert config.max_batch_size == 64 and config.HasField("dynamic_batching")
+    assert model.source.sha256 in model.config_text
+
+
+def test_the_onnx_config_matches_the_onnx_graph_and_the_manifest(repo, schema, mlp_export):
+    config = parse(schema, repo.repository / "mlp_onnx")
+    graph = onnx.load(str(mlp_export.path / "model.onnx")).graph
+    assert (config.platform, config.backend) == ("onnxruntime_onnx", "onnxruntime")
+    for tensors, values in ((config.input, graph.input), (config.output, graph.output)):
+        assert [t.name for t in tensors] == [v.name for v in values]
+        for tensor, value in zip(tensors, values, strict=True):
+            assert schema.DataType.Name(tensor.data_type) == ONNX_TO_TRITON[value.type.tensor_type.elem_type]
+            dims = graph_dims(value)
+            assert dims[0] == "batch" and list(tensor.dims) == dims[1:]  # the batch dim is Triton's, not in dims
+    manifest = mlp_export.manifest
+    assert [t.name for t in config.input] == [manifest.input["name"]]
+    assert [t.name for t in config.output] == [o["name"] for o in manifest.outputs]
+    assert list(config.input[0].dims) == manifest.input["shape"][1:] == [28, 28]
+    assert list(config.output[0].dims) == manifest.outputs[0]["shape"][1:] == [10]
+
+
+def test_the_torchscript_config_uses_libtorch_names_by_position_and_the_manifest(repo, schema, mlp_export):
+    config = parse(schema, repo.repository / "mlp_torchscript")
+    onnx_config = parse(schema, repo.repository / "mlp_onnx")
+    manifest = mlp_export.manifest
+    assert (config.platform, config.backend) == ("pytorch_libtorch", "pytorch")
+    assert [t.name for t in config.input] == ["input__0"] and [t.name for t in config.output] == ["logits__0"]
+    assert schema.DataType.Name(config.input[0].data_type) == "TYPE_FP32" and manifest.input["dtype"] == "float32"
+    assert list(config.input[0].dims) == manifest.input["shape"][1:]
+    assert list(config.output[0].dims) == manifest.outputs[0]["shape"][1:]
+    # Same model, two backends: only the names differ.
+    for ours, theirs in ((config.input, onnx_config.input), (config.output, onnx_config.output)):
+        assert [(t.data_type, list(t.dims)) for t in ours] == [(t.data_type, list(t.dims)) for t in theirs]
+    assert "<name>__<index>" in repo.models[1].config_text  # the convention is documented in the config
+
+
+def test_the_render_lists_each_model_and_how_to_serve(repo):
+    text = repo.render()
+    assert "mlp_onnx" in text and "input__0 [28, 28] TYPE_FP32 -> logits__0 [10] TYPE_FP32" in text
+    assert f"--model-repository={repo.repository.resolve()}" in text
+
+
+def test_importing_the_module_does_not_import_torch_or_onnx():
+    code = "import sys, exporter.triton; print(sorted({'torch', 'onnx', 'tritonclient'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+# --- batching ----------------------------------------------------------------------------------------
+
+
+def test_max_batch_size_is_configurable(mlp_dir, tmp_path, schema):
+    result = write_repository(mlp_dir, tmp_path / "repo", TritonConfig(max_batch_size=8, dynamic_batching=False))
+    for model in result.models:
+        config = parse(schema, model.path)
+        assert config.max_batch_size == 8 and not config.HasField("dynamic_batching")
+
+
+def test_max_batch_size_zero_keeps_the_batch_dimension_in_dims(mlp_dir, tmp_path, schema):
+    result = write_repository(mlp_dir, tmp_path / "repo", TritonConfig(max_batch_size=0))
+    onnx_config, ts_config = (parse(schema, m.path) for m in result.models)
+    assert onnx_config.max_batch_size == 0 and not onnx_config.HasField("dynamic_batching")
+    assert list(onnx_config.input[0].dims) == [-1, 28, 28]  # the symbolic batch dim varies
+    assert list(ts_config.input[0].dims) == [-1, 28, 28] and list(ts_config.output[0].dims) == [-1, 10]
+
+
+@pytest.mark.parametrize("bad", [-1, 2**31, 1.5, True])
+def test_a_bad_max_batch_size_is_a_usage_error_and_writes_nothing(mlp_dir, tmp_path, bad):
+    with pytest.raises(UsageError, match="max-batch-size") as caught:
+        write_repository(mlp_dir, tmp_path / "repo", TritonConfig(max_batch_size=bad))
+    assert caught.value.exit_code == 2 and not (tmp_path / "repo").exists()
+
+
+def test_a_batch_baked_into_the_artifacts_turns_batching_off_with_a_note(mlp_dir, tmp_path, schema):
+    model = onnx.load(str(mlp_dir / "model.onnx"))
+    for value in (*model.graph.input, *model.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_value = 1  # as a trace that froze the batch size leaves it
+    onnx.save(model, str(mlp_dir / "model.onnx"))
+    restamp(mlp_dir)
+    edit_manifest(mlp_dir, lambda data: data["input"].update(dynamic_axes={}))
+    result = write_repository(mlp_dir, tmp_path / "repo")
+    onnx_config, ts_config = (parse(schema, m.path) for m in result.models)
+    assert onnx_config.max_batch_size == 0 and list(onnx_config.input[0].dims) == [1, 28, 28]
+    assert list(onnx_config.output[0].dims) == [1, 10] and not onnx_config.HasField("dynamic_batching")
+    assert ts_config.max_batch_size == 0 and list(ts_config.input[0].dims) == [1, 28, 28]
+    assert all(any("max_batch_size 0" in note for note in m.notes) for m in result.models)
+
+
+# --- refusing to overwrite ---------------------------------------------------------------------------
+
+
+def test_a_non_empty_model_folder_is_refused_without_force_and_left_intact(mlp_dir, tmp_path):
+    repository = tmp_path / "repo"
+    write_repository(mlp_dir, repository)
+    (repository / "mlp_torchscript" / "mine.txt").write_text("keep me")
+    before = {name: (repository / name).read_bytes() for name in files(repository)}
+    with pytest.raises(ModelFolderExistsError, match="--force") as caught:
+        write_repository(mlp_dir, repository, TritonConfig(max_batch_size=4))
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+    assert {name: (repository / name).read_bytes() for name in files(repository)} == before
+    assert not [p for p in repository.iterdir() if p.name.startswith(".")]
+
+
+def test_force_replaces_the_model_folders_whole(mlp_dir, tmp_path, schema):
+    repository = tmp_path / "repo"
+    write_repository(mlp_dir, repository)
+    (repository / "mlp_torchscript" / "stale.txt").write_text("old")
+    result = write_repository(mlp_dir, repository, TritonConfig(max_batch_size=4, force=True))
+    assert files(repository) == EXPECTED_FILES  # the stale file went with the old folder
+    assert all(parse(schema, m.path).max_batch_size == 4 for m in result.models)
+    assert not [p for p in repository.iterdir() if p.name.startswith(".")]
+
+
+def test_an_empty_model_folder_and_other_models_in_the_repository_are_fine(mlp_dir, tmp_path):
+    repository = tmp_path / "repo"
+    (repository / "mlp_onnx").mkdir(parents=True)
+    (repository / "other_model").mkdir()
+    (repository / "other_model" / "config.pbtxt").write_text('name: "other_model"\n')
+    write_repository(mlp_dir, repository)
+    assert files(repository) == sorted([*EXPECTED_FILES, "other_model/config.pbtxt"])
+
+
+def test_a_symlinked_model_folder_is_refused_even_with_force(mlp_dir, tmp_path):
+    repository, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    repository.mkdir()
+    elsewhere.mkdir()
+    (repository / "mlp_onnx").symlink_to(elsewhere)
+    with pytest.raises(ArtifactDirError, match="symlink"):
+        write_repository(mlp_dir, repository, TritonConfig(force=True))
+    assert list(elsewhere.iterdir()) == [] and not (repository / "mlp_torchscript").exists()
+
+
+def test_an_unwritable_repository_is_one_line_and_exit_2(mlp_dir, tmp_path):
+    (tmp_path / "a_file").write_text("not a folder")
+    with pytest.raises(ArtifactDirError, match="REPOSITORY") as caught:
+        write_repository(mlp_dir, tmp_path / "a_file" / "repo")
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+    with pytest.raises(ArtifactDirError, match="not a folder"):
+        write_repository(mlp_dir, tmp_path / "a_file")
+
+
+# --- hash checks and hostile manifests ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tampered", ["model.onnx", "model.pt"])
+def test_a_tampered_artifact_is_refused_and_nothing_is_written(mlp_dir, tmp_path, tampered):
+    with open(mlp_dir / tampered, "ab") as handle:
+        handle.write(b"\0")
+    repository = tmp_path / "repo"
+    with pytest.raises(ExporterError, match=re.escape(f"{tampered} does not match its sha256")) as caught:
+        write_repository(mlp_dir, repository)
+    assert not isinstance(caught.value, UsageError) and caught.value.exit_code == 1
+    assert "exporter verify" in str(caught.value) and "\n" not in str(caught.value)
+    assert not repository.exists()
+
+
+def test_a_missing_artifact_is_a_usage_error(mlp_dir, tmp_path):
+    (mlp_dir / "model.pt").unlink()
+    with pytest.raises(ArtifactDirError, match=r"model\.pt"):
+        write_repository(mlp_dir, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+@pytest.mark.parametrize("name", ["../escaped", "a/b", "", None])
+def test_a_model_name_that_could_leave_the_repository_is_refused(mlp_dir, tmp_path, name):
+    edit_manifest(mlp_dir, lambda data: data["model"].update(name=name))
+    with pytest.raises(ManifestError):
+        write_repository(mlp_dir, tmp_path / "repo")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp"]
+
+
+def test_a_failed_verification_is_noted_in_every_config(mlp_dir, tmp_path, repo):
+    assert not any("FAILED" in note for m in repo.models for note in m.notes)
+    edit_manifest(mlp_dir, lambda data: data["verification"].update(passed=False))
+    result = write_repository(mlp_dir, tmp_path / "repo")
+    assert all("FAILED verification" in m.config_text for m in result.models)
+
+
+def test_a_folder_without_a_manifest_is_refused(tmp_path):
+    with pytest.raises(ManifestError):
+        write_repository(tmp_path, tmp_path / "repo")
+
+
+# --- one format, other dtypes and shapes --------------------------------------------------------------
+
+
+def test_an_onnx_only_folder_gives_only_the_onnx_model(mlp_dir, tmp_path):
+    edit_manifest(mlp_dir, lambda data: data.update(artifacts=[a for a in data["artifacts"] if a["format"] == "onnx"]))
+    result = write_repository(mlp_dir, tmp_path / "repo")
+    assert [m.name for m in result.models] == ["mlp_onnx"] and files(tmp_path / "repo") == EXPECTED_FILES[:2]
+
+
+def test_a_torchscript_only_folder_notes_the_output_dtype_it_assumed(mlp_dir, tmp_path, schema):
+    keep = [a for a in json.loads((mlp_dir / "manifest.json").read_text())["artifacts"] if a["format"] != "onnx"]
+    edit_manifest(mlp_dir, lambda data: data.update(artifacts=keep))
+    result = write_repository(mlp_dir, tmp_path / "repo")
+    (model,) = result.models
+    assert schema.DataType.Name(parse(schema, model.path).output[0].data_type) == "TYPE_FP32"
+    assert any("no dtype for 'logits'" in note for note in model.notes)
+
+
+def tiny_onnx_folder(root: Path, output_type: int = TensorProto.FLOAT) -> Path:
+    """An artifact folder around a hand-made graph: int64 (batch, 4) in, one value per sample out."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Cast", ["ids"], ["as_float"], to=output_type),
+            helper.make_node("ReduceSum", ["as_float"], ["score"], keepdims=0),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("ids", TensorProto.INT64, ["batch", 4])],
+        [helper.make_tensor_value_info("score", output_type, ["batch"])],
+    )
+    folder = root / "tiny"
+    folder.mkdir()
+    onnx.save(helper.make_model(graph), str(folder / "model.onnx"))
+    Manifest(
+        model={"name": "tiny"},
+        input={"name": "ids", "shape": [1, 4], "dtype": "int64", "dynamic_axes": {"ids": {"0": "batch"}}},
+        outputs=[{"name": "score", "shape": [1]}],
+        device="cpu",
+        artifacts=[ArtifactEntry.for_file(folder, "model.onnx", "onnx")],
+        versions={},
+    ).write(folder)
+    return folder
+
+
+def test_int64_inputs_and_one_value_per_sample_outputs(tmp_path, schema):
+    result = write_repository(tiny_onnx_folder(tmp_path), tmp_path / "repo")
+    config = parse(schema, result.models[0].path)
+    assert schema.DataType.Name(config.input[0].data_type) == "TYPE_INT64" and list(config.input[0].dims) == [4]
+    score = config.output[0]
+    # Triton refuses empty dims: one value per sample is dims [1] reshaped to [].
+    assert list(score.dims) == [1] and score.HasField("reshape") and list(score.reshape.shape) == []
+    assert not config.input[0].HasField("reshape")
+
+
+def test_a_type_triton_cannot_serve_is_refused(tmp_path):
+    folder = tiny_onnx_folder(tmp_path, output_type=TensorProto.COMPLEX64)
+    with pytest.raises(ExportFailedError, match="COMPLEX64"):
+        write_repository(folder, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists()
+
+
+def test_onnx_external_data_is_inlined_into_one_servable_file(tmp_path):
+    import numpy as np
+    import onnxruntime as ort
+
+    from exporter import ExportConfig, export
+
+    result = export("mlp", ExportConfig(out=tmp_path / "a", device="cpu", formats=("onnx",), external_data=True))
+    written = write_repository(result.path, tmp_path / "repo")
+    model_file = tmp_path / "repo" / "mlp_onnx" / "1" / "model.onnx"
+    assert [m.name for m in written.models] == ["mlp_onnx"]
+    assert sorted(p.name for p in model_file.parent.iterdir()) == ["model.onnx"]  # no side file needed
+    x = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    served = ort.InferenceSession(str(model_file)).run(None, {"input": x})[0]
+    original = ort.InferenceSession(str(result.path / "model.onnx")).run(None, {"input": x})[0]
+    assert np.array_equal(served, original)
+
+
+def test_a_tampered_external_data_file_is_refused(tmp_path):
+    from exporter import ExportConfig, export
+
+    result = export("mlp", ExportConfig(out=tmp_path / "a", device="cpu", formats=("onnx",), external_data=True))
+    (result.path / "model.onnx.data").write_bytes(b"\0" * 64)
+    with pytest.raises(ExporterError, match=r"model\.onnx\.data does not match its sha256"):
+        write_repository(result.path, tmp_path / "repo")
+    assert not (tmp_path / "repo").exists() or not any((tmp_path / "repo").iterdir())

@@ -28,7 +28,7 @@ from .report import VerificationReport
 from .sources import ModelSource, resolve
 from .verification import verify, write_report
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
 
 
 @dataclass

@@ -36,7 +36,7 @@ from .manifest import ArtifactEntry, Manifest, read_member, sha256_bytes
 DEFAULT_MAX_BATCH_SIZE = 64  # Triton forms batches up to this size; 64 is the largest batch `verify` runs by default
 VERSION = "1"  # the one version folder written per model
 _MAX_INT32 = 2**31 - 1  # max_batch_size is an int32 in ModelConfig
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
 
 # format -> (platform, backend, file name Triton looks for in the version folder)
 BACKENDS: dict[str, tuple[str, str, str]] = {

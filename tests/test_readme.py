@@ -1,0 +1,36 @@
+"""The README's promises: its example test file runs as a user's suite, every command is documented."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from exporter.cli import cli
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+
+def test_the_readme_example_test_file_passes_in_a_fresh_folder(tmp_path):
+    match = re.search(r"<!-- example: (\S+) -->\n```python\n(.*?)```", README, re.S)
+    assert match, "the README lost its example test file"
+    (tmp_path / match[1]).write_text(match[2])
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", match[1]],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "2 passed, 1 skipped" in result.stdout
+
+
+def test_every_command_has_a_readme_section():
+    for name in cli.commands:
+        assert f"### `exporter {name}" in README, name
+
+
+def test_the_readme_gives_exactly_the_two_setup_commands():
+    block = re.search(r"## Two commands on a fresh machine\n\n```sh\n(.*?)```", README, re.S)
+    assert block and [line.split()[:2] for line in block[1].strip().splitlines()] == [["make", "run"], ["make", "test"]]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,11 +75,9 @@ class Manifest:
         return data
 
     def write(self, folder: Path) -> Path:
-        """Write manifest.json into ``folder`` (atomically: temp file, then rename)."""
-        path = folder / MANIFEST_NAME
-        tmp = folder / (MANIFEST_NAME + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        """Write manifest.json into ``folder`` atomically (see ``write_text_atomic``)."""
+        path = Path(folder) / MANIFEST_NAME
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
         return path
 
     @classmethod
@@ -137,6 +136,23 @@ class Manifest:
             verification=data.get("verification"),
             schema=int(data.get("schema", SCHEMA)),
         )
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``path`` through a fresh temp file and a rename.
+
+    A reader never sees half a file, and a symlink planted at ``path`` (or at a predictable
+    temp name) is replaced, never followed, so a hostile folder cannot redirect the write.
+    """
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def check_relative(relpath: str, where: str = MANIFEST_NAME) -> None:

@@ -27,7 +27,7 @@ from .compare import OutputComparison
 from .config import Tolerance, VerifyConfig
 from .errors import UsageError, first_line
 from .inputs import InputSet
-from .manifest import REPORT_NAME, ArtifactEntry, Manifest, read_member, sha256_bytes
+from .manifest import REPORT_NAME, ArtifactEntry, Manifest, read_member, sha256_bytes, write_text_atomic
 from .parameters import ParameterReport, account, eager_parameters
 from .report import BatchResult, HashCheck, RuntimeResult, VerificationReport
 from .runners.base import InputMeta, Runner
@@ -119,7 +119,11 @@ def verify(
 
 def write_report(folder: Path, manifest: Manifest, report: VerificationReport, json_path: Path | None = None) -> None:
     """verification.json beside the manifest (or at ``json_path``), and the summary in the manifest."""
-    (json_path or folder / REPORT_NAME).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    text = json.dumps(report.to_dict(), indent=2) + "\n"
+    if json_path is None:
+        write_text_atomic(folder / REPORT_NAME, text)  # inside the folder: never through a planted symlink
+    else:
+        Path(json_path).write_text(text)  # a path the user named
     manifest.verification = report.summary()
     manifest.write(folder)
 

@@ -74,3 +74,16 @@ def test_broken_or_hostile_manifests_are_refused(tmp_path, content, message):
 def test_a_folder_without_manifest_is_refused(tmp_path):
     with pytest.raises(ManifestError, match=r"no manifest\.json"):
         Manifest.load(tmp_path)
+
+
+def test_a_symlink_planted_as_the_report_is_replaced_not_followed(mlp_dir, tmp_path):
+    from exporter import VerifyConfig, verify
+
+    outside = tmp_path / "outside.txt"
+    outside.write_text("untouched")
+    (mlp_dir / "verification.json").unlink()
+    (mlp_dir / "verification.json").symlink_to(outside)
+    verify(mlp_dir, VerifyConfig(samples=64))
+    assert outside.read_text() == "untouched"
+    assert not (mlp_dir / "verification.json").is_symlink()
+    assert not [p for p in mlp_dir.iterdir() if p.name.endswith(".tmp")]

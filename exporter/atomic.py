@@ -12,6 +12,18 @@ import tempfile
 from pathlib import Path
 
 
+def make_folder(path: Path, option: str) -> None:
+    """Create ``path`` (and parents); ArtifactDirError naming ``option`` when it cannot be."""
+    from .errors import ArtifactDirError
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ArtifactDirError(f"{option} {path} exists and is not a folder: choose another") from None
+    except OSError as error:
+        raise ArtifactDirError(f"cannot write into {path} ({error.strerror}): choose a writable {option}") from None
+
+
 def staging_folder(parent: Path, name: str) -> Path:
     """A fresh hidden folder ``parent/.NAME.XXXX.partial`` with the rights a normal folder gets."""
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent))

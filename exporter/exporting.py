@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import __version__, building, formats, weights
-from .atomic import move_into_place, staging_folder
+from .atomic import make_folder, move_into_place, staging_folder
 from .config import FORMATS, ONNX_EXPORTERS, ExportConfig
 from .errors import ArtifactDirError, InputSpecError, UsageError
 from .manifest import ArtifactEntry, Manifest
@@ -125,15 +125,11 @@ def _instance_source(model: nn.Module, config: ExportConfig, example: torch.Tens
 
 def _staging(out: Path, name: str) -> Path:
     """A fresh hidden folder beside the target; raises ArtifactDirError when OUT is unusable."""
+    make_folder(out, "--out")
     try:
-        out.mkdir(parents=True, exist_ok=True)
         return staging_folder(out, name)
-    except FileExistsError:
-        raise ArtifactDirError(f"--out {out} exists and is not a folder") from None
     except OSError as error:
-        raise ArtifactDirError(
-            f"cannot write into {out} ({error.strerror}): choose a writable folder with --out"
-        ) from None
+        raise ArtifactDirError(f"cannot write into {out} ({error.strerror}): choose a writable --out") from None
 
 
 def _write_artifacts(eager, example, source, name, config, device, staging, weights_record, instance) -> Manifest:

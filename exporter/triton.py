@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .atomic import move_into_place, staging_folder
+from .atomic import make_folder, move_into_place, staging_folder
 from .errors import ArtifactDirError, ExporterError, ExportFailedError, ManifestError, UsageError
 from .manifest import ArtifactEntry, Manifest, read_member, sha256_bytes
 
@@ -467,14 +467,7 @@ def _check_target(target: Path, force: bool) -> None:
 
 
 def _make_repository(repository: Path) -> None:
-    try:
-        repository.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ArtifactDirError(f"{repository} exists and is not a folder: choose another REPOSITORY") from None
-    except OSError as error:
-        raise ArtifactDirError(
-            f"cannot write into {repository} ({error.strerror}): choose a writable REPOSITORY"
-        ) from None
+    make_folder(repository, "REPOSITORY")
 
 
 def _stage(repository: Path, model: TritonModel, data: bytes) -> Path:

@@ -13,7 +13,9 @@ Steps, each collected into one report rather than stopping at the first problem:
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,8 +51,25 @@ def verify(
     and the summary in manifest.json. Raises UsageError (bad folder, inputs, device);
     a failed verification is a report whose ``passed`` is False.
     """
-    config = config or VerifyConfig()
-    folder = Path(artifact_dir)
+    with _strict_float32():
+        return _verify(Path(artifact_dir), config or VerifyConfig(), model, write)
+
+
+@contextlib.contextmanager
+def _strict_float32() -> Iterator[None]:
+    """TF32 off while verifying: on Ampere+ GPUs cuDNN convolutions default to TF32 (10-bit
+    mantissa), which would make the float32 reference itself differ from a float32 runtime by
+    ~1e-3. Verification compares float32 with float32; the flags are restored afterwards."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool) -> VerificationReport:
     manifest = Manifest.load(folder)
     device = _device(config, manifest)
     shape = tuple(int(d) for d in manifest.input.get("shape", ()))

@@ -1,0 +1,788 @@
+"""``bench``: how fast each runtime of an artifact folder runs, beside eager PyTorch and the machine's limit.
+
+For every runtime the folder has (eager, TorchScript, pt2, ONNX Runtime fp32 and int8) and every
+batch size: warm-up runs, then timed runs one call at a time; p50 and p99 latency, throughput
+(samples/s), GFLOP/s from a FLOP count of the eager model's Linear and Conv2d layers, the
+artifact's size and its max abs diff against eager on the benchmark's own input. A float32
+matmul (``torch.mm``, 2048x2048) measured in the same run gives the machine's peak, so each
+GFLOP/s figure can be read as a share of what this CPU can do.
+
+Files are hash-checked before anything is loaded, and the checked bytes are what is loaded.
+Runtimes are loaded one at a time and freed before the next: idle ONNX Runtime sessions keep
+spinning worker threads that would steal the cores from whichever runtime is being timed.
+Everything runs on the CPU (the artifact's own device is not used): the numbers are CPU numbers.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch import nn
+
+from . import formats
+from .compare import OutputComparison
+from .config import VerifyConfig
+from .errors import ExporterError, UsageError, first_line
+from .manifest import ArtifactEntry, Manifest, read_member, sha256_bytes
+from .runners.base import InputMeta
+
+DEFAULT_BATCH_SIZES = (1, 64, 1024)  # one request; a typical serving batch; a throughput-bound batch
+PEAK_SIZE = 2048  # the matmul peak multiplies two PEAK_SIZE x PEAK_SIZE float32 matrices
+LABELS = {  # format -> the name a reader knows it by, as Ultralytics' benchmark table does
+    "eager": "PyTorch",
+    "torchscript": "TorchScript",
+    "pt2": "torch.export",
+    "onnx": "ONNX",
+    "onnx-int8": "ONNX int8",
+}
+FLOP_LAYERS = (nn.Linear, nn.Conv2d)  # the layers count_flops counts; others count zero
+
+Call = Callable[[], dict[str, np.ndarray]]  # one inference on a bound feed, outputs by name
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What to time and how. Every field has a documented default."""
+
+    batch_sizes: tuple[int, ...] = DEFAULT_BATCH_SIZES
+    threads: int | None = None  # None: the cores this process may run on; sets torch and ORT intra-op threads
+    warmup: int = 5  # untimed calls per runtime and batch size (first-call allocation, JIT profiling runs) ...
+    warmup_s: float = 0.1  # ... and at least this long: the previous runtime's threads take a moment to go idle
+    repeats: int = 5  # at least this many timed calls per runtime and batch size ...
+    min_time_s: float = 0.5  # ... and at least this long, so batch 1 gets thousands of calls for its p99
+    seed: int = 0  # seeds the benchmark's input (uniform in [0, 1), like verify's)
+    runtimes: tuple[str, ...] = ()  # runtime or format names to time (eager always runs); empty: all
+    peak_runs: int = 5  # timed matmuls for the peak (after one warm-up); the median is reported
+    source: Path | None = None  # the model file, for artifacts exported from `file.py:Class`
+
+    def validate(self) -> None:
+        """Raise UsageError for values that cannot be benchmarked (a batch size < 1, say)."""
+        if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
+            raise UsageError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {self.threads}")
+        if min(self.warmup, self.warmup_s, self.min_time_s) < 0 or min(self.repeats, self.peak_runs) < 1:
+            raise UsageError("warm-up calls and times must be >= 0, repeats and peak runs >= 1")
+
+
+@dataclass
+class FlopCount:
+    """FLOPs of one sample through the model's Linear and Conv2d layers: 2 x multiply-accumulates.
+
+    Bias additions, activations, pooling and normalisation are not counted (the usual
+    convention: they are a small share next to the matrix products, and no runtime does them
+    on the matrix units). ``per_sample`` is None when the model has no such layer.
+    """
+
+    per_sample: int | None
+    layers: dict[str, int] = field(default_factory=dict)  # qualified layer name -> FLOPs per sample
+
+
+@dataclass
+class MatmulPeak:
+    """The float32 matmul rate this machine reaches through torch.mm, measured in the same run."""
+
+    gflops_per_s: float
+    seconds_median: float
+    size: int
+    runs: int
+    threads: int
+
+    @property
+    def method(self) -> str:
+        return f"torch.mm of two {self.size}x{self.size} float32 matrices, median of {self.runs} runs"
+
+
+@dataclass
+class BenchResult:
+    """One runtime at one batch size."""
+
+    runtime: str  # as in verify's report: eager, torchscript, onnxruntime, pt2, onnxruntime-int8
+    format: str  # the artifact format ("eager" for the reference)
+    batch_size: int
+    latency_ms_p50: float | None = None  # per call, one call at a time
+    latency_ms_p99: float | None = None
+    latency_ms_mean: float | None = None
+    runs: int = 0  # timed calls
+    throughput_per_s: float | None = None  # samples per second: batch size / p50 latency
+    gflops_per_s: float | None = None  # FLOPs per sample x throughput; None when FLOPs are unknown
+    peak_fraction: float | None = None  # gflops_per_s / the matmul peak
+    speedup_vs_eager: float | None = None  # throughput / eager's throughput at the same batch size
+    size_bytes: int | None = None  # the artifact's files (with ONNX external data); None for eager
+    max_abs_diff: float | None = None  # against eager on the same input; None for eager itself
+    top1_agreement: float | None = None  # argmax agrees with eager's (ties in eager's maximum allowed)
+    top1_agreement_within_tolerance: float | None = None  # int8: near-ties (quantisation bound) count too
+    threads: int = 0
+    settings: dict[str, Any] = field(default_factory=dict)  # how the runtime was configured
+    error: str | None = None  # why this row has no numbers (the runtime failed to load or to run)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class BenchReport:
+    artifact_dir: str
+    model: str
+    device: str
+    threads: dict[str, int]
+    flops: FlopCount
+    peak: MatmulPeak
+    onnxruntime_settings: dict[str, Any]
+    config: dict[str, Any]
+    verified: bool | None  # the manifest's last verification (None: never verified)
+    results: list[BenchResult] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> list[str]:
+        return [f"{r.runtime} at batch {r.batch_size}: {r.error}" for r in self.results if r.error]
+
+    def result(self, runtime: str, batch_size: int) -> BenchResult | None:
+        return next((r for r in self.results if r.runtime == runtime and r.batch_size == batch_size), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "artifact_dir": self.artifact_dir,
+            "model": self.model,
+            "device": self.device,
+            "threads": self.threads,
+            "flops_per_sample": self.flops.per_sample,
+            "flop_layers": self.flops.layers,
+            "matmul_peak": {**asdict(self.peak), "method": self.peak.method},
+            "onnxruntime_settings": self.onnxruntime_settings,
+            "config": self.config,
+            "verified": self.verified,
+            "versions": self.versions,
+            "results": [r.to_dict() for r in self.results],
+            "errors": self.errors,
+        }
+
+    def render(self) -> str:
+        """The table `exporter bench` prints: one block per batch size, eager first, then notes."""
+        return _render(self)
+
+
+# ---------------------------------------------------------------- FLOPs and the matmul peak
+
+
+def count_flops(model: nn.Module, example: torch.Tensor) -> FlopCount:
+    """FLOPs per sample of ``model`` on ``example`` (a batch), from hooks on nn.Linear and nn.Conv2d.
+
+    A Linear layer does ``in_features`` multiply-accumulates per output element, a Conv2d
+    ``in_channels / groups * kernel height * kernel width``; FLOPs are twice that. Shapes
+    come from one real forward pass, so a layer called twice counts twice and one never
+    called counts zero. Runs under torch.inference_mode; the model is left as it was.
+    """
+    macs: dict[str, int] = {}
+    names = {module: name for name, module in model.named_modules()}
+
+    def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        if isinstance(module, nn.Linear):
+            per_output = module.in_features
+        else:
+            kh, kw = module.kernel_size
+            per_output = module.in_channels // module.groups * kh * kw
+        name = names[module] or type(module).__name__
+        macs[name] = macs.get(name, 0) + output.numel() * per_output
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, FLOP_LAYERS)]
+    try:
+        with torch.inference_mode():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    batch = int(example.shape[0])
+    layers = {name: 2 * count // batch for name, count in macs.items()}
+    return FlopCount(sum(layers.values()) if layers else None, layers)
+
+
+def measure_matmul_peak(threads: int, size: int = PEAK_SIZE, runs: int = 5) -> MatmulPeak:
+    """Median GFLOP/s of ``torch.mm`` on two ``size`` x ``size`` float32 matrices (2 * size^3 FLOPs each).
+
+    One untimed call first (it allocates the result and wakes the thread pool). Uses torch's
+    current thread count, which ``bench`` sets to ``threads`` beforehand.
+    """
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(size, size, generator=generator)
+    b = torch.rand(size, size, generator=generator)
+    out = torch.empty(size, size)
+    torch.mm(a, b, out=out)
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    return MatmulPeak(2 * size**3 / median / 1e9, median, size, runs, threads)
+
+
+# ---------------------------------------------------------------- ONNX Runtime, configured for speed
+
+
+def onnxruntime_settings(threads: int) -> dict[str, Any]:
+    """The session settings ``bench`` uses, as recorded in the report (and why, in comments).
+
+    - graph optimisation ORT_ENABLE_ALL: fuses Gemm+Relu (FusedGemm) and lays out convolutions
+      for the CPU's vector width (NCHWc); the file on disk stays portable, only the session changes;
+    - intra-op threads = ``threads``: the same cores torch is given, so the comparison is fair;
+    - inter-op threads 1 and sequential execution: these models are one chain of operators, so
+      there is nothing to run side by side, and a second pool would only compete for the cores;
+    - spinning workers (ORT's default, set explicitly): a worker waits for the next operator by
+      spinning instead of sleeping, which saves the wake-up at small batches; it costs CPU time
+      while a run is in progress, which a server sharing its cores may not want;
+    - IO binding: the input is bound in place and outputs go into arrays allocated once per batch
+      size, so a call does not allocate or copy its outputs (the feed is rebound on every call).
+    """
+    return {
+        "providers": ["CPUExecutionProvider"],
+        "graph_optimization_level": "ORT_ENABLE_ALL",
+        "intra_op_num_threads": threads,
+        "inter_op_num_threads": 1,
+        "execution_mode": "ORT_SEQUENTIAL",
+        "session.intra_op.allow_spinning": "1",
+        "io_binding": True,
+    }
+
+
+def onnxruntime_session(model_bytes: bytes, threads: int) -> ort.InferenceSession:
+    """An ORT CPU session over (hash-checked, inlined) model bytes with ``onnxruntime_settings``."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    options.log_severity_level = 4  # errors come back as exceptions, reported once in the row
+    return ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+# ---------------------------------------------------------------- runtimes: load, bind a feed, call
+
+
+class _Target:
+    """A loaded runtime. ``bind(feed)`` returns a call that runs that feed once."""
+
+    def bind(self, feed: np.ndarray) -> Call:
+        raise NotImplementedError
+
+
+@dataclass
+class _TorchTarget(_Target):
+    """Eager, TorchScript and pt2: the module under torch.inference_mode (no autograd bookkeeping)."""
+
+    module: Any
+    output_names: tuple[str, ...]
+
+    def bind(self, feed: np.ndarray) -> Call:
+        def call() -> dict[str, np.ndarray]:
+            with torch.inference_mode():
+                out = self.module(torch.from_numpy(feed))  # shares the array's memory: no copy
+            items = list(out) if isinstance(out, (tuple, list)) else [out]
+            return {name: t.numpy() for name, t in zip(self.output_names, items, strict=True)}
+
+        return call
+
+
+@dataclass
+class _OrtTarget(_Target):
+    session: ort.InferenceSession
+    input_name: str
+    output_names: tuple[str, ...]
+
+    def bind(self, feed: np.ndarray) -> Call:
+        # One plain run learns the output shapes at this batch size; later calls write into
+        # arrays allocated here, once, through IO binding.
+        first = self.session.run(list(self.output_names), {self.input_name: feed})
+        outputs = {name: np.empty_like(value) for name, value in zip(self.output_names, first, strict=True)}
+        binding = self.session.io_binding()
+        for name, array in outputs.items():
+            binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
+
+        def call() -> dict[str, np.ndarray]:
+            binding.bind_cpu_input(self.input_name, feed)
+            self.session.run_with_iobinding(binding)
+            return outputs
+
+        return call
+
+
+@dataclass
+class _RunnerTarget(_Target):
+    """A format this module has no fast path for: its verification runner (``runner.infer``)."""
+
+    runner: Any
+
+    def bind(self, feed: np.ndarray) -> Call:
+        return lambda: self.runner.infer(feed)
+
+
+def _load(entry: ArtifactEntry, blobs: dict[str, bytes], meta: InputMeta, outputs: tuple[str, ...], threads: int):
+    data = blobs[entry.path]
+    if entry.format in ("onnx", "onnx-int8"):
+        session = onnxruntime_session(formats.module("onnx").inline_bytes(data, blobs), threads)
+        return _OrtTarget(session, meta.name, outputs)
+    if entry.format == "torchscript":
+        return _TorchTarget(formats.module("torchscript").load(data, torch.device("cpu")), outputs)
+    if entry.format == "pt2":
+        return _TorchTarget(formats.module("pt2").load(data).module(), outputs)
+    runner = formats.module(entry.format).runner(data, blobs, torch.device("cpu"), meta, outputs)
+    runner.activate()
+    return _RunnerTarget(runner)
+
+
+def _settings(fmt: str, threads: int) -> dict[str, Any]:
+    if fmt in ("onnx", "onnx-int8"):
+        return onnxruntime_settings(threads)
+    if fmt in ("eager", "torchscript", "pt2"):
+        return {"torch.set_num_threads": threads, "mode": "torch.inference_mode"}
+    return {"runner": "the verification runner (no tuned path for this format)"}
+
+
+# ---------------------------------------------------------------- timing
+
+
+def _time_calls(call: Call, config: BenchConfig) -> list[float]:
+    """Seconds per call: untimed calls for ``warmup`` calls and ``warmup_s``, then timed calls for at
+    least ``repeats`` calls and ``min_time_s``.
+
+    The garbage collector is off while timing (as in ``timeit``), so a collection triggered by
+    this loop's own allocations does not land in one call's latency.
+    """
+    calls, deadline = 0, time.perf_counter() + config.warmup_s
+    while calls < config.warmup or time.perf_counter() < deadline:
+        call()
+        calls += 1
+    seconds: list[float] = []
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        deadline = time.perf_counter() + config.min_time_s
+        while len(seconds) < config.repeats or time.perf_counter() < deadline:
+            start = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - start)
+    finally:
+        if enabled:
+            gc.enable()
+    return seconds
+
+
+def _fill_timing(result: BenchResult, seconds: list[float], flops: FlopCount, peak: MatmulPeak) -> None:
+    ms = np.asarray(seconds) * 1e3
+    result.runs = len(seconds)
+    result.latency_ms_p50 = float(np.median(ms))
+    result.latency_ms_p99 = float(np.percentile(ms, 99))
+    result.latency_ms_mean = float(ms.mean())
+    result.throughput_per_s = result.batch_size / (result.latency_ms_p50 / 1e3)
+    if flops.per_sample is not None:
+        result.gflops_per_s = flops.per_sample * result.throughput_per_s / 1e9
+        result.peak_fraction = result.gflops_per_s / peak.gflops_per_s
+
+
+def _compare(result: BenchResult, expected: dict[str, np.ndarray], got: dict[str, np.ndarray], dtype: str) -> None:
+    """Max abs diff over every output, and top-1 agreement on the first, by verify's rules (ties allowed)."""
+    tolerance = VerifyConfig().tolerance(dtype, result.format in formats.QUANTIZED)
+    diffs = []
+    for index, (name, values) in enumerate(expected.items()):
+        cmp = OutputComparison.from_arrays(name, values, got[name], tolerance)
+        diffs.append(cmp.max_abs_diff)  # None: a shape mismatch, or no finite element to compare
+        if index == 0:
+            result.top1_agreement = cmp.top1_agreement
+            result.top1_agreement_within_tolerance = cmp.top1_agreement_within_tolerance
+    result.max_abs_diff = None if None in diffs else max(diffs, default=0.0)
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+def bench(
+    artifact_dir: str | Path, config: BenchConfig | None = None, *, progress: Callable[[str], None] | None = None
+) -> BenchReport:
+    """Benchmark eager and every runtime in ``artifact_dir`` at every batch size, on the CPU.
+
+    ``config`` defaults to ``BenchConfig()`` (batch 1, 64 and 1024, every core). ``progress``
+    receives a one-line status before each measurement (``ProgressLine`` writes it to stderr).
+    Raises UsageError for a bad config, folder or manifest (exit 2), and ExporterError (exit 1)
+    when a file is missing or does not match its sha256: nothing is loaded then. A runtime that
+    fails to load or run gets rows with ``error`` set; the others still run. torch's thread
+    count is set for the run and restored on return.
+    """
+    config = config or BenchConfig()
+    config.validate()
+    folder = Path(artifact_dir)
+    manifest = Manifest.load(folder)
+    blobs = _check_hashes(folder, manifest)
+    entries = _selected(manifest, config.runtimes)
+    threads = config.threads or _available_cores()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        run = _Run.start(folder, manifest, config, threads, progress, steps=1 + len(entries))
+        run.eager()
+        for entry in entries:
+            run.artifact(entry, blobs)
+    finally:
+        torch.set_num_threads(previous_threads)
+    return run.finish()
+
+
+@dataclass
+class _Run:
+    """One benchmark in progress: the inputs, the eager reference's outputs, and the report so far."""
+
+    manifest: Manifest
+    config: BenchConfig
+    model: nn.Module
+    meta: InputMeta
+    output_names: tuple[str, ...]
+    feeds: dict[int, np.ndarray]  # batch size -> the input every runtime is fed
+    report: BenchReport
+    progress: Callable[[str], None] | None
+    steps: int
+    reference: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # eager's outputs
+    done: int = 0
+
+    @classmethod
+    def start(cls, folder: Path, manifest: Manifest, config: BenchConfig, threads: int, progress, steps: int) -> _Run:
+        """Rebuild eager (UsageError if it is not the exported model), count FLOPs, measure the peak."""
+        from .verification import rebuild  # verification imports this module's neighbours, not the reverse
+
+        cpu = torch.device("cpu")
+        model = rebuild(folder, manifest, VerifyConfig(device="cpu", source=config.source), cpu, None)
+        shape = tuple(int(d) for d in manifest.input.get("shape", ()))
+        meta = InputMeta(
+            str(manifest.input.get("name", "input")), shape[1:], str(manifest.input.get("dtype", "float32"))
+        )
+        batch_sizes = tuple(sorted({int(b) for b in config.batch_sizes}))
+        feeds = {b: _feed(b, meta, config.seed) for b in batch_sizes}
+        report = BenchReport(
+            artifact_dir=str(folder),
+            model=str(manifest.model.get("name")),
+            device="cpu",
+            threads={
+                "cores_available": _available_cores(),
+                "torch_intra_op": torch.get_num_threads(),
+                "onnxruntime_intra_op": threads,
+                "onnxruntime_inter_op": 1,
+            },
+            flops=count_flops(model, torch.from_numpy(feeds[batch_sizes[0]])),
+            peak=measure_matmul_peak(threads, runs=config.peak_runs),
+            onnxruntime_settings=onnxruntime_settings(threads),
+            config=_config_dict(config, batch_sizes, threads),
+            verified=(manifest.verification or {}).get("passed"),
+            versions=_versions(),
+        )
+        outputs = tuple(str(o["name"]) for o in manifest.outputs)
+        return cls(manifest, config, model, meta, outputs, feeds, report, progress, steps * len(batch_sizes))
+
+    @property
+    def threads(self) -> int:
+        return self.report.threads["onnxruntime_intra_op"]
+
+    def eager(self) -> None:
+        target = _TorchTarget(self.model, self.output_names)
+        for b in self.feeds:
+            self._measure(target, BenchResult("eager", "eager", b, threads=self.threads))
+
+    def artifact(self, entry: ArtifactEntry, blobs: dict[str, bytes]) -> None:
+        """Load one artifact, time it at every batch size, and free it before the next one loads."""
+        runtime = formats.runtime_name(entry.format)
+        sidecars = sum(a.bytes for a in self.manifest.artifacts if a.details.get("of") == entry.path)
+        rows = [BenchResult(runtime, entry.format, b, size_bytes=entry.bytes + sidecars) for b in self.feeds]
+        try:
+            target = _load(entry, blobs, self.meta, self.output_names, self.threads)
+        except UsageError:
+            raise  # a hostile file (external data pointing outside the folder): refuse outright
+        except Exception as error:
+            for row in rows:
+                row.error = f"could not be loaded: {first_line(error)}"
+                self._add(row)
+            return
+        try:
+            for row in rows:
+                self._measure(target, row)
+        finally:
+            if isinstance(target, _RunnerTarget):
+                target.runner.deactivate()
+            del target
+            gc.collect()  # frees the session now, and with it the worker threads that would spin
+
+    def finish(self) -> BenchReport:
+        results = self.report.results
+        for row in results:
+            eager = self.report.result("eager", row.batch_size)
+            if row.throughput_per_s and eager is not None and eager.throughput_per_s:
+                row.speedup_vs_eager = row.throughput_per_s / eager.throughput_per_s
+        results.sort(key=lambda r: r.batch_size)  # stable: the runtime order stays within a batch size
+        return self.report
+
+    def _add(self, row: BenchResult) -> None:
+        row.threads = self.threads
+        row.settings = _settings(row.format, self.threads)
+        self.report.results.append(row)
+
+    def _measure(self, target: _Target, row: BenchResult) -> None:
+        """Bind the feed, keep one call's outputs for the comparison, then time; an exception fills ``error``."""
+        self._add(row)
+        self.done += 1
+        if self.progress is not None:
+            self.progress(
+                f"bench {self.report.model}: {row.runtime} at batch {row.batch_size} ({self.done}/{self.steps})"
+            )
+        try:
+            call = target.bind(self.feeds[row.batch_size])
+            got = {name: np.array(value, copy=True) for name, value in call().items()}
+            if row.runtime == "eager":
+                self.reference[row.batch_size] = got
+            elif row.batch_size in self.reference:
+                _compare(row, self.reference[row.batch_size], got, self.meta.dtype)
+            _fill_timing(row, _time_calls(call, self.config), self.report.flops, self.report.peak)
+        except Exception as error:
+            row.error = first_line(error)
+
+
+def _check_hashes(folder: Path, manifest: Manifest) -> dict[str, bytes]:
+    """Every listed file's bytes, once each; raise ExporterError (one line) if any is missing or differs."""
+    blobs: dict[str, bytes] = {}
+    bad: list[str] = []
+    for entry in manifest.artifacts:
+        try:
+            data = read_member(folder, entry.path)
+        except FileNotFoundError:
+            bad.append(f"{entry.path} is missing")
+            continue
+        except OSError as error:
+            bad.append(f"{entry.path} cannot be read ({error.strerror})")
+            continue
+        if sha256_bytes(data) != entry.sha256:
+            bad.append(f"{entry.path} does not match its sha256 in the manifest")
+            continue
+        blobs[entry.path] = data
+    if bad:
+        raise ExporterError(
+            f"refusing to benchmark {folder}: {'; '.join(bad)}; nothing was loaded (run `exporter verify {folder}`)"
+        )
+    return blobs
+
+
+def _selected(manifest: Manifest, wanted: tuple[str, ...]) -> list[ArtifactEntry]:
+    """The artifacts to time, in manifest order; ``wanted`` names runtimes or formats (UsageError if unknown)."""
+    entries = [e for e in manifest.artifacts if e.format not in formats.DATA_FORMATS and e.format in formats.FORMATS]
+    if not wanted:
+        return entries
+    known = {e.format for e in entries} | {formats.runtime_name(e.format) for e in entries} | {"eager"}
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        raise UsageError(
+            f"this folder has no runtime {', '.join(map(repr, unknown))}: it has eager, "
+            + ", ".join(formats.runtime_name(e.format) for e in entries)
+        )
+    return [e for e in entries if e.format in wanted or formats.runtime_name(e.format) in wanted]
+
+
+def _feed(batch_size: int, meta: InputMeta, seed: int) -> np.ndarray:
+    """Uniform [0, 1) samples like verify's default, seeded per batch size (the same for every runtime)."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.rand((batch_size, *meta.sample_shape), generator=generator)
+    return np.ascontiguousarray(x.numpy().astype(meta.dtype, copy=False))
+
+
+def _available_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def _config_dict(config: BenchConfig, batch_sizes: tuple[int, ...], threads: int) -> dict[str, Any]:
+    return {
+        "batch_sizes": list(batch_sizes),
+        "threads": threads,
+        "warmup": config.warmup,
+        "warmup_s": config.warmup_s,
+        "repeats": config.repeats,
+        "min_time_s": config.min_time_s,
+        "seed": config.seed,
+        "throughput": "batch size / p50 latency, one call at a time",
+    }
+
+
+def _versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "processor": _cpu_name(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+# ---------------------------------------------------------------- the table
+
+_COLUMNS = (  # header, width, right-aligned
+    ("format", 12, False),
+    ("runtime", 17, False),
+    ("size", 9, True),
+    ("max diff", 9, True),
+    ("top-1", 15, True),
+    ("batch", 6, True),
+    ("p50 ms", 9, True),
+    ("p99 ms", 9, True),
+    ("runs", 6, True),
+    ("samples/s", 11, True),
+    ("vs eager", 9, True),
+    ("GFLOP/s", 8, True),
+    ("of peak", 8, True),
+)
+
+
+def _render(report: BenchReport) -> str:
+    flops = report.flops
+    threads = report.threads
+    lines = [
+        f"bench {report.model} ({report.artifact_dir}) on the CPU ({report.versions.get('processor', '?')}): "
+        f"torch {threads['torch_intra_op']} threads, onnxruntime intra-op {threads['onnxruntime_intra_op']}, "
+        f"inter-op {threads['onnxruntime_inter_op']} ({threads['cores_available']} cores available)",
+        "FLOPs: "
+        + (
+            f"{flops.per_sample:,} per sample (2 x multiply-accumulates of {len(flops.layers)} Linear/Conv2d layers)"
+            if flops.per_sample is not None
+            else "unknown (no Linear or Conv2d layer): GFLOP/s not shown"
+        ),
+        f"matmul peak: {report.peak.gflops_per_s:.1f} GFLOP/s ({report.peak.method}, {report.peak.threads} threads)",
+    ]
+    if report.verified is False:
+        lines.append("note: this folder's last verification FAILED: its outputs may not be eager's (exporter verify)")
+    lines.append("")
+    lines.append(_row([c[0] for c in _COLUMNS]).rstrip())
+    batch = None
+    for row in report.results:
+        if batch is not None and row.batch_size != batch:
+            lines.append("")
+        batch = row.batch_size
+        lines.append(_row(_cells(row)).rstrip())
+    lines += ["", _ort_line(report.onnxruntime_settings), _timing_line(report.config)]
+    if any(r.format in formats.QUANTIZED for r in report.results):
+        lines.append(
+            "int8: GFLOP/s counts the same multiply-accumulates, done in integer, against the float32 peak (so it can "
+            "pass 100%); * top-1 counting classes within the quantisation bound of eager's maximum as tied (verify's)"
+        )
+    errors = report.errors
+    if errors:
+        lines += ["", f"{len(errors)} measurement(s) failed:", *(f"  {e}" for e in errors)]
+    return "\n".join(lines)
+
+
+def _row(cells: list[str]) -> str:
+    return "  ".join(
+        text.rjust(width) if right else text.ljust(width)
+        for text, (_, width, right) in zip(cells, _COLUMNS, strict=True)
+    )
+
+
+def _cells(row: BenchResult) -> list[str]:
+    head = [LABELS.get(row.format, row.format), row.runtime, _size(row.size_bytes)]
+    if row.error:
+        return [*head, "-", "-", str(row.batch_size), "failed:", row.error, *[""] * 5]
+    reference = row.runtime == "eager"
+    return [
+        *head,
+        "ref" if reference else _num(row.max_abs_diff, "{:.2e}"),
+        "ref" if reference else _top1(row),
+        str(row.batch_size),
+        _num(row.latency_ms_p50, "{:.3f}"),
+        _num(row.latency_ms_p99, "{:.3f}"),
+        str(row.runs),
+        _num(row.throughput_per_s, "{:,.0f}"),
+        _num(row.speedup_vs_eager, "{:.2f}x"),
+        _num(row.gflops_per_s, "{:.1f}"),
+        _num(None if row.peak_fraction is None else 100 * row.peak_fraction, "{:.1f}%"),
+    ]
+
+
+def _top1(row: BenchResult) -> str:
+    """Exact agreement; for int8 also verify's figure where near-ties count (marked *), as verify prints it."""
+    text = _num(None if row.top1_agreement is None else 100 * row.top1_agreement, "{:.1f}%")
+    if row.top1_agreement_within_tolerance is not None:
+        text += f" ({100 * row.top1_agreement_within_tolerance:.1f}%*)"
+    return text
+
+
+def _num(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    return f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.1f} KB"
+
+
+def _ort_line(settings: dict[str, Any]) -> str:
+    return (
+        f"onnxruntime: {settings['graph_optimization_level']}, intra-op {settings['intra_op_num_threads']} threads, "
+        f"inter-op {settings['inter_op_num_threads']}, {settings['execution_mode']}, spinning workers, IO binding; "
+        "torch runtimes under torch.inference_mode"
+    )
+
+
+def _timing_line(config: dict[str, Any]) -> str:
+    return (
+        f"timing: warm-up ({config['warmup']} calls, {config['warmup_s']:g} s), then at least {config['repeats']} "
+        f"calls and {config['min_time_s']:g} s per row, one call at a time; samples/s = batch / p50 latency; "
+        "max diff and top-1 against eager on the same seeded input"
+    )
+
+
+# ---------------------------------------------------------------- progress on stderr
+
+
+class ProgressLine:
+    """Writes ``bench``'s progress messages to ``stream``: one line rewritten in place on a terminal,
+    one line per message elsewhere (a log). ``close()`` clears the terminal line."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.width = 0
+
+    def __call__(self, message: str) -> None:
+        if self.tty:
+            self.stream.write("\r" + message.ljust(self.width))
+            self.width = len(message)
+        else:
+            self.stream.write(message + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+            self.width = 0

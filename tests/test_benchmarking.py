@@ -1,0 +1,333 @@
+"""`bench`: every runtime at every batch size, exact FLOP counts, hash-checked loading, usage errors.
+
+Timings are never asserted (they are noise on a shared machine); structure, FLOP counts,
+agreement with eager and refusals are. Repeats are tiny so the whole module takes seconds.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from dataclasses import replace
+
+import pytest
+import torch
+from torch import nn
+
+from exporter import ExportConfig, export
+from exporter.benchmarking import (
+    DEFAULT_BATCH_SIZES,
+    BenchConfig,
+    ProgressLine,
+    bench,
+    count_flops,
+    measure_matmul_peak,
+)
+from exporter.config import FORMATS
+from exporter.errors import ExporterError, UsageError
+from exporter.manifest import Manifest, sha256_file
+from models.cnn import ConvNet
+from models.mlp import NeuralNetwork
+
+FAST = BenchConfig(batch_sizes=(1, 3), warmup=1, warmup_s=0, repeats=2, min_time_s=0, peak_runs=1)
+RUNTIMES = ("eager", "torchscript", "onnxruntime", "pt2", "onnxruntime-int8")
+MLP_FLOPS = 2 * (784 * 512 + 512 * 512 + 512 * 10)  # 2 x multiply-accumulates of the three Linear layers
+JSON_KEYS = {"runtime", "batch_size", "latency_ms_p50", "latency_ms_p99", "throughput_per_s", "gflops_per_s"}
+
+
+@pytest.fixture(scope="module")
+def every_format(tmp_path_factory):
+    """The seed network exported in every format (unverified: verify's own tests cover that)."""
+    out = tmp_path_factory.mktemp("bench")
+    return export("mlp", ExportConfig(out=out, device="cpu", formats=FORMATS, verify=False)).path
+
+
+@pytest.fixture(scope="module")
+def report(every_format):
+    return bench(every_format, FAST)
+
+
+@pytest.fixture
+def private_copy(every_format, tmp_path):
+    target = tmp_path / "mlp"
+    shutil.copytree(every_format, target)
+    return target
+
+
+# ---------------------------------------------------------------- structure and JSON
+
+
+def test_every_runtime_is_measured_at_every_batch_size(report):
+    assert {(r.runtime, r.batch_size) for r in report.results} == {(rt, b) for rt in RUNTIMES for b in (1, 3)}
+    assert report.errors == []
+    for row in report.results:
+        assert row.runs >= FAST.repeats and row.latency_ms_p50 > 0 and row.latency_ms_p99 >= row.latency_ms_p50
+        assert row.throughput_per_s > 0 and row.gflops_per_s > 0 and row.threads >= 1
+
+
+def test_rows_are_grouped_by_batch_size_with_eager_first(report):
+    assert [r.batch_size for r in report.results] == sorted(r.batch_size for r in report.results)
+    assert next(r.runtime for r in report.results if r.batch_size == 1) == "eager"
+
+
+def test_the_defaults_are_batch_1_64_and_1024():
+    assert BenchConfig().batch_sizes == DEFAULT_BATCH_SIZES == (1, 64, 1024)
+
+
+def test_json_holds_every_result_with_the_documented_keys(report):
+    data = json.loads(json.dumps(report.to_dict(), allow_nan=False))  # strict JSON: no NaN
+    assert len(data["results"]) == len(RUNTIMES) * 2
+    for row in data["results"]:
+        assert set(row) >= JSON_KEYS
+    assert data["flops_per_sample"] == MLP_FLOPS
+    assert data["matmul_peak"]["gflops_per_s"] > 0 and "2048x2048" in data["matmul_peak"]["method"]
+
+
+def test_onnxruntime_settings_are_recorded_in_each_onnxruntime_row(report):
+    for row in report.results:
+        if row.runtime.startswith("onnxruntime"):
+            assert row.settings["graph_optimization_level"] == "ORT_ENABLE_ALL"
+            assert row.settings["inter_op_num_threads"] == 1 and row.settings["execution_mode"] == "ORT_SEQUENTIAL"
+            assert row.settings["intra_op_num_threads"] == report.threads["onnxruntime_intra_op"]
+        else:
+            assert row.settings["mode"] == "torch.inference_mode"
+
+
+def test_sizes_are_the_artifact_files_and_eager_has_none(report, every_format):
+    manifest = Manifest.load(every_format)
+    for row in report.results:
+        entry = manifest.artifact(row.format)
+        assert row.size_bytes == (None if row.runtime == "eager" else entry.bytes)
+
+
+def test_the_table_names_every_runtime_and_the_peak(report):
+    text = report.render()
+    assert "matmul peak" in text and "GFLOP/s" in text and "of peak" in text
+    for runtime in RUNTIMES:
+        assert runtime in text
+    assert "failed" not in text
+
+
+# ---------------------------------------------------------------- agreement with eager
+
+
+def test_fp32_runtimes_match_eager_closely(report):
+    for row in report.results:
+        if row.runtime in ("torchscript", "onnxruntime", "pt2"):
+            assert row.max_abs_diff is not None and row.max_abs_diff < 1e-5, row
+            assert row.top1_agreement == 1.0
+
+
+def test_int8_differs_from_eager_by_more_than_fp32_but_within_its_policy(report):
+    for b in (1, 3):
+        int8, fp32 = report.result("onnxruntime-int8", b), report.result("onnxruntime", b)
+        assert fp32.max_abs_diff < int8.max_abs_diff < 1e-2  # config.QUANTIZED_TOLERANCE's atol
+        assert int8.top1_agreement_within_tolerance is not None
+        assert fp32.top1_agreement_within_tolerance is None  # only the quantised runtime gets the near-tie figure
+
+
+def test_eager_is_the_reference_and_is_not_compared_with_itself(report):
+    for row in report.results:
+        if row.runtime == "eager":
+            assert row.max_abs_diff is None and row.speedup_vs_eager == pytest.approx(1.0)
+
+
+# ---------------------------------------------------------------- FLOPs
+
+
+def test_mlp_flops_are_twice_the_multiply_accumulates_of_its_linear_layers():
+    flops = count_flops(NeuralNetwork().eval(), torch.rand(5, 28, 28))
+    assert flops.per_sample == MLP_FLOPS
+    assert flops.layers == {
+        "linear_relu_stack.0": 2 * 784 * 512,
+        "linear_relu_stack.2": 2 * 512 * 512,
+        "linear_relu_stack.4": 2 * 512 * 10,
+    }
+
+
+def test_cnn_flops_count_every_output_position_of_each_convolution():
+    conv1 = 16 * 28 * 28 * (1 * 3 * 3)  # out channels x output positions x (in channels x kernel)
+    conv2 = 32 * 14 * 14 * (16 * 3 * 3)  # after the first 2x2 max pool
+    head = 32 * 7 * 7 * 10
+    flops = count_flops(ConvNet().eval(), torch.rand(4, 28, 28))
+    assert flops.per_sample == 2 * (conv1 + conv2 + head) == 2_063_488
+    assert flops.layers["features.1.conv"] == 2 * conv2
+
+
+def test_grouped_convolution_counts_only_its_group_inputs():
+    depthwise = nn.Conv2d(4, 4, kernel_size=3, padding=1, groups=4)
+    dense = nn.Conv2d(4, 4, kernel_size=3, padding=1)
+    x = torch.rand(2, 4, 8, 8)
+    assert count_flops(depthwise, x).per_sample == 2 * 4 * 8 * 8 * 9
+    assert count_flops(dense, x).per_sample == 4 * count_flops(depthwise, x).per_sample
+
+
+class _Reused(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = nn.Linear(8, 8)
+        self.unused = nn.Linear(8, 1000)
+
+    def forward(self, x):
+        return self.used(self.used(x))
+
+
+def test_a_layer_called_twice_counts_twice_and_one_never_called_counts_zero():
+    flops = count_flops(_Reused(), torch.rand(3, 8))
+    assert flops.per_sample == 2 * (2 * 8 * 8)
+    assert "unused" not in flops.layers
+
+
+def test_a_model_without_linear_or_conv_layers_has_unknown_flops():
+    flops = count_flops(nn.Sequential(nn.ReLU(), nn.Flatten()), torch.rand(2, 4, 4))
+    assert flops.per_sample is None and flops.layers == {}
+
+
+def test_counting_flops_leaves_no_hooks_behind():
+    model = NeuralNetwork()
+    count_flops(model, torch.rand(1, 28, 28))
+    assert all(not m._forward_hooks for m in model.modules())
+
+
+# ---------------------------------------------------------------- threads and the peak
+
+
+def test_threads_are_set_for_the_run_reported_and_restored(every_format):
+    before = torch.get_num_threads()
+    result = bench(every_format, replace(FAST, batch_sizes=(2,), threads=1))
+    assert torch.get_num_threads() == before
+    assert result.threads["torch_intra_op"] == 1 and result.threads["onnxruntime_intra_op"] == 1
+    assert result.onnxruntime_settings["intra_op_num_threads"] == 1
+    assert {r.threads for r in result.results} == {1}
+
+
+def test_matmul_peak_is_positive_and_says_how_it_was_measured():
+    peak = measure_matmul_peak(torch.get_num_threads(), size=256, runs=2)
+    assert peak.gflops_per_s > 0 and peak.seconds_median > 0
+    assert peak.method == "torch.mm of two 256x256 float32 matrices, median of 2 runs"
+
+
+# ---------------------------------------------------------------- refusals and failures
+
+
+def test_a_tampered_artifact_is_refused_before_anything_loads(private_copy, monkeypatch):
+    import exporter.benchmarking as benchmarking
+
+    loaded = []
+    monkeypatch.setattr(benchmarking, "onnxruntime_session", lambda *a: loaded.append(a))
+    onnx_file = private_copy / "model.onnx"
+    onnx_file.write_bytes(onnx_file.read_bytes()[:-16] + b"\0" * 16)
+    with pytest.raises(ExporterError) as caught:
+        bench(private_copy, FAST)
+    assert not isinstance(caught.value, UsageError)  # exit 1, like verify's failed hash check
+    message = str(caught.value)
+    assert "model.onnx does not match its sha256" in message and "\n" not in message
+    assert loaded == []
+
+
+def test_the_untampered_copy_runs(private_copy):
+    assert bench(private_copy, replace(FAST, batch_sizes=(1,))).errors == []
+
+
+def test_a_missing_artifact_is_refused(private_copy):
+    (private_copy / "model.pt2").unlink()
+    with pytest.raises(ExporterError, match=r"model\.pt2 is missing"):
+        bench(private_copy, FAST)
+
+
+def test_a_runtime_that_cannot_load_fails_its_rows_and_the_others_still_run(private_copy):
+    # Garbage with its hash re-stamped: it passes the hash check, then ONNX Runtime rejects it.
+    bad = private_copy / "model.int8.onnx"
+    bad.write_bytes(b"not an onnx model")
+    manifest = Manifest.load(private_copy)
+    entry = manifest.artifact("onnx-int8")
+    entry.sha256, entry.bytes = sha256_file(bad), bad.stat().st_size
+    manifest.write(private_copy)
+    result = bench(private_copy, FAST)
+    failed = {(r.runtime, r.batch_size) for r in result.results if r.error}
+    assert failed == {("onnxruntime-int8", 1), ("onnxruntime-int8", 3)}
+    assert all("could not be loaded" in r.error for r in result.results if r.error)
+    assert len(result.errors) == 2 and "failed" in result.render()
+    assert result.result("onnxruntime", 1).error is None
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"batch_sizes": (0,)}, "batch sizes must be positive"),
+        ({"batch_sizes": (1, -4)}, "batch sizes must be positive"),
+        ({"batch_sizes": ()}, "batch sizes must be positive"),
+        ({"threads": 0}, "--threads must be at least 1"),
+        ({"repeats": 0}, "repeats"),
+        ({"runtimes": ("tflite",)}, "no runtime 'tflite'"),
+    ],
+    ids=["zero", "negative", "none", "threads", "repeats", "runtime"],
+)
+def test_bad_settings_are_usage_errors(every_format, change, message):
+    with pytest.raises(UsageError, match=message) as caught:
+        bench(every_format, replace(FAST, **change))
+    assert caught.value.exit_code == 2
+
+
+def test_a_runtime_filter_keeps_eager_and_the_named_runtimes(every_format):
+    config = replace(FAST, batch_sizes=(2,), runtimes=("onnx", "pt2"))
+    assert [r.runtime for r in bench(every_format, config).results] == ["eager", "onnxruntime", "pt2"]
+
+
+def test_a_folder_without_a_manifest_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="not an artifact folder"):
+        bench(tmp_path / "nope", FAST)
+
+
+# ---------------------------------------------------------------- progress
+
+
+def test_progress_is_told_once_per_measurement(every_format):
+    seen: list[str] = []
+    bench(every_format, replace(FAST, runtimes=("onnx",)), progress=seen.append)
+    assert len(seen) == 4 and seen[-1].endswith("(4/4)") and "onnxruntime at batch 3" in seen[-1]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_line_rewrites_one_line_on_a_terminal_and_clears_it():
+    stream = _Terminal()
+    line = ProgressLine(stream)
+    line("bench mlp: eager at batch 1 (1/2)")
+    line("bench mlp: pt2 (2/2)")
+    line.close()
+    text = stream.getvalue()
+    assert "\n" not in text and text.count("\r") == 4 and text.endswith("\r")
+
+
+def test_progress_line_writes_whole_lines_elsewhere():
+    stream = io.StringIO()
+    line = ProgressLine(stream)
+    line("one")
+    line("two")
+    line.close()
+    assert stream.getvalue() == "one\ntwo\n"
+
+
+# ---------------------------------------------------------------- the command, once cli.py has it
+
+
+def test_the_bench_command_writes_json_and_refuses_a_bad_batch_size(every_format, tmp_path):
+    from click.testing import CliRunner
+
+    from exporter.cli import cli
+
+    if "bench" not in cli.commands:
+        pytest.skip("`exporter bench` is not registered in exporter/cli.py yet")
+    out = tmp_path / "bench.json"
+    args = ["bench", str(every_format), "--batch-size", "2", "--warmup", "1", "--min-time", "0", "--json", str(out)]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert {r["runtime"] for r in json.loads(out.read_text())["results"]} == set(RUNTIMES)
+    assert "matmul peak" in result.output
+    bad = CliRunner().invoke(cli, ["bench", str(every_format), "--batch-size", "0"])
+    assert bad.exit_code == 2

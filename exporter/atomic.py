@@ -27,10 +27,14 @@ def make_folder(path: Path, option: str) -> None:
 def staging_folder(parent: Path, name: str) -> Path:
     """A fresh hidden folder ``parent/.NAME.XXXX.partial`` with the rights a normal folder gets."""
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent))
+    staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700
+    return staging
+
+
+def current_umask() -> int:
     umask = os.umask(0)
     os.umask(umask)
-    staging.chmod(0o777 & ~umask)  # mkdtemp makes it 0700
-    return staging
+    return umask
 
 
 def move_into_place(staging: Path, target: Path) -> None:

@@ -10,6 +10,7 @@ a traceback (set EXPORTER_DEBUG=1 to see one for an internal error).
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from .config import (
     VerifyConfig,
     parse_shape,
 )
-from .errors import ExporterError, first_line
+from .errors import ArtifactDirError, ExporterError, first_line
 
 
 class ExporterGroup(click.Group):
@@ -78,8 +79,8 @@ def _range(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[fl
         low, high = (float(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter(f"{value!r} is not LOW,HIGH (for example 0,1)") from None
-    if not high > low:
-        raise click.BadParameter(f"{value!r}: HIGH must be greater than LOW")
+    if not (math.isfinite(low) and math.isfinite(high) and high > low):
+        raise click.BadParameter(f"{value!r}: give finite LOW < HIGH")
     return low, high
 
 
@@ -89,6 +90,26 @@ def _device(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
     if value is not None and not re.match(r"^(auto|cpu|cuda(:\d+)?)$", value):
         raise click.BadParameter(f"{value!r} is not auto, cpu, cuda or cuda:N")
     return value
+
+
+def _writable(path: Path, option: str) -> Path:
+    """Refuse, before any work, an output path that cannot be written (exit 2)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise ArtifactDirError(f"{option} {path}: cannot write a file there (give a file in a writable folder)")
+    return path
+
+
+def _precheck_target(target: str) -> None:
+    """Answer usage errors about TARGET (artifact folder or model name) before torch is imported."""
+    if Path(target).is_dir():
+        from .manifest import Manifest
+
+        Manifest.load(Path(target))
+    else:
+        from .sources import resolve
+
+        resolve(target, (1,))
 
 
 def comparison_options(func: Callable) -> Callable:
@@ -293,6 +314,9 @@ def export_command(model: str, no_verify: bool, **kw: Any) -> None:
     result = export(model, config)
     sizes = ", ".join(f"{a.path} ({a.bytes / 1e6:.1f} MB)" for a in result.manifest.artifacts)
     click.echo(f"exported {result.manifest.model['name']} on {result.manifest.device} to {result.path}: {sizes}")
+    weights = result.manifest.model.get("weights") or {}
+    for note in (weights.get("original") or {}).get("notes", []):
+        click.echo(f"weights: {note}")
     if result.report is None:
         click.echo("verification skipped (--no-verify): run `exporter verify " + str(result.path) + "`")
         return
@@ -310,7 +334,9 @@ def export_command(model: str, no_verify: bool, **kw: Any) -> None:
 @click.option("--save-outputs", type=click.Path(path_type=Path), help="Save every runtime's outputs, as .npz.")
 @click.option("--json", "json_path", help="Write the JSON report here instead of verification.json ('-': stdout).")
 @click.option(
-    "--source", type=click.Path(path_type=Path), help="The model file, for artifacts exported from file.py:Class."
+    "--source",
+    help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
+    "the artifact itself).",
 )
 @click.option("--weights", type=click.Path(path_type=Path), help="Check that this is the weights file used at export.")
 @comparison_options
@@ -327,16 +353,23 @@ def verify_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None
       exporter verify artifacts/mlp --inputs my_images.npz --json report.json
     """
     from .manifest import Manifest
+
+    config = _verify_config(**kw)
+    Manifest.load(artifact_dir)  # a usage error answers before torch is imported
+    report_path = None if json_path in (None, "-") else _writable(Path(json_path), "--json")
+    for option, path in (("--save-inputs", config.save_inputs), ("--save-outputs", config.save_outputs)):
+        if path is not None:
+            _writable(path, option)
     from .verification import verify, write_report
 
-    report = verify(artifact_dir, _verify_config(**kw), write=False)
+    report = verify(artifact_dir, config, write=False)
     to_stdout = json_path == "-"
     try:
-        write_report(
-            artifact_dir, Manifest.load(artifact_dir), report, None if json_path in (None, "-") else Path(json_path)
-        )
+        write_report(artifact_dir, Manifest.load(artifact_dir), report, report_path)
     except OSError as error:
-        click.echo(f"note: could not write the report ({error.strerror}): {error.filename}", err=True)
+        if report_path is not None:
+            raise ArtifactDirError(f"cannot write the report to {report_path} ({error.strerror})") from None
+        click.echo(f"note: could not write the report into {artifact_dir} ({error.strerror})", err=True)
     if to_stdout:
         click.echo(json.dumps(report.to_dict(), indent=2))
     else:
@@ -349,7 +382,9 @@ def verify_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None
 @click.argument("target")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the weights of a model spec.")
 @click.option(
-    "--source", type=click.Path(path_type=Path), help="The model file, for artifacts exported from file.py:Class."
+    "--source",
+    help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
+    "the artifact itself).",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
 def inspect_command(target: str, seed: int, source: Path | None, as_json: bool) -> None:
@@ -360,6 +395,7 @@ def inspect_command(target: str, seed: int, source: Path | None, as_json: bool) 
       exporter inspect mlp
       exporter inspect artifacts/mlp
     """
+    _precheck_target(target)
     from .inspection import inspect
 
     result = inspect(target, seed=seed, config=VerifyConfig(device="cpu", source=source))
@@ -376,7 +412,7 @@ def inspect_command(target: str, seed: int, source: Path | None, as_json: bool) 
 )
 @click.option(
     "--runtime",
-    type=click.Choice(["eager", "torchscript", "onnx", "all"]),
+    type=click.Choice(["eager", "torchscript", "onnx", "pt2", "onnx-int8", "all"]),
     default="all",
     show_default=True,
     help="Which runtime(s) to run.",
@@ -384,7 +420,9 @@ def inspect_command(target: str, seed: int, source: Path | None, as_json: bool) 
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds 'random' (and a model name's weights).")
 @click.option("--device", callback=_device, default=None, help="Device (default: the export's, or cpu).")
 @click.option(
-    "--source", type=click.Path(path_type=Path), help="The model file, for artifacts exported from file.py:Class."
+    "--source",
+    help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
+    "the artifact itself).",
 )
 @click.option("--json", "as_json", is_flag=True, help='Print JSON: {"predictions": {RUNTIME: {class, probabilities}}}.')
 def predict_command(
@@ -401,6 +439,11 @@ def predict_command(
       exporter predict artifacts/mlp --input batch.npy --runtime onnx --json
       exporter predict mlp --input random
     """
+    _precheck_target(target)
+    if input_spec != "random":
+        from .images import check_input_path
+
+        check_input_path(input_spec)
     from .prediction import predict
 
     result = predict(target, input_spec, runtime, seed=seed, config=VerifyConfig(device=device, source=source))

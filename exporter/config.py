@@ -5,6 +5,7 @@ Nothing here imports torch: the CLI builds these before deciding whether torch i
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +45,13 @@ class Tolerance:
     rtol: float
     min_agreement: float | None = None  # set for quantised runtimes: top-1 agreement needed to pass
 
+    def __post_init__(self) -> None:
+        # NaN compares False with everything, so a NaN tolerance would pass every element: fail closed.
+        _check_number("atol", self.atol, 0.0, math.inf)
+        _check_number("rtol", self.rtol, 0.0, math.inf)
+        if self.min_agreement is not None:
+            _check_number("min-agreement", self.min_agreement, 0.0, 1.0)
+
     @classmethod
     def for_dtype(cls, dtype: str) -> Tolerance:
         """The documented default for ``dtype`` (float32's for unknown dtypes)."""
@@ -71,6 +79,25 @@ class VerifyConfig:
     device: str | None = None  # None: the device recorded in the manifest
     source: Path | None = None  # model file for artifacts exported from `file.py:Class`
     weights: Path | None = None  # original weights file, checked against the manifest's sha256
+
+    def __post_init__(self) -> None:
+        from .errors import InputSpecError, UsageError
+
+        for name in ("atol", "rtol"):
+            if getattr(self, name) is not None:
+                _check_number(name, getattr(self, name), 0.0, math.inf)
+        _check_number("min-agreement", self.min_agreement, 0.0, 1.0)
+        if not 1 <= self.samples <= MAX_SAMPLES:
+            raise InputSpecError(f"--samples must be from 1 to {MAX_SAMPLES:,}, not {self.samples}")
+        if any(not 1 <= b <= MAX_SAMPLES for b in self.batch_sizes):
+            raise InputSpecError(f"--batch-size must be from 1 to {MAX_SAMPLES:,}")
+        low, high = self.input_range
+        if not (math.isfinite(low) and math.isfinite(high) and high > low):
+            raise InputSpecError(f"--input-range {low},{high}: give finite LOW < HIGH")
+        if self.distribution not in DISTRIBUTIONS:
+            raise UsageError(f"--distribution must be one of {', '.join(DISTRIBUTIONS)}")
+        if self.nan_policy not in NAN_POLICIES:
+            raise UsageError(f"--nan-policy must be one of {', '.join(NAN_POLICIES)}")
 
     def tolerance(self, dtype: str, quantized: bool = False) -> Tolerance:
         """The tolerance for an output of ``dtype``, after overrides; ``quantized``: the int8 policy."""
@@ -100,6 +127,19 @@ class ExportConfig:
     weights: Path | None = None  # a state_dict (.pt/.pth) or .safetensors file
     verify: bool = True  # run verification after writing, and record it in the manifest
     verify_config: VerifyConfig = field(default_factory=VerifyConfig)
+
+
+MAX_SAMPLES = 1_000_000  # a bound that keeps a typo from allocating the machine away
+
+
+def _check_number(name: str, value: float, low: float, high: float) -> None:
+    from .errors import UsageError
+
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not low <= value <= high:
+        bounds = f"from {low:g} to {high:g}" if math.isfinite(high) else f"a finite number >= {low:g}"
+        raise UsageError(f"--{name} must be {bounds}, not {value!r}")
+    if math.isinf(value):
+        raise UsageError(f"--{name} must be finite, not {value!r}")
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

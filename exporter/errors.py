@@ -46,6 +46,10 @@ class CheckpointError(UsageError):
     """A weights file that is missing, broken, hostile or does not fit the model."""
 
 
+class ReferenceUnavailable(ExporterError):
+    """The eager reference cannot be rebuilt (its weights file failed its hash check): exit 1."""
+
+
 class ExportFailedError(ExporterError):
     """An exporter could not turn the model into an artifact (exit 1)."""
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import __version__, building, formats, weights
-from .atomic import make_folder, move_into_place, staging_folder
+from .atomic import current_umask, make_folder, move_into_place, staging_folder
 from .config import FORMATS, ONNX_EXPORTERS, ExportConfig
 from .errors import ArtifactDirError, InputSpecError, UsageError
 from .manifest import ArtifactEntry, Manifest
@@ -67,9 +67,9 @@ def export(
         raise UsageError(f"artifact name {name!r} must be a plain folder name (letters, digits, _ . -)")
     out = Path(config.out)
     target = out / name
+    device = building.resolve_device(config.device)  # before any folder is made
     staging = _staging(out, name)
     try:
-        device = building.resolve_device(config.device)
         if instance is not None:
             eager = copy.deepcopy(instance).eval().to(device)
         else:
@@ -180,7 +180,16 @@ def _write_artifacts(eager, example, source, name, config, device, staging, weig
         versions=versions(),
     )
     manifest.write(staging)
+    _normal_rights(staging)
     return manifest
+
+
+def _normal_rights(folder: Path) -> None:
+    """Every file readable as the umask allows (onnx writes its external data 0600)."""
+    rights = 0o666 & ~current_umask()
+    for path in folder.iterdir():
+        if path.is_file() and not path.is_symlink():
+            path.chmod(rights)
 
 
 def _move_into_place(staging: Path, target: Path) -> None:

@@ -24,15 +24,27 @@ def load_samples(spec: str, sample_shape: tuple[int, ...], seed: int = 0) -> tup
         generator = torch.Generator().manual_seed(seed)
         x = torch.rand((1, *sample_shape), generator=generator).numpy()
         return x, [f"a random sample, uniform in [0, 1), seed {seed}"]
-    path = Path(spec)
-    if not path.is_file():
-        raise InputSpecError(f"input {spec} does not exist (give an image, a .npy file or 'random')")
+    path = check_input_path(spec)
     if path.suffix.lower() == ".npy":
-        return _npy(path, sample_shape), [f"{path.name}: array used as is"]
-    return _image(path, sample_shape)
+        samples, notes = _npy(path, sample_shape)
+    else:
+        samples, notes = _image(path, sample_shape)
+    if not np.isfinite(samples).all():
+        raise InputSpecError(f"{path} holds NaN or Inf values: a prediction on them means nothing")
+    return samples, notes
 
 
-def _npy(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
+def check_input_path(spec: str) -> Path:
+    """The input file, or InputSpecError saying why it cannot be one."""
+    path = Path(spec)
+    if not path.exists():
+        raise InputSpecError(f"input {spec} does not exist (give an image, a .npy file or 'random')")
+    if not path.is_file():
+        raise InputSpecError(f"input {spec} is not a file (give an image, a .npy file or 'random')")
+    return path
+
+
+def _npy(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
     try:
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
@@ -42,9 +54,13 @@ def _npy(path: Path, sample_shape: tuple[int, ...]) -> np.ndarray:
     if data.ndim != len(sample_shape) + 1 or tuple(data.shape[1:]) != sample_shape:
         want = " x ".join(map(str, sample_shape))
         raise InputSpecError(f"{path} has shape {tuple(data.shape)}: give ({want}) or (N, {want})")
-    if not np.issubdtype(data.dtype, np.number):
-        raise InputSpecError(f"{path} holds {data.dtype}, not numbers")
-    return np.ascontiguousarray(data.astype(np.float32))
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise InputSpecError(f"{path} holds {data.dtype}, not real numbers")
+    if data.dtype == np.uint8:  # 8-bit pixels, as images are stored
+        return np.ascontiguousarray(data.astype(np.float32) / 255.0), [
+            f"{path.name}: uint8 pixels scaled from 0..255 to [0, 1], as MNIST loaders do"
+        ]
+    return np.ascontiguousarray(data.astype(np.float32)), [f"{path.name}: {data.dtype} array used as is"]
 
 
 def _image(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:

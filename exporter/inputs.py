@@ -95,6 +95,8 @@ class InputSet:
             (data,) = arrays.values()
             if data.ndim == len(sample_shape):  # a single sample
                 data = data[None]
+            if data.ndim == 0 or len(data) == 0:
+                raise InputSpecError(f"{path} holds no samples")
             b = batch_size or min(len(data), DEFAULT_LARGE_BATCH)
             groups = {}
             full = len(data) - len(data) % b

@@ -95,6 +95,8 @@ class Manifest:
             data = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ManifestError(f"{path} is not valid JSON ({error}): re-export the model") from None
+        except RecursionError:
+            raise ManifestError(f"{path} is nested deeper than any manifest this tool writes: refusing it") from None
         return cls.from_dict(data, where=str(path))
 
     @classmethod
@@ -110,6 +112,7 @@ class Manifest:
                 problems.append(f"{key} must be a {kind.__name__}")
         if not isinstance(data["artifacts"], list) or not data["artifacts"]:
             problems.append("artifacts must be a non-empty list")
+        problems += _field_problems(data)
         if problems:
             raise ManifestError(f"{where}: {'; '.join(problems)}")
         artifacts = []
@@ -136,6 +139,44 @@ class Manifest:
             verification=data.get("verification"),
             schema=int(data.get("schema", SCHEMA)),
         )
+
+
+DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
+MAX_SAMPLE_ELEMENTS = 1 << 26  # elements in one input sample: far above any image model, far below memory
+_MAX_SEED = 2**63 - 1
+
+
+def _field_problems(data: dict[str, Any]) -> list[str]:
+    """What is wrong with the fields verify, predict and inspect rely on (empty when sound)."""
+    problems = []
+    shape = data["input"].get("shape") if isinstance(data["input"], dict) else None
+    if not (
+        isinstance(shape, list)
+        and len(shape) >= 2
+        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+    ):
+        problems.append("input.shape must be a list of positive integers, batch first")
+    elif _product(shape[1:]) > MAX_SAMPLE_ELEMENTS:
+        problems.append(f"input.shape {shape} is larger than this tool verifies")
+    if isinstance(data["input"], dict) and data["input"].get("dtype", "float32") not in DTYPES:
+        problems.append(f"input.dtype must be one of {', '.join(DTYPES)}")
+    outputs = data["outputs"]
+    if not outputs or not all(isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"] for o in outputs):
+        problems.append("outputs must be a non-empty list of {name, shape}")
+    model = data["model"] if isinstance(data["model"], dict) else {}
+    seed = model.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= _MAX_SEED:
+        problems.append("model.seed must be an integer from 0 to 2**63-1")
+    if model.get("weights") is not None and not isinstance(model.get("weights"), dict):
+        problems.append("model.weights must be an object or null")
+    return problems
+
+
+def _product(values: list[int]) -> int:
+    result = 1
+    for value in values:
+        result *= value
+    return result
 
 
 def write_text_atomic(path: Path, text: str) -> None:

@@ -23,8 +23,7 @@ from .manifest import MANIFEST_NAME, Manifest, read_member, sha256_bytes
 from .runners.base import InputMeta
 from .runners.torch_runners import eager as eager_runner
 
-RUNTIMES = ("eager", "torchscript", "onnx")  # --runtime names; "onnx" runs in ONNX Runtime
-_FORMAT_OF = {"torchscript": "torchscript", "onnx": "onnx"}
+RUNTIMES = ("eager", "torchscript", "onnx", "pt2", "onnx-int8")  # --runtime names: eager and the formats
 
 
 @dataclass
@@ -93,7 +92,7 @@ def predict(
                 model = rebuild(path, manifest, config, device, problems=None)
                 runner = eager_runner(model, device, meta, outputs)
             else:
-                entry = manifest.artifact(_FORMAT_OF[name])
+                entry = manifest.artifact(name)
                 if entry is None:
                     if runtime != "all":
                         raise UsageError(f"{path} has no {name} artifact: export it with --format {name}")

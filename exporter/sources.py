@@ -9,6 +9,7 @@ sha256, checked before the file is executed.
 from __future__ import annotations
 
 import importlib
+import os
 import re
 import sys
 import types
@@ -63,11 +64,14 @@ class ModelSource:
             output_names=tuple(str(o.get("name")) for o in outputs) or ("logits",),
         )
         if source["kind"] == "file":
+            digest = str(source.get("sha256") or "")
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ManifestError("manifest.json: a file source needs the sha256 of its model file")
             return cls(
                 kind="file",
                 target=str(source.get("class_name", "")),
                 file=Path(str(source.get("file", ""))),
-                file_sha256=str(source.get("sha256", "")),
+                file_sha256=digest,
                 **common,
             )
         if source["kind"] == "registry":
@@ -84,9 +88,32 @@ class ModelSource:
         _check_import_path(target)
         return cls(kind="import", target=target, **common)
 
-    def with_file(self, path: Path) -> ModelSource:
-        """This file source with its code read from ``path`` (checked against the recorded sha256)."""
-        return ModelSource(**{**self.__dict__, "file": Path(path)})
+    def trusted(self, given: str | Path | None) -> ModelSource:
+        """This source, once the user has named the code it runs (``--source``).
+
+        The tool runs no code an artifact names: a registered model comes from this package;
+        a model file runs only when the user passes it (and its sha256 matches); an import
+        path is imported only when the user passes the same ``package.module:Class``.
+        Raises UsageError otherwise.
+        """
+        from .errors import UsageError
+
+        if self.kind == "registry":
+            return self
+        if self.kind == "file":
+            if given is None:
+                raise UsageError(
+                    f"this artifact was exported from the model file {self.file}; the tool runs no code an "
+                    "artifact names, so pass --source FILE (its sha256 is checked before it runs)"
+                )
+            return ModelSource(**{**self.__dict__, "file": Path(given)})
+        if str(given) != self.target:
+            raise UsageError(
+                f"this artifact was exported from the class {self.target}; the tool imports no module an artifact "
+                f"names, so pass --source {self.target} to import it"
+                + (f" (got --source {given})" if given is not None else "")
+            )
+        return self
 
     def load_class(self) -> type:
         """Import the class. Raises ModelNotFoundError with the reason in one line."""
@@ -95,6 +122,8 @@ class ModelSource:
             class_name = self.target
         else:
             module_name, class_name = self.target.split(":", 1)
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.insert(0, os.getcwd())  # as `python -m` would: a package in the current folder
             try:
                 module = importlib.import_module(module_name)
             except Exception as error:  # the user's module may raise anything at import

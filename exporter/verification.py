@@ -27,7 +27,7 @@ from torch import nn
 from . import building, formats
 from .compare import OutputComparison
 from .config import Tolerance, VerifyConfig
-from .errors import UsageError, first_line
+from .errors import ReferenceUnavailable, UsageError, first_line
 from .inputs import InputSet
 from .manifest import REPORT_NAME, ArtifactEntry, Manifest, read_member, sha256_bytes, write_text_atomic
 from .parameters import ParameterReport, account, eager_parameters
@@ -98,7 +98,19 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
     )
     blobs = _check_hashes(folder, manifest, report)
     if model is None:
-        model = rebuild(folder, manifest, config, device, report.problems)
+        try:
+            model = rebuild(folder, manifest, config, device, report.problems, blobs)
+        except ReferenceUnavailable as error:
+            # Without a reference nothing can be compared; still list every file that failed.
+            report.problems.append(f"the eager reference cannot be rebuilt: {error}")
+            report.runtimes = [
+                RuntimeResult(formats.runtime_name(a.format), a.format, a.path, error="not run: no eager reference")
+                for a in manifest.artifacts
+                if a.format in formats.FORMATS
+            ]
+            if write:
+                write_report(folder, manifest, report)
+            return report
         report.reference["state_sha256"] = building.state_sha256(model)
 
     with eager_runner(model, device, meta, output_names) as reference:
@@ -126,6 +138,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         if found is not None:
             tensors[result.runtime] = found
 
+    if not report.runtimes:
+        report.problems.append("the folder holds no artifact a runtime can run: there is nothing to compare with eager")
     agree = {r.runtime: r.passed for r in report.runtimes}
     quantized = {formats.runtime_name(f) for f in formats.QUANTIZED}
     report.parameters = _account_parameters(model, device, meta, tensors, agree, quantized, config.allow_unused)
@@ -224,28 +238,24 @@ def _check_hashes(folder: Path, manifest: Manifest, report: VerificationReport) 
 
 
 def rebuild(
-    folder: Path, manifest: Manifest, config: VerifyConfig, device: torch.device, problems: list[str] | None
+    folder: Path,
+    manifest: Manifest,
+    config: VerifyConfig,
+    device: torch.device,
+    problems: list[str] | None,
+    blobs: dict[str, bytes] | None = None,
 ) -> nn.Module:
     """The eager model the manifest describes, checked against its recorded state digest.
 
     A digest mismatch is appended to ``problems`` (or raised as UsageError when None).
+    ``blobs``: files already hash-checked (a weights file not among them is checked here).
+    Raises ReferenceUnavailable when the recorded weights fail their hash check.
     """
-    source = ModelSource.from_manifest(manifest.model, manifest.input, manifest.outputs)
-    if source.kind == "file":
-        if config.source is None:
-            raise UsageError(
-                f"this artifact was exported from the model file {source.file}; the tool runs no code "
-                "an artifact names, so pass --source FILE (its sha256 is checked before it runs)"
-            )
-        source = source.with_file(config.source)
-    try:
-        seed = int(manifest.model.get("seed", 0))
-    except (TypeError, ValueError):
-        raise UsageError("manifest.json: model.seed is not an integer") from None
-    model = building.build(source, seed, device)
+    source = ModelSource.from_manifest(manifest.model, manifest.input, manifest.outputs).trusted(config.source)
+    model = building.build(source, int(manifest.model.get("seed", 0)), device)
     from .weights import load_recorded_weights
 
-    load_recorded_weights(model, manifest, config, folder)
+    load_recorded_weights(model, manifest, config, folder, blobs)
     recorded = manifest.model.get("state_sha256")
     actual = building.state_sha256(model)
     if recorded != actual:

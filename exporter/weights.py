@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ExporterError, first_line
+from .errors import CheckpointError, ReferenceUnavailable, first_line
 from .manifest import Manifest, read_member, sha256_bytes
 
 FILE_NAME = "weights.pt"
@@ -34,8 +34,10 @@ PREFIXES = ("module.", "_orig_mod.")
 def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Load a state_dict from ``path``; returns it and what was learned (format, sha256, notes)."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"weights file {path} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"--weights {path} is not a file")
     data = path.read_bytes()
     info: dict[str, Any] = {"path": str(path.resolve()), "sha256": sha256_bytes(data), "notes": []}
     if not data:
@@ -112,6 +114,9 @@ def _unwrap(obj: Any, path: Path, notes: list[str]) -> dict[str, torch.Tensor]:
         raise CheckpointError(
             f"{path} holds a {kind}, not a state_dict of tensors (nor one under {', '.join(WRAPPER_KEYS)})"
         )
+    odd = [k for k, v in obj.items() if v.layout != torch.strided or v.is_quantized]
+    if odd:
+        raise CheckpointError(f"{path} holds sparse or quantised tensors ({', '.join(odd[:3])}): save dense weights")
     for prefix in PREFIXES:
         if all(k.startswith(prefix) for k in obj):
             notes.append(f"stripped the {prefix!r} prefix from every key")
@@ -148,8 +153,14 @@ def save_copy(model: nn.Module, folder: Path) -> str:
     return FILE_NAME
 
 
-def load_recorded_weights(model: nn.Module, manifest: Manifest, config, folder: Path) -> None:
-    """Load the weights the manifest records (from the folder's own hash-checked copy)."""
+def load_recorded_weights(
+    model: nn.Module, manifest: Manifest, config, folder: Path, blobs: dict[str, bytes] | None = None
+) -> None:
+    """Load the weights the manifest records (from the folder's own hash-checked copy).
+
+    Raises CheckpointError when ``--weights`` names another file than the one used at export,
+    ReferenceUnavailable when the folder's copy is missing or fails its hash check.
+    """
     record = manifest.model.get("weights")
     if not record:
         return
@@ -162,12 +173,14 @@ def load_recorded_weights(model: nn.Module, manifest: Manifest, config, folder: 
                 f"({original.get('path')}, sha256 {str(original.get('sha256'))[:12]}...): refusing to verify"
             )
     relpath = str(record.get("path", ""))
-    try:
-        data = read_member(folder, relpath)
-    except FileNotFoundError:
-        raise ExporterError(f"{relpath} is missing from {folder}: the weights cannot be rebuilt") from None
+    data = (blobs or {}).get(relpath)
+    if data is None:
+        try:
+            data = read_member(folder, relpath)
+        except (FileNotFoundError, IsADirectoryError):
+            raise ReferenceUnavailable(f"{relpath} is missing from {folder}: the weights cannot be rebuilt") from None
     if sha256_bytes(data) != record.get("sha256"):
-        raise ExporterError(
+        raise ReferenceUnavailable(
             f"{relpath} in {folder} does not match its sha256 in the manifest: refusing to load it; re-export"
         )
     state = _torch_load(data, folder / relpath)

@@ -25,7 +25,20 @@ def test_every_command_has_help_with_an_example(name):
     assert "Example" in result.output and cli.commands[name].help
 
 
-@pytest.mark.parametrize("args", [["--help"], ["models"], ["export", "nope"], ["verify", "--help"]], ids=" ".join)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--help"],
+        ["models"],
+        ["export", "nope"],
+        ["verify", "--help"],
+        ["verify", "/no/such/folder"],
+        ["inspect", "nosuch"],
+        ["predict", "mlp", "--input", "no-such.png"],
+        ["predict", "/no/such/folder", "--input", "random"],
+    ],
+    ids=" ".join,
+)
 def test_startup_commands_never_import_torch_onnx_or_onnxruntime(args):
     code = (
         "import sys; from exporter.cli import cli\n"
@@ -122,3 +135,29 @@ def test_inspect_an_artifact_folder_rebuilds_the_same_weights(mlp_dir):
     folder = CliRunner().invoke(cli, ["inspect", str(mlp_dir), "--json"])
     assert folder.exit_code == 0, folder.output
     assert json.loads(folder.output)["parameters"] == json.loads(spec.output)["parameters"]
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--atol", "nan"], "--atol must be a finite number"),
+        (["--rtol", "inf"], "--rtol must be finite"),
+        (["--samples", "100000000000"], "--samples must be from 1"),
+        (["--input-range", "0,nan"], "finite LOW < HIGH"),
+        (["--json", "/no/such/dir/report.json"], "cannot write a file there"),
+        (["--save-outputs", "/"], "cannot write a file there"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else " ".join(v),
+)
+def test_verify_option_values_that_would_fail_open_or_late_are_usage_errors(mlp_dir, extra, message):
+    result = _run("verify", str(mlp_dir), *extra)
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_verify_with_empty_inputs_is_a_usage_error(mlp_dir, tmp_path):
+    import numpy as np
+
+    np.save(tmp_path / "empty.npy", np.zeros((0, 28, 28), dtype=np.float32))
+    result = _run("verify", str(mlp_dir), "--inputs", str(tmp_path / "empty.npy"))
+    assert result.returncode == 2 and "holds no samples" in result.stderr

@@ -58,8 +58,9 @@ def test_a_symlink_member_is_refused(tmp_path):
         ("[]", "JSON object"),
         ('{"model": {}}', "lacks"),
         (
-            '{"model": {}, "input": {}, "outputs": [], "device": "cpu", "versions": {},'
-            ' "artifacts": [{"format": "onnx", "path": "../../etc/passwd", "sha256": "0", "bytes": 1}]}',
+            '{"model": {}, "input": {"shape": [1, 28, 28]}, "outputs": [{"name": "logits"}], "device": "cpu",'
+            ' "versions": {}, "artifacts": [{"format": "onnx", "path": "../../etc/passwd",'
+            ' "sha256": "0", "bytes": 1}]}',
             "not a plain path",
         ),
     ],
@@ -87,3 +88,56 @@ def test_a_symlink_planted_as_the_report_is_replaced_not_followed(mlp_dir, tmp_p
     assert outside.read_text() == "untouched"
     assert not (mlp_dir / "verification.json").is_symlink()
     assert not [p for p in mlp_dir.iterdir() if p.name.endswith(".tmp")]
+
+
+def _rewrite(folder, change):
+    data = json.loads((folder / "manifest.json").read_text())
+    change(data)
+    (folder / "manifest.json").write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda d: d["input"].update(shape="abc"), "input.shape must be a list of positive integers"),
+        (lambda d: d["input"].update(shape=[1, -28, 28]), "input.shape must be a list of positive integers"),
+        (lambda d: d["input"].update(shape=[1, 100000, 100000]), "larger than this tool verifies"),
+        (lambda d: d["input"].update(dtype="object"), "input.dtype must be one of"),
+        (lambda d: d.update(outputs=["logits"]), "outputs must be a non-empty list"),
+        (lambda d: d["model"].update(seed=2**80), "model.seed must be an integer"),
+        (lambda d: d["model"].update(weights="weights.pt"), "model.weights must be an object"),
+        (lambda d: d["model"]["source"].update(kind="file", sha256=""), "needs the sha256 of its model file"),
+    ],
+    ids=["shape-text", "shape-negative", "shape-huge", "dtype-object", "outputs-strings", "seed-huge",
+         "weights-string", "file-without-sha256"],
+)  # fmt: skip
+def test_manifest_fields_that_would_crash_later_are_usage_errors(mlp_dir, change, message):
+    from exporter import verify
+
+    _rewrite(mlp_dir, change)
+    with pytest.raises(ManifestError, match=message):
+        verify(mlp_dir)
+
+
+def test_a_deeply_nested_manifest_is_refused(tmp_path):
+    (tmp_path / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ManifestError, match="nested deeper"):
+        Manifest.load(tmp_path)
+
+
+def test_a_manifest_without_a_runnable_artifact_fails_closed(mlp_dir):
+    from exporter import VerifyConfig, verify
+
+    _rewrite(mlp_dir, lambda d: d.update(artifacts=[{**d["artifacts"][0], "format": "onnx-data"}]))
+    report = verify(mlp_dir, VerifyConfig(samples=64))
+    assert not report.passed and any("nothing to compare" in f for f in report.failures)
+
+
+def test_a_manifest_naming_an_import_path_imports_nothing_without_source(mlp_dir):
+    import subprocess
+    import sys
+
+    _rewrite(mlp_dir, lambda d: d["model"].update(source={"kind": "import", "import": "this:X"}))
+    result = subprocess.run([sys.executable, "-m", "exporter", "verify", str(mlp_dir)], capture_output=True, text=True)
+    assert result.returncode == 2 and "pass --source this:X" in result.stderr
+    assert "Beautiful is better" not in result.stdout + result.stderr  # the module never ran

@@ -114,11 +114,12 @@ def test_leaky_fails(export_check):
 def test_tampered_folder_fails(export_check, tmp_path):
     from exporter import ExportConfig, export
 
-    folder = export(Net().eval(), ExportConfig(out=tmp_path), example_input=torch.rand(1, 28, 28)).path
+    net = Net().eval()
+    folder = export(net, ExportConfig(out=tmp_path), example_input=torch.rand(1, 28, 28)).path
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["artifacts"][0]["sha256"] = "0" * 64
     (folder / "manifest.json").write_text(json.dumps(manifest))
-    export_check.artifacts_match(folder, samples=64)
+    export_check.artifacts_match(folder, model=net, samples=64)
 '''
 
 

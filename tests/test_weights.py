@@ -87,8 +87,13 @@ def test_a_tampered_weights_copy_in_the_folder_is_never_loaded(tmp_path, trained
     _save("state_dict", trained, path)
     result = export("mlp", ExportConfig(out=tmp_path / "out", device="cpu", weights=path, verify=False))
     _save("state_dict", {k: v + 1 for k, v in trained.items()}, result.path / "weights.pt")
-    with pytest.raises(Exception, match="does not match its sha256"):
-        verify(result.path)
+    (result.path / "model.onnx").write_bytes(b"tampered too")
+    report = verify(result.path)
+    assert not report.passed
+    failures = "\n".join(report.failures)
+    assert "the eager reference cannot be rebuilt: weights.pt" in failures and "does not match its sha256" in failures
+    assert "model.onnx: sha256" in failures  # every mismatch is listed, not only the first
+    assert all(r.error == "not run: no eager reference" for r in report.runtimes)
 
 
 def test_strict_loading_lists_every_missing_unexpected_and_misshapen_key(tmp_path, trained):

@@ -26,6 +26,7 @@ test: lint
 bench: setup
 	$(BIN)/python benchmarks/bench_export.py
 	$(BIN)/python benchmarks/bench_verify.py
+	$(BIN)/python benchmarks/bench_runtimes.py
 
 clean:
 	rm -rf $(VENV) artifacts/*/ .pytest_cache

@@ -19,6 +19,7 @@ from exporter import ExportConfig, export
 from exporter.benchmarking import (
     DEFAULT_BATCH_SIZES,
     BenchConfig,
+    MatmulPeak,
     ProgressLine,
     bench,
     count_flops,
@@ -206,6 +207,17 @@ def test_matmul_peak_is_positive_and_says_how_it_was_measured():
     peak = measure_matmul_peak(torch.get_num_threads(), size=256, runs=2)
     assert peak.gflops_per_s > 0 and peak.seconds_median > 0
     assert peak.method == "torch.mm of two 256x256 float32 matrices, median of 2 runs"
+
+
+def test_the_peak_keeps_the_higher_of_two_measurements(report):
+    low = MatmulPeak(10.0, 1.0, 256, 2, 1, [10.0])
+    high = MatmulPeak(30.0, 0.3, 256, 2, 1, [30.0])
+    assert low.combine(high).gflops_per_s == high.combine(low).gflops_per_s == 30.0
+    assert low.combine(high).measured_gflops_per_s == [10.0, 30.0]
+    assert len(report.peak.measured_gflops_per_s) == 2  # bench measures before and after the runtimes
+    assert report.peak.gflops_per_s == max(report.peak.measured_gflops_per_s)
+    for row in report.results:
+        assert row.peak_fraction == pytest.approx(row.gflops_per_s / report.peak.gflops_per_s)
 
 
 # ---------------------------------------------------------------- refusals and failures

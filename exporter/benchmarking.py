@@ -19,12 +19,11 @@ import gc
 import os
 import platform
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -34,8 +33,8 @@ from torch import nn
 from . import formats
 from .compare import OutputComparison
 from .config import VerifyConfig
-from .errors import ExporterError, UsageError, first_line
-from .manifest import ArtifactEntry, Manifest, read_member, sha256_bytes
+from .errors import UsageError, first_line
+from .manifest import ArtifactEntry, Manifest, read_checked
 from .runners.base import InputMeta
 
 DEFAULT_BATCH_SIZES = (1, 64, 1024)  # one request; a typical serving batch; a throughput-bound batch
@@ -185,7 +184,9 @@ class BenchReport:
 
     def render(self) -> str:
         """The table `exporter bench` prints: one block per batch size, eager first, then notes."""
-        return _render(self)
+        from .bench_table import render
+
+        return render(self)
 
 
 # ---------------------------------------------------------------- FLOPs and the matmul peak
@@ -430,7 +431,7 @@ def bench(
     """Benchmark eager and every runtime in ``artifact_dir`` at every batch size, on the CPU.
 
     ``config`` defaults to ``BenchConfig()`` (batch 1, 64 and 1024, every core). ``progress``
-    receives a one-line status before each measurement (``ProgressLine`` writes it to stderr).
+    receives a one-line status before each measurement (``bench_table.ProgressLine`` writes it to stderr).
     Raises UsageError for a bad config, folder or manifest (exit 2), and ExporterError (exit 1)
     when a file is missing or does not match its sha256: nothing is loaded then. A runtime that
     fails to load or run gets rows with ``error`` set; the others still run. torch's thread
@@ -440,7 +441,7 @@ def bench(
     config.validate()
     folder = Path(artifact_dir)
     manifest = Manifest.load(folder)
-    blobs = _check_hashes(folder, manifest)
+    blobs = {entry.path: read_checked(folder, entry, "benchmark") for entry in manifest.artifacts}
     entries = _selected(manifest, config.runtimes)
     threads = config.threads or _available_cores()
     previous_threads = torch.get_num_threads()
@@ -574,30 +575,6 @@ class _Run:
             row.error = first_line(error)
 
 
-def _check_hashes(folder: Path, manifest: Manifest) -> dict[str, bytes]:
-    """Every listed file's bytes, once each; raise ExporterError (one line) if any is missing or differs."""
-    blobs: dict[str, bytes] = {}
-    bad: list[str] = []
-    for entry in manifest.artifacts:
-        try:
-            data = read_member(folder, entry.path)
-        except FileNotFoundError:
-            bad.append(f"{entry.path} is missing")
-            continue
-        except OSError as error:
-            bad.append(f"{entry.path} cannot be read ({error.strerror})")
-            continue
-        if sha256_bytes(data) != entry.sha256:
-            bad.append(f"{entry.path} does not match its sha256 in the manifest")
-            continue
-        blobs[entry.path] = data
-    if bad:
-        raise ExporterError(
-            f"refusing to benchmark {folder}: {'; '.join(bad)}; nothing was loaded (run `exporter verify {folder}`)"
-        )
-    return blobs
-
-
 def _selected(manifest: Manifest, wanted: tuple[str, ...]) -> list[ArtifactEntry]:
     """The artifacts to time, in manifest order; ``wanted`` names runtimes or formats (UsageError if unknown)."""
     entries = [e for e in manifest.artifacts if e.format not in formats.DATA_FORMATS and e.format in formats.FORMATS]
@@ -660,147 +637,3 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
-
-
-# ---------------------------------------------------------------- the table
-
-_COLUMNS = (  # header, width, right-aligned
-    ("format", 12, False),
-    ("runtime", 17, False),
-    ("size", 9, True),
-    ("max diff", 9, True),
-    ("top-1", 15, True),
-    ("batch", 6, True),
-    ("p50 ms", 9, True),
-    ("p99 ms", 9, True),
-    ("runs", 6, True),
-    ("samples/s", 11, True),
-    ("vs eager", 9, True),
-    ("GFLOP/s", 8, True),
-    ("of peak", 8, True),
-)
-
-
-def _render(report: BenchReport) -> str:
-    flops = report.flops
-    threads = report.threads
-    lines = [
-        f"bench {report.model} ({report.artifact_dir}) on the CPU ({report.versions.get('processor', '?')}): "
-        f"torch {threads['torch_intra_op']} threads, onnxruntime intra-op {threads['onnxruntime_intra_op']}, "
-        f"inter-op {threads['onnxruntime_inter_op']} ({threads['cores_available']} cores available)",
-        "FLOPs: "
-        + (
-            f"{flops.per_sample:,} per sample (2 x multiply-accumulates of {len(flops.layers)} Linear/Conv2d layers)"
-            if flops.per_sample is not None
-            else "unknown (no Linear or Conv2d layer): GFLOP/s not shown"
-        ),
-        f"matmul peak: {report.peak.gflops_per_s:.1f} GFLOP/s ({report.peak.method}, {report.peak.threads} threads)",
-    ]
-    if report.verified is False:
-        lines.append("note: this folder's last verification FAILED: its outputs may not be eager's (exporter verify)")
-    lines.append("")
-    lines.append(_row([c[0] for c in _COLUMNS]).rstrip())
-    batch = None
-    for row in report.results:
-        if batch is not None and row.batch_size != batch:
-            lines.append("")
-        batch = row.batch_size
-        lines.append(_row(_cells(row)).rstrip())
-    lines += ["", _ort_line(report.onnxruntime_settings), _timing_line(report.config)]
-    if any(r.format in formats.QUANTIZED for r in report.results):
-        lines.append(
-            "int8: GFLOP/s counts the same multiply-accumulates, done in integer, against the float32 peak (so it can "
-            "pass 100%); * top-1 counting classes within the quantisation bound of eager's maximum as tied (verify's)"
-        )
-    errors = report.errors
-    if errors:
-        lines += ["", f"{len(errors)} measurement(s) failed:", *(f"  {e}" for e in errors)]
-    return "\n".join(lines)
-
-
-def _row(cells: list[str]) -> str:
-    return "  ".join(
-        text.rjust(width) if right else text.ljust(width)
-        for text, (_, width, right) in zip(cells, _COLUMNS, strict=True)
-    )
-
-
-def _cells(row: BenchResult) -> list[str]:
-    head = [LABELS.get(row.format, row.format), row.runtime, _size(row.size_bytes)]
-    if row.error:
-        return [*head, "-", "-", str(row.batch_size), "failed:", row.error, *[""] * 5]
-    reference = row.runtime == "eager"
-    return [
-        *head,
-        "ref" if reference else _num(row.max_abs_diff, "{:.2e}"),
-        "ref" if reference else _top1(row),
-        str(row.batch_size),
-        _num(row.latency_ms_p50, "{:.3f}"),
-        _num(row.latency_ms_p99, "{:.3f}"),
-        str(row.runs),
-        _num(row.throughput_per_s, "{:,.0f}"),
-        _num(row.speedup_vs_eager, "{:.2f}x"),
-        _num(row.gflops_per_s, "{:.1f}"),
-        _num(None if row.peak_fraction is None else 100 * row.peak_fraction, "{:.1f}%"),
-    ]
-
-
-def _top1(row: BenchResult) -> str:
-    """Exact agreement; for int8 also verify's figure where near-ties count (marked *), as verify prints it."""
-    text = _num(None if row.top1_agreement is None else 100 * row.top1_agreement, "{:.1f}%")
-    if row.top1_agreement_within_tolerance is not None:
-        text += f" ({100 * row.top1_agreement_within_tolerance:.1f}%*)"
-    return text
-
-
-def _num(value: float | None, pattern: str) -> str:
-    return "-" if value is None else pattern.format(value)
-
-
-def _size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    return f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.1f} KB"
-
-
-def _ort_line(settings: dict[str, Any]) -> str:
-    return (
-        f"onnxruntime: {settings['graph_optimization_level']}, intra-op {settings['intra_op_num_threads']} threads, "
-        f"inter-op {settings['inter_op_num_threads']}, {settings['execution_mode']}, spinning workers, IO binding; "
-        "torch runtimes under torch.inference_mode"
-    )
-
-
-def _timing_line(config: dict[str, Any]) -> str:
-    return (
-        f"timing: warm-up ({config['warmup']} calls, {config['warmup_s']:g} s), then at least {config['repeats']} "
-        f"calls and {config['min_time_s']:g} s per row, one call at a time; samples/s = batch / p50 latency; "
-        "max diff and top-1 against eager on the same seeded input"
-    )
-
-
-# ---------------------------------------------------------------- progress on stderr
-
-
-class ProgressLine:
-    """Writes ``bench``'s progress messages to ``stream``: one line rewritten in place on a terminal,
-    one line per message elsewhere (a log). ``close()`` clears the terminal line."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.width = 0
-
-    def __call__(self, message: str) -> None:
-        if self.tty:
-            self.stream.write("\r" + message.ljust(self.width))
-            self.width = len(message)
-        else:
-            self.stream.write(message + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-            self.width = 0

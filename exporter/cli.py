@@ -500,7 +500,8 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
 
     Manifest.load(artifact_dir)  # a usage error answers before torch is imported
     report_path = None if json_path in (None, "-") else _writable(Path(json_path), "--json")
-    from .benchmarking import DEFAULT_BATCH_SIZES, BenchConfig, ProgressLine, bench
+    from .bench_table import ProgressLine
+    from .benchmarking import DEFAULT_BATCH_SIZES, BenchConfig, bench
 
     given = {k: kw[k] for k in ("warmup", "repeats", "seed", "source") if kw[k] is not None}
     if kw["min_time"] is not None:

@@ -227,6 +227,30 @@ def member_path(folder: Path, relpath: str) -> Path:
     return path
 
 
+def read_checked(folder: Path, entry: ArtifactEntry, action: str = "load") -> bytes:
+    """An artifact's bytes, read once and checked against its sha256 before anyone uses them.
+
+    Raises ArtifactDirError (exit 2) when the file is missing or unreadable, ExporterError
+    (exit 1) when it does not match the manifest; ``action`` names what was refused.
+    """
+    from .errors import ArtifactDirError, ExporterError
+
+    try:
+        data = read_member(folder, entry.path)
+    except (FileNotFoundError, IsADirectoryError):
+        raise ArtifactDirError(
+            f"{entry.path} is missing from {folder}, though its manifest lists it: re-export"
+        ) from None
+    except OSError as error:
+        raise ArtifactDirError(f"{entry.path} in {folder} cannot be read ({error.strerror})") from None
+    if sha256_bytes(data) != entry.sha256:
+        raise ExporterError(
+            f"{entry.path} does not match its sha256 in the manifest: refusing to {action} it; "
+            f"run `exporter verify {folder}`"
+        )
+    return data
+
+
 def read_member(folder: Path, relpath: str) -> bytes:
     """The bytes of a file inside the folder (see ``member_path``)."""
     path = member_path(folder, relpath)

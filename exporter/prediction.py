@@ -17,9 +17,9 @@ import torch
 
 from . import building, formats
 from .config import VerifyConfig
-from .errors import ExporterError, UsageError
+from .errors import UsageError
 from .images import load_samples
-from .manifest import MANIFEST_NAME, Manifest, read_member, sha256_bytes
+from .manifest import MANIFEST_NAME, Manifest, read_checked
 from .runners.base import InputMeta
 from .runners.torch_runners import eager as eager_runner
 
@@ -98,7 +98,7 @@ def predict(
                         raise UsageError(f"{path} has no {name} artifact: export it with --format {name}")
                     continue
                 sidecars = [e for e in manifest.artifacts if e.format in formats.DATA_FORMATS]
-                files = {e.path: _checked(path, e) for e in (entry, *sidecars)}
+                files = {e.path: read_checked(path, e) for e in (entry, *sidecars)}
                 runner = formats.module(entry.format).runner(files[entry.path], files, device, meta, outputs)
             with runner:
                 logits = runner.infer(samples)[outputs[0]]
@@ -117,16 +117,6 @@ def predict(
     result = Prediction(notes)
     _record(result, "eager", logits)
     return result
-
-
-def _checked(folder: Path, entry) -> bytes:
-    data = read_member(folder, entry.path)
-    if sha256_bytes(data) != entry.sha256:
-        raise ExporterError(
-            f"{entry.path} does not match its sha256 in the manifest: refusing to load it; "
-            f"run `exporter verify {folder}`"
-        )
-    return data
 
 
 def _record(result: Prediction, runtime: str, logits: np.ndarray) -> None:

@@ -30,8 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import make_folder, move_into_place, staging_folder
-from .errors import ArtifactDirError, ExporterError, ExportFailedError, ManifestError, UsageError
-from .manifest import ArtifactEntry, Manifest, read_member, sha256_bytes
+from .errors import ArtifactDirError, ExportFailedError, ManifestError, UsageError
+from .manifest import ArtifactEntry, Manifest, read_checked
 
 DEFAULT_MAX_BATCH_SIZE = 64  # Triton forms batches up to this size; 64 is the largest batch `verify` runs by default
 VERSION = "1"  # the one version folder written per model
@@ -228,17 +228,7 @@ def _checked_artifacts(folder: Path, manifest: Manifest) -> dict[str, tuple[Arti
         entry = manifest.artifact(fmt)
         if entry is None:
             continue
-        try:
-            data = read_member(folder, entry.path)
-        except FileNotFoundError:
-            raise ArtifactDirError(f"{entry.path} is listed in {folder}'s manifest but missing: re-export") from None
-        except OSError as error:
-            raise ArtifactDirError(f"cannot read {entry.path} in {folder} ({error.strerror})") from None
-        if sha256_bytes(data) != entry.sha256:
-            raise ExporterError(
-                f"{entry.path} does not match its sha256 in the manifest: refusing to copy it; "
-                f"run `exporter verify {folder}`"
-            )
+        data = read_checked(folder, entry, "copy")
         if fmt == "onnx":
             data = _inline_external_data(folder, manifest, entry, data)
         found[fmt] = (entry, data)
@@ -256,15 +246,7 @@ def _inline_external_data(folder: Path, manifest: Manifest, entry: ArtifactEntry
     sidecars = [a for a in manifest.artifacts if a.details.get("of") == entry.path]
     if not sidecars:
         return data
-    files = {}
-    for side in sidecars:
-        blob = read_member(folder, side.path)
-        if sha256_bytes(blob) != side.sha256:
-            raise ExporterError(
-                f"{side.path} does not match its sha256 in the manifest: refusing to copy it; "
-                f"run `exporter verify {folder}`"
-            )
-        files[side.path] = blob
+    files = {side.path: read_checked(folder, side, "copy") for side in sidecars}
     from .formats.onnx import inline_bytes
 
     return inline_bytes(data, files)

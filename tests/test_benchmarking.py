@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from exporter import ExportConfig, export
+from exporter.bench_table import ProgressLine
 from exporter.benchmarking import (
     DEFAULT_BATCH_SIZES,
     BenchConfig,
     MatmulPeak,
-    ProgressLine,
     bench,
     count_flops,
     measure_matmul_peak,

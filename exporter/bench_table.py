@@ -1,0 +1,153 @@
+"""The table `exporter bench` prints, and the progress line it shows while it runs.
+
+Split from benchmarking.py, which measures: this module only formats a BenchReport.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any, TextIO
+
+from . import formats
+from .benchmarking import LABELS, BenchReport, BenchResult
+
+_COLUMNS = (  # header, width, right-aligned
+    ("format", 12, False),
+    ("runtime", 17, False),
+    ("size", 9, True),
+    ("max diff", 9, True),
+    ("top-1", 15, True),
+    ("batch", 6, True),
+    ("p50 ms", 9, True),
+    ("p99 ms", 9, True),
+    ("runs", 6, True),
+    ("samples/s", 11, True),
+    ("vs eager", 9, True),
+    ("GFLOP/s", 8, True),
+    ("of peak", 8, True),
+)
+
+
+def render(report: BenchReport) -> str:
+    flops = report.flops
+    threads = report.threads
+    lines = [
+        f"bench {report.model} ({report.artifact_dir}) on the CPU ({report.versions.get('processor', '?')}): "
+        f"torch {threads['torch_intra_op']} threads, onnxruntime intra-op {threads['onnxruntime_intra_op']}, "
+        f"inter-op {threads['onnxruntime_inter_op']} ({threads['cores_available']} cores available)",
+        "FLOPs: "
+        + (
+            f"{flops.per_sample:,} per sample (2 x multiply-accumulates of {len(flops.layers)} Linear/Conv2d layers)"
+            if flops.per_sample is not None
+            else "unknown (no Linear or Conv2d layer): GFLOP/s not shown"
+        ),
+        f"matmul peak: {report.peak.gflops_per_s:.1f} GFLOP/s ({report.peak.method}, {report.peak.threads} threads)",
+    ]
+    if report.verified is False:
+        lines.append("note: this folder's last verification FAILED: its outputs may not be eager's (exporter verify)")
+    lines.append("")
+    lines.append(_row([c[0] for c in _COLUMNS]).rstrip())
+    batch = None
+    for row in report.results:
+        if batch is not None and row.batch_size != batch:
+            lines.append("")
+        batch = row.batch_size
+        lines.append(_row(_cells(row)).rstrip())
+    lines += ["", _ort_line(report.onnxruntime_settings), _timing_line(report.config)]
+    if any(r.format in formats.QUANTIZED for r in report.results):
+        lines.append(
+            "int8: GFLOP/s counts the same multiply-accumulates, done in integer, against the float32 peak (so it can "
+            "pass 100%); * top-1 counting classes within the quantisation bound of eager's maximum as tied (verify's)"
+        )
+    errors = report.errors
+    if errors:
+        lines += ["", f"{len(errors)} measurement(s) failed:", *(f"  {e}" for e in errors)]
+    return "\n".join(lines)
+
+
+def _row(cells: list[str]) -> str:
+    return "  ".join(
+        text.rjust(width) if right else text.ljust(width)
+        for text, (_, width, right) in zip(cells, _COLUMNS, strict=True)
+    )
+
+
+def _cells(row: BenchResult) -> list[str]:
+    head = [LABELS.get(row.format, row.format), row.runtime, _size(row.size_bytes)]
+    if row.error:
+        return [*head, "-", "-", str(row.batch_size), "failed:", row.error, *[""] * 5]
+    reference = row.runtime == "eager"
+    return [
+        *head,
+        "ref" if reference else _num(row.max_abs_diff, "{:.2e}"),
+        "ref" if reference else _top1(row),
+        str(row.batch_size),
+        _num(row.latency_ms_p50, "{:.3f}"),
+        _num(row.latency_ms_p99, "{:.3f}"),
+        str(row.runs),
+        _num(row.throughput_per_s, "{:,.0f}"),
+        _num(row.speedup_vs_eager, "{:.2f}x"),
+        _num(row.gflops_per_s, "{:.1f}"),
+        _num(None if row.peak_fraction is None else 100 * row.peak_fraction, "{:.1f}%"),
+    ]
+
+
+def _top1(row: BenchResult) -> str:
+    """Exact agreement; for int8 also verify's figure where near-ties count (marked *), as verify prints it."""
+    text = _num(None if row.top1_agreement is None else 100 * row.top1_agreement, "{:.1f}%")
+    if row.top1_agreement_within_tolerance is not None:
+        text += f" ({100 * row.top1_agreement_within_tolerance:.1f}%*)"
+    return text
+
+
+def _num(value: float | None, pattern: str) -> str:
+    return "-" if value is None else pattern.format(value)
+
+
+def _size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    return f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.1f} KB"
+
+
+def _ort_line(settings: dict[str, Any]) -> str:
+    return (
+        f"onnxruntime: {settings['graph_optimization_level']}, intra-op {settings['intra_op_num_threads']} threads, "
+        f"inter-op {settings['inter_op_num_threads']}, {settings['execution_mode']}, spinning workers, IO binding; "
+        "torch runtimes under torch.inference_mode"
+    )
+
+
+def _timing_line(config: dict[str, Any]) -> str:
+    return (
+        f"timing: warm-up ({config['warmup']} calls, {config['warmup_s']:g} s), then at least {config['repeats']} "
+        f"calls and {config['min_time_s']:g} s per row, one call at a time; samples/s = batch / p50 latency; "
+        "max diff and top-1 against eager on the same seeded input"
+    )
+
+
+# ---------------------------------------------------------------- progress on stderr
+
+
+class ProgressLine:
+    """Writes ``bench``'s progress messages to ``stream``: one line rewritten in place on a terminal,
+    one line per message elsewhere (a log). ``close()`` clears the terminal line."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.width = 0
+
+    def __call__(self, message: str) -> None:
+        if self.tty:
+            self.stream.write("\r" + message.ljust(self.width))
+            self.width = len(message)
+        else:
+            self.stream.write(message + "\n")
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.tty and self.width:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+            self.width = 0

@@ -82,12 +82,8 @@ def _targets(reports: list[BenchReport]) -> None:
     _check("2. ONNX Runtime fp32 at batch 1024, share of the matmul peak", share, 0.85, "%")
     _check("3. int8 vs fp32 throughput at batch 1024", int8, 2.0, "x")
     _check("   int8 top-1 agreement with eager at batch 1024 (exact argmax)", last.top1_agreement, 0.99, "%")
-    _check(
-        "   int8 top-1 agreement, near-ties counted (verify's int8 policy)",
-        last.top1_agreement_within_tolerance,
-        0.99,
-        "%",
-    )
+    near = last.top1_agreement_within_tolerance
+    print(f"     (for reference, not the target: {100 * near:.1f}% counting near ties within the quantisation bound)")
 
 
 def _speedup(report: BenchReport) -> float:

@@ -57,7 +57,7 @@ def render(report: BenchReport) -> str:
     if any(r.format in formats.QUANTIZED for r in report.results):
         lines.append(
             "int8: GFLOP/s counts the same multiply-accumulates, done in integer, against the float32 peak (so it can "
-            "pass 100%); * top-1 counting classes within the quantisation bound of eager's maximum as tied (verify's)"
+            "pass 100%); * top-1 counting near ties within the quantisation bound (verify gates on the exact share)"
         )
     errors = report.errors
     if errors:
@@ -93,7 +93,7 @@ def _cells(row: BenchResult) -> list[str]:
 
 
 def _top1(row: BenchResult) -> str:
-    """Exact agreement; for int8 also verify's figure where near-ties count (marked *), as verify prints it."""
+    """Exact agreement; for int8 also the share counting near ties (marked *), as verify prints it."""
     text = _num(None if row.top1_agreement is None else 100 * row.top1_agreement, "{:.1f}%")
     if row.top1_agreement_within_tolerance is not None:
         text += f" ({100 * row.top1_agreement_within_tolerance:.1f}%*)"

@@ -100,6 +100,21 @@ def _writable(path: Path, option: str) -> Path:
     return path
 
 
+def _creatable(path: Path, option: str) -> None:
+    """Refuse, before any work, a folder that neither exists as a folder nor can be created (exit 2)."""
+    if path.exists():
+        if not path.is_dir():
+            raise ArtifactDirError(f"{option} {path} exists and is not a folder: choose another")
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise ArtifactDirError(f"cannot write into {path}: choose a writable {option}")
+        return
+    ancestor = path.absolute().parent
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ArtifactDirError(f"cannot create {path} (in {ancestor}): choose a writable {option}")
+
+
 def _precheck_target(target: str) -> None:
     """Answer usage errors about TARGET (artifact folder or model name) before torch is imported."""
     if Path(target).is_dir():
@@ -295,6 +310,7 @@ def export_command(model: str, no_verify: bool, **kw: Any) -> None:
     from .sources import resolve
 
     resolve(model, kw["input_shape"])  # usage errors answer before torch is imported
+    _creatable(kw["out"], "--out")
     from .exporting import export
 
     config = ExportConfig(

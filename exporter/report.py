@@ -42,10 +42,11 @@ class RuntimeResult:
     notes: list[str] = field(default_factory=list)  # providers, tracing warnings
     batches: list[BatchResult] = field(default_factory=list)
     seconds: float = 0.0  # time spent inside infer() over all batches
+    reasons: list[str] = field(default_factory=list)  # failures over all batches (pooled top-1 agreement)
 
     @property
     def passed(self) -> bool:
-        return self.error is None and bool(self.batches) and all(b.passed for b in self.batches)
+        return self.error is None and not self.reasons and bool(self.batches) and all(b.passed for b in self.batches)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class VerificationReport:
         for r in self.runtimes:
             if r.error:
                 lines.append(f"{r.runtime}: {r.error}")
+            lines += [f"{r.runtime}: {reason}" for reason in r.reasons]
             for b in r.batches:
                 if b.error:
                     lines.append(f"{r.runtime} at batch {b.batch_size}: raised {b.error}")
@@ -198,7 +200,8 @@ class VerificationReport:
             o.top1_agreement_within_tolerance is not None for r in self.runtimes for b in r.batches for o in b.outputs
         ):
             out.append(
-                "* quantised runtimes: top-1 agreement counting classes within the tolerance of the maximum as tied"
+                "* quantised runtimes: in brackets, the share whose class is eager's or within the quantisation bound "
+                "of eager's maximum (a near tie); pass/fail uses the exact share, pooled over batch sizes"
             )
         if self.parameters:
             p = self.parameters
@@ -211,6 +214,7 @@ class VerificationReport:
             for name, art in p.artifacts.items():
                 rows.append((name, f"{art.total:,}", "pass" if art.passed else "FAIL", art.explanation))
             out += _table(rows)
+            out += ["", *_parameter_table(p)]
         for r in self.runtimes:
             for note in r.notes:
                 if "Warning" not in note:
@@ -224,6 +228,37 @@ class VerificationReport:
             names = ", ".join(["eager", *(r.runtime for r in self.runtimes)])
             out.append(f"PASSED: {names} agree on {self.samples} samples, and the parameters match")
         return "\n".join(out)
+
+
+MAX_PARAMETER_ROWS = 40  # beyond this the per-parameter table is cut; verification.json has every row
+
+
+def _parameter_table(p: ParameterReport) -> list[str]:
+    """Every eager parameter (name, shape, count) and where it is in each artifact."""
+    runtimes = list(p.artifacts)
+    rows = [("parameter", "shape", "count", *runtimes)]
+    for param in p.parameters[:MAX_PARAMETER_ROWS]:
+        name = param.name + (f" (= {', '.join(param.aliases)})" if param.aliases else "")
+        rows.append(
+            (name, str(list(param.shape)), f"{param.count:,}", *(_where(p.artifacts[r], param.name) for r in runtimes))
+        )
+    lines = _table(rows)
+    if len(p.parameters) > MAX_PARAMETER_ROWS:
+        lines.append(f"... {len(p.parameters) - MAX_PARAMETER_ROWS} more parameters in verification.json")
+    return lines
+
+
+def _where(art, name: str) -> str:
+    altered = {a["name"] for a in art.altered}
+    if name in altered:
+        return "rewritten (fold)" if art.rewritten else "CHANGED"
+    if name in art.matched:
+        return "matched"
+    if name in art.unused:
+        return "unused: absent"
+    if name in art.folded:
+        return "folded or quantised" if art.runtime.endswith("int8") else "folded"
+    return "-"
 
 
 def _agreement(o: OutputComparison) -> str:

@@ -64,7 +64,8 @@ def assert_exports_match(
             result = export(model, config, example_input=example_input)
         except ExportFailedError as error:
             raise AssertionError(f"{type(model).__name__} could not be exported: {error}") from error
-        _raise_on_failure(result.report, f"exports of {type(model).__name__} do not match eager PyTorch", result.path)
+        kept = result.path if out is not None else None  # a temporary folder is gone by the time anyone reads this
+        _raise_on_failure(result.report, f"exports of {type(model).__name__} do not match eager PyTorch", kept)
         return result.report
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import building, formats
-from .compare import OutputComparison
+from .compare import OutputComparison, pooled_agreement
 from .config import Tolerance, VerifyConfig
 from .errors import ReferenceUnavailable, UsageError, first_line
 from .inputs import InputSet
@@ -140,7 +140,10 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
 
     if not report.runtimes:
         report.problems.append("the folder holds no artifact a runtime can run: there is nothing to compare with eager")
-    agree = {r.runtime: r.passed for r in report.runtimes}
+    # Whether each runtime's outputs agree element-wise: what proves a fold that rewrote a weight.
+    agree = {
+        r.runtime: r.error is None and bool(r.batches) and all(b.passed for b in r.batches) for r in report.runtimes
+    }
     quantized = {formats.runtime_name(f) for f in formats.QUANTIZED}
     report.parameters = _account_parameters(model, device, meta, tensors, agree, quantized, config.allow_unused)
     if config.save_outputs:
@@ -316,6 +319,10 @@ def _run_runtime(runner, inputs, expected, tolerances, nan_policy, result: Runti
             continue
         for name, tol in tolerances.items():
             batch.outputs.append(OutputComparison.from_arrays(name, expected[b][name], outs[name], tol, nan_policy))
+    for name in tolerances:
+        reason = pooled_agreement([o for b in result.batches for o in b.outputs if o.output == name])
+        if reason:
+            result.reasons.append(reason if len(tolerances) == 1 else f"{name}: {reason}")
     return got
 
 

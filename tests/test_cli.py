@@ -36,6 +36,7 @@ def test_every_command_has_help_with_an_example(name):
         ["inspect", "nosuch"],
         ["predict", "mlp", "--input", "no-such.png"],
         ["predict", "/no/such/folder", "--input", "random"],
+        ["export", "mlp", "--out", "/etc/hostname/artifacts"],
     ],
     ids=" ".join,
 )
@@ -63,6 +64,8 @@ def test_models_lists_the_seed_network():
         (["export", "missing.py:Net", "--input-shape", "1,28,28"], "does not exist"),
         (["export", "os.path:join", "--input-shape", "1,28,28"], "not a class"),
         (["export", "json:JSONDecoder", "--input-shape", "1,28,28", "--device", "cpu"], "not an nn.Module"),
+        (["export", "nosuchpkg.mod:Net", "--input-shape", "1,28,28", "--device", "cpu"], "cannot import module"),
+        (["export", "mlp", "--out", "/etc/hostname/artifacts"], "choose a writable --out"),
         (["export", "mlp", "--device", "gpu"], "'gpu' is not auto, cpu, cuda"),
         (["export", "mlp", "--input-shape", "1,x,28"], "not a list of integers"),
         (["export", "mlp", "--input-shape", "28"], "batch dimension"),

@@ -17,13 +17,22 @@ from exporter.formats.onnx import runtime_max_opset
 from .conftest import BROKEN
 from .helpers import restamp
 
+# Random weights crowd the logits together (a range of ~0.2), so int8 flips about 2 % of
+# top-1 classes, every flip a near tie; a trained model keeps far more. These exports accept
+# 97 %; the default 99 % is shown failing below.
+RANDOM_WEIGHTS_AGREEMENT = 0.97
+
 
 @pytest.fixture(scope="module")
 def all_formats(tmp_path_factory):
     """Every registered model exported to every format, once for this module."""
     out = tmp_path_factory.mktemp("formats")
     formats = ("torchscript", "onnx", "pt2", "onnx-int8")
-    return {name: export(name, ExportConfig(out=out, device="cpu", formats=formats)) for name in models.REGISTRY}
+    verify_config = VerifyConfig(min_agreement=RANDOM_WEIGHTS_AGREEMENT)
+    return {
+        name: export(name, ExportConfig(out=out, device="cpu", formats=formats, verify_config=verify_config))
+        for name in models.REGISTRY
+    }
 
 
 @pytest.mark.parametrize("name", sorted(models.REGISTRY), ids=str)
@@ -44,19 +53,31 @@ def test_int8_is_under_a_third_of_fp32_and_its_agreement_is_in_the_manifest(all_
     assert int8.bytes < fp32.bytes / 3 and int8.details["fp32_bytes"] == fp32.bytes
     summary = json.loads((result.path / "manifest.json").read_text())["verification"]["runtimes"]
     assert summary["onnxruntime-int8"]["top1_agreement"] > 0.9
-    assert result.report.tolerances["onnxruntime-int8"]["logits"]["min_agreement"] == 0.99
+    assert result.report.tolerances["onnxruntime-int8"]["logits"]["min_agreement"] == RANDOM_WEIGHTS_AGREEMENT
     assert result.report.tolerances["onnxruntime"]["logits"] == {"atol": 1e-5, "rtol": 1e-4}
 
 
-def test_int8_fails_when_the_required_agreement_is_out_of_reach(all_formats):
-    # Quantisation moves every logit: demanding the int8 run to pass the fp32 tolerance must fail.
-    report = verify(all_formats["mlp"].path, VerifyConfig(samples=256, min_agreement=1.0, atol=0, rtol=0))
-    fp32_runtimes = {"torchscript", "pt2"}
-    assert all(r.passed for r in report.runtimes if r.runtime in fp32_runtimes)
-    assert report.passed is False  # onnxruntime at atol 0 fails; int8 keeps its own atol
+@pytest.mark.parametrize("name", sorted(models.REGISTRY), ids=str)
+def test_int8_fails_the_default_agreement_on_random_weights_and_says_why(all_formats, name):
+    report = verify(all_formats[name].path, VerifyConfig())  # the default: 99 % of samples keep their class
     int8 = next(r for r in report.runtimes if r.runtime == "onnxruntime-int8")
-    agreements = [o.top1_agreement_within_tolerance for b in int8.batches for o in b.outputs]
-    assert all(a is not None for a in agreements)
+    assert not int8.passed and all(b.passed for b in int8.batches)  # element-wise fine, agreement not
+    assert "below the required 99.00%" in int8.reasons[0] and "near ties" in int8.reasons[0]
+    assert all(r.passed for r in report.runtimes if r is not int8)
+
+
+def test_int8_agreement_is_a_real_gate(all_formats):
+    assert not verify(all_formats["mlp"].path, VerifyConfig(min_agreement=1.0)).passed
+    assert verify(all_formats["mlp"].path, VerifyConfig(min_agreement=0.9)).passed
+
+
+def test_int8_keeps_its_own_tolerance_when_fp32_is_made_exact(all_formats):
+    report = verify(all_formats["mlp"].path, VerifyConfig(atol=0, rtol=0, min_agreement=RANDOM_WEIGHTS_AGREEMENT))
+    by_runtime = {r.runtime: r for r in report.runtimes}
+    assert by_runtime["torchscript"].passed and by_runtime["pt2"].passed  # bit-identical on the CPU
+    assert not by_runtime["onnxruntime"].passed  # MLAS sums in another order
+    assert by_runtime["onnxruntime-int8"].passed
+    assert report.tolerances["onnxruntime-int8"]["logits"]["atol"] == 0.01
 
 
 def test_pt2_refuses_value_branches_with_the_line(tmp_path):

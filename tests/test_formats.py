@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import onnx
 import pytest
@@ -171,3 +172,23 @@ def test_a_file_whose_opset_is_too_new_gives_a_clear_verification_failure(mlp_di
 def test_a_supported_opset_is_used(tmp_path):
     result = export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("onnx",), opset=18))
     assert result.passed and result.manifest.artifact("onnx").details["opset"] == 18
+
+
+def test_past_the_protobuf_limit_onnx_runtime_loads_a_private_copy_of_the_checked_files(external, monkeypatch):
+    import exporter.formats.onnx as onnx_format
+
+    copies = []
+    real = onnx_format.loadable
+
+    def spy(data, files):
+        model, workdir = real(data, files)
+        copies.append((model, workdir))
+        return model, workdir
+
+    monkeypatch.setattr(onnx_format, "PROTOBUF_LIMIT", 1024)  # a 2.7 MB model now counts as "over 2 GB"
+    monkeypatch.setattr(onnx_format, "loadable", spy)
+    report = verify(external.path, VerifyConfig(samples=64))
+    assert report.passed, report.failures
+    model, _ = copies[0]
+    assert isinstance(model, str) and not model.startswith(str(external.path))  # not the artifact folder itself
+    assert not Path(model).exists()  # removed with the session

@@ -12,6 +12,7 @@ load is refused before anything is exported.
 from __future__ import annotations
 
 import functools
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -207,14 +208,44 @@ def load_proto(data: bytes, files: dict[str, bytes]):
 
 def inline_bytes(data: bytes, files: dict[str, bytes]) -> bytes:
     """Model bytes with external data inlined (the form ONNX Runtime can load from memory)."""
-    proto = load_proto(data, files)
-    if proto.ByteSize() >= PROTOBUF_LIMIT:
-        raise ExportFailedError("verifying ONNX models over 2 GB from memory is not supported yet")
-    return proto.SerializeToString()
+    return load_proto(data, files).SerializeToString()
 
 
-def session(data: bytes, device: torch.device):
-    """An ONNX Runtime session over hash-checked bytes, and the providers it uses."""
+def loadable(data: bytes, files: dict[str, bytes]) -> tuple[bytes | str, tempfile.TemporaryDirectory | None]:
+    """What ONNX Runtime should load: inlined bytes, or past protobuf's 2 GB limit a private copy on disk.
+
+    The copy holds only the hash-checked bytes, in a fresh temporary folder of this process
+    (never the artifact folder itself, which could change between check and load); the
+    caller keeps the returned TemporaryDirectory alive while the session needs it.
+    """
+    import onnx
+
+    locations = _external_locations(onnx.load_from_string(data))
+    load_proto(data, {name: files[name] for name in locations if name in files})  # refuses hostile locations
+    if len(data) + sum(len(files[name]) for name in locations) < PROTOBUF_LIMIT:
+        return inline_bytes(data, files), None
+    workdir = tempfile.TemporaryDirectory(prefix="exporter-onnx-")
+    root = Path(workdir.name)
+    (root / FILE_NAME).write_bytes(data)
+    for name in locations:
+        (root / name).write_bytes(files[name])
+    return str(root / FILE_NAME), workdir
+
+
+def _external_locations(proto) -> set[str]:
+    from onnx import TensorProto
+
+    return {
+        entry.value
+        for tensor in proto.graph.initializer
+        if tensor.data_location == TensorProto.EXTERNAL
+        for entry in tensor.external_data
+        if entry.key == "location"
+    }
+
+
+def session(data: bytes | str, device: torch.device):
+    """An ONNX Runtime session over hash-checked bytes (or a private copy of them: see ``loadable``)."""
     import onnxruntime as ort
 
     providers: list[Any] = ["CPUExecutionProvider"]
@@ -228,7 +259,8 @@ def session(data: bytes, device: torch.device):
     except Exception as error:
         import onnx
 
-        opset = opset_of(onnx.load_from_string(data))
+        proto = onnx.load(data, load_external_data=False) if isinstance(data, str) else onnx.load_from_string(data)
+        opset = opset_of(proto)
         if opset is not None and opset > runtime_max_opset():
             raise RuntimeError(
                 f"onnxruntime {ort.__version__} cannot load opset {opset} (it loads up to opset "
@@ -240,8 +272,9 @@ def session(data: bytes, device: torch.device):
 def runner(data: bytes, files: dict[str, bytes], device: torch.device, meta, output_names, runtime="onnxruntime"):
     from ..runners.onnxruntime import OnnxRuntimeRunner
 
+    model, workdir = loadable(data, files)
     return OnnxRuntimeRunner(
-        runtime=runtime, input_meta=meta, output_names=output_names, data=inline_bytes(data, files), device=device
+        runtime=runtime, input_meta=meta, output_names=output_names, data=model, device=device, workdir=workdir
     )
 
 

@@ -12,9 +12,10 @@ from .base import Runner
 
 @dataclass
 class OnnxRuntimeRunner(Runner):
-    data: bytes = b""  # the hash-checked .onnx bytes
+    data: bytes | str = b""  # the hash-checked .onnx bytes, or the path of a private copy (over 2 GB)
     device: Any = None  # torch.device the rest of the run uses; picks the execution provider
     session: Any = None
+    workdir: Any = None  # the TemporaryDirectory holding that private copy, removed on deactivate
 
     def _activate(self) -> None:
         from ..formats import onnx as fmt
@@ -27,6 +28,9 @@ class OnnxRuntimeRunner(Runner):
 
     def _deactivate(self) -> None:
         self.session = None
+        if self.workdir is not None:
+            self.workdir.cleanup()
+            self.workdir = None
 
     def _infer(self, feed: np.ndarray) -> dict[str, np.ndarray]:
         values = self.session.run(list(self.output_names), {self.input_meta.name: feed})

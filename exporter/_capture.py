@@ -19,24 +19,29 @@ _NOISE = ("deprecated", "DeprecationWarning", "FutureWarning")
 
 @contextlib.contextmanager
 def quiet_export(kept: list[str]) -> Iterator[None]:
-    """Swallow exporter output; append the meaningful warning lines to ``kept``."""
+    """Swallow exporter output; append the meaningful warning lines to ``kept``.
+
+    Quiets torch's and onnxscript's loggers and the root logger (onnxruntime's quantiser
+    logs its advice there) for the duration, and restores their levels afterwards.
+    """
     names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("torch", "onnxscript", "onnx_ir")]
-    loggers = [logging.getLogger(n) for n in ("torch", "onnxscript", *names)]
+    loggers = [logging.getLogger(), *(logging.getLogger(n) for n in ("torch", "onnxscript", *names))]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
-    sink = io.StringIO()
+    caught: list[warnings.WarningMessage] = []
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with contextlib.redirect_stdout(sink), contextlib.redirect_stderr(sink):
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
             lg.setLevel(level)
-        for w in caught if "caught" in locals() else []:
+        for w in caught:
             if issubclass(w.category, (DeprecationWarning, FutureWarning)):
                 continue
-            line = str(w.message).strip().splitlines()[0] if str(w.message).strip() else ""
-            if line and not any(n in line for n in _NOISE) and line not in kept:
-                kept.append(f"{w.category.__name__}: {line}")
+            text = str(w.message).strip()
+            entry = f"{w.category.__name__}: {text.splitlines()[0]}" if text else ""
+            if entry and not any(n in text for n in _NOISE) and entry not in kept:
+                kept.append(entry)

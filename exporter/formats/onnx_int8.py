@@ -11,7 +11,6 @@ and a minimum top-1 agreement), not the fp32 tolerance.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -35,16 +34,12 @@ def export(model: nn.Module, example: torch.Tensor, path: Path, **options: Any) 
         source = path.parent / ".fp32-for-int8.onnx"
         fp32.export(model, example, source, **{**options, "external_data": False})
     warned: list[str] = []
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # quantize_dynamic logs advice through the root logger
     try:
         with quiet_export(warned):
             quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8)
     except Exception as error:
         raise ExportFailedError(f"int8 quantisation (onnxruntime.quantization) failed: {first_line(error)}") from error
     finally:
-        root.setLevel(level)
         fp32_bytes = source.stat().st_size
         if temporary:
             source.unlink(missing_ok=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -24,8 +25,18 @@ def make_folder(path: Path, option: str) -> None:
         raise ArtifactDirError(f"cannot write into {path} ({error.strerror}): choose a writable {option}") from None
 
 
+STALE_AFTER_S = 24 * 3600  # a staging folder this old was left by a killed run, not one in progress
+
+
 def staging_folder(parent: Path, name: str) -> Path:
-    """A fresh hidden folder ``parent/.NAME.XXXX.partial`` with the rights a normal folder gets."""
+    """A fresh hidden folder ``parent/.NAME.XXXX.partial`` with the rights a normal folder gets.
+
+    Staging folders of NAME left by a run that was killed (older than a day) are removed first.
+    """
+    now = time.time()
+    for stale in [*parent.glob(f".{name}.*.partial"), *parent.glob(f".{name}.*.old")]:
+        if stale.is_dir() and not stale.is_symlink() and now - stale.stat().st_mtime > STALE_AFTER_S:
+            shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".partial", dir=parent))
     staging.chmod(0o777 & ~current_umask())  # mkdtemp makes it 0700
     return staging

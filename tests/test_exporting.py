@@ -109,3 +109,16 @@ def test_an_nn_module_instance_exports_with_its_own_weights(tmp_path):
 def test_export_and_verify_on_cuda(tmp_path):
     result = export("mlp", ExportConfig(out=tmp_path, device="cuda"))
     assert result.manifest.device.startswith("cuda") and result.passed, result.report.failures
+
+
+def test_staging_folders_left_by_a_killed_run_are_cleaned_but_fresh_ones_kept(tmp_path):
+    import os
+    import time
+
+    stale, fresh = tmp_path / ".mlp.abc.partial", tmp_path / ".mlp.def.partial"
+    stale.mkdir()
+    fresh.mkdir()
+    day_ago = time.time() - 2 * 24 * 3600
+    os.utime(stale, (day_ago, day_ago))
+    export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("torchscript",), verify=False))
+    assert not stale.exists() and fresh.exists()  # a fresh one may belong to a run in progress

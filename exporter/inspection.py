@@ -8,6 +8,7 @@ from typing import Any
 
 from .config import VerifyConfig
 from .manifest import MANIFEST_NAME, Manifest
+from .tables import text_table
 
 
 @dataclass
@@ -41,8 +42,7 @@ class ModelInspection:
             (r.name, str(list(r.shape)), f"{r.count:,}", ", ".join(f"{v:.4f}" for v in r.first_values))
             for r in self.parameters
         ]
-        widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows]
+        lines += text_table(rows)
         lines.append(f"Total parameters: {self.total:,}")
         if self.buffers:
             lines.append(f"Buffers (not parameters): {', '.join(b.name for b in self.buffers)}")

@@ -22,6 +22,7 @@ from .images import load_samples
 from .manifest import MANIFEST_NAME, Manifest, read_checked
 from .runners.base import InputMeta
 from .runners.torch_runners import eager as eager_runner
+from .tables import text_table
 
 RUNTIMES = ("eager", "torchscript", "onnx", "pt2", "onnx-int8")  # --runtime names: eager and the formats
 
@@ -61,8 +62,7 @@ class Prediction:
             for i in range(n):
                 cells = (f"{int(self.classes[rt][i])} ({self.probabilities[rt][i].max():.3f})" for rt in runtimes)
                 rows.append((str(i), *cells))
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+        lines += text_table(rows)
         if len(runtimes) > 1:
             lines.append(f"runtimes agree: {'yes' if self.agree else 'NO'}")
         return "\n".join(lines)

@@ -7,6 +7,7 @@ from typing import Any
 
 from .compare import OutputComparison
 from .parameters import ParameterReport
+from .tables import text_table
 
 
 @dataclass
@@ -195,7 +196,7 @@ class VerificationReport:
                             "pass" if b.passed else "FAIL",
                         )
                     )
-        out += _table(rows)
+        out += text_table(rows)
         if any(
             o.top1_agreement_within_tolerance is not None for r in self.runtimes for b in r.batches for o in b.outputs
         ):
@@ -213,7 +214,7 @@ class VerificationReport:
             rows = [("runtime", "total", "result", "how")]
             for name, art in p.artifacts.items():
                 rows.append((name, f"{art.total:,}", "pass" if art.passed else "FAIL", art.explanation))
-            out += _table(rows)
+            out += text_table(rows)
             out += ["", *_parameter_table(p)]
         for r in self.runtimes:
             for note in r.notes:
@@ -242,7 +243,7 @@ def _parameter_table(p: ParameterReport) -> list[str]:
         rows.append(
             (name, str(list(param.shape)), f"{param.count:,}", *(_where(p.artifacts[r], param.name) for r in runtimes))
         )
-    lines = _table(rows)
+    lines = text_table(rows)
     if len(p.parameters) > MAX_PARAMETER_ROWS:
         lines.append(f"... {len(p.parameters) - MAX_PARAMETER_ROWS} more parameters in verification.json")
     return lines
@@ -285,8 +286,3 @@ def _tolerance_text(tolerances: dict[str, dict[str, dict[str, float]]]) -> str:
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2e}"
-
-
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]

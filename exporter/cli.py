@@ -22,10 +22,12 @@ import click
 from .config import (
     DEFAULT_FORMATS,
     DEFAULT_MIN_AGREEMENT,
+    DEFAULT_SAMPLES,
     DISTRIBUTIONS,
     FORMATS,
     NAN_POLICIES,
     ONNX_EXPORTERS,
+    QUANTIZED_SAMPLES,
     ExportConfig,
     VerifyConfig,
     parse_shape,
@@ -133,9 +135,9 @@ def comparison_options(func: Callable) -> Callable:
         click.option(
             "--samples",
             type=click.IntRange(min=1),
-            default=VerifyConfig.samples,
-            show_default=True,
-            help="Total random samples, spread over the batch sizes.",
+            default=None,
+            help=f"Total random samples, spread over the batch sizes. Default: {DEFAULT_SAMPLES}, or "
+            f"{QUANTIZED_SAMPLES:,} when an int8 artifact is judged (its top-1 agreement needs that many).",
         ),
         click.option(
             "--batch-size",

@@ -16,12 +16,13 @@ candidate's class within the tolerance bound of the maximum) is reported to expl
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
-from .config import Tolerance
+from .config import QUANTIZED_SAMPLES, Tolerance
 
 
 @dataclass
@@ -176,7 +177,11 @@ def pooled_agreement(comparisons: list[OutputComparison]) -> str | None:
     """The failure reason when quantised comparisons, pooled, agree on top-1 less than required.
 
     Pooled over batch sizes because a batch-1 group holds a handful of samples, where one
-    flip would swing the share by tens of percent.
+    flip would swing the share by tens of percent. The reason gives the share's 95 % interval
+    and says the sample is too small to judge when it holds fewer than QUANTIZED_SAMPLES or
+    the interval reaches the required share. The interval takes samples as independent; with
+    dynamic quantisation a batch shares one activation scale, so flips cluster by batch and
+    the true uncertainty is somewhat wider (README, "int8 agreement").
     """
     judged = [c for c in comparisons if c.min_agreement is not None and c.samples]
     if not judged:
@@ -188,8 +193,27 @@ def pooled_agreement(comparisons: list[OutputComparison]) -> str | None:
     required = judged[0].min_agreement
     if agreement >= required:
         return None
+    low, high = wilson_interval(samples - disagree, samples)
+    if samples < QUANTIZED_SAMPLES or high >= required:
+        advice = (
+            f"too few samples to judge: rerun with --samples {max(QUANTIZED_SAMPLES, 4 * samples)}, "
+            "or lower --min-agreement"
+        )
+    else:
+        advice = "lower --min-agreement if that is acceptable for this model"
     return (
-        f"top-1 agreement {100 * agreement:.2f}% is below the required {100 * required:.2f}%: {disagree} of "
-        f"{samples} samples change class, {disagree - near} of them near ties (the reference's top logits within "
-        "the quantisation bound); lower --min-agreement if that is acceptable for this model"
+        f"top-1 agreement {100 * agreement:.2f}% (95% interval {100 * low:.2f}-{100 * high:.2f}%) is below the "
+        f"required {100 * required:.2f}%: {disagree} of {samples} samples change class, {disagree - near} of them "
+        f"near ties (the reference's top logits within the quantisation bound); {advice}"
     )
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a share (95 % for z = 1.96): honest near 0 % and 100 %, where
+    the normal approximation would claim certainty from a small sample. (0, 1) for no trials."""
+    if trials <= 0:
+        return 0.0, 1.0
+    share = successes / trials
+    centre = (share + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * math.sqrt(share * (1 - share) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -51,17 +51,24 @@ class InputSet:
             raise InputSpecError(f"cannot write inputs to {path}: {error.strerror}") from None
 
     @classmethod
-    def generate(cls, sample_shape: tuple[int, ...], dtype: str, config: VerifyConfig, export_batch: int) -> InputSet:
-        """Seeded random samples: uniform like ``torch.rand`` (scaled to the range) or normal."""
+    def generate(
+        cls, sample_shape: tuple[int, ...], dtype: str, config: VerifyConfig, export_batch: int, quantized: bool = False
+    ) -> InputSet:
+        """Seeded random samples: uniform like ``torch.rand`` (scaled to the range) or normal.
+
+        ``quantized``: a quantised runtime will be judged, so the default sample count is the
+        larger one its top-1 agreement gate needs (``VerifyConfig.samples_for``).
+        """
         import torch
 
         sizes = config.batch_sizes or default_batch_sizes(export_batch)
-        if config.samples < 1 or any(b < 1 for b in sizes):
+        samples = config.samples_for(quantized)
+        if samples < 1 or any(b < 1 for b in sizes):
             raise InputSpecError("--samples and --batch-size must be positive")
         low, high = config.input_range
         if not high > low:
             raise InputSpecError(f"--input-range {low},{high}: HIGH must be greater than LOW")
-        batches = math.ceil(config.samples / sum(sizes))
+        batches = math.ceil(samples / sum(sizes))
         generator = torch.Generator().manual_seed(config.seed)
         groups: dict[int, np.ndarray] = {}
         for b in sizes:

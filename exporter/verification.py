@@ -81,7 +81,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         first = config.batch_sizes[0] if config.batch_sizes else None
         inputs = InputSet.load(config.inputs_path, meta.sample_shape, dtype, first)
     else:
-        inputs = InputSet.generate(meta.sample_shape, dtype, config, export_batch=shape[0])
+        quantized = any(entry.format in formats.QUANTIZED for entry in manifest.artifacts)
+        inputs = InputSet.generate(meta.sample_shape, dtype, config, export_batch=shape[0], quantized=quantized)
     if config.save_inputs:
         inputs.save(config.save_inputs)
 

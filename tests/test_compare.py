@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter.compare import OutputComparison
+from exporter.compare import OutputComparison, pooled_agreement, wilson_interval
 from exporter.config import Tolerance
 
 TOL = Tolerance(atol=1e-5, rtol=1e-4)
@@ -101,3 +101,35 @@ def test_top1_disagreement_is_counted():
     a = np.array([[1.0, 0.0], [1.0, 0.0]], dtype=np.float32)
     result = OutputComparison.from_arrays("logits", e, a, TOL)
     assert result.top1_agreement == 0.5 and result.top1_disagreements == 1 and not result
+
+
+def _int8_groups(disagree: int, samples: int, required: float = 0.99) -> list[OutputComparison]:
+    """One quantised comparison of ``samples`` samples whose first ``disagree`` change class."""
+    e = np.tile(np.array([[1.0, 0.0]], dtype=np.float32), (samples, 1))
+    a = e.copy()
+    a[:disagree] = [0.0, 1.0]
+    return [OutputComparison.from_arrays("logits", e, a, Tolerance(0.01, 0.05, min_agreement=required))]
+
+
+def test_pooled_agreement_passes_at_the_required_share_and_fails_below_it():
+    assert pooled_agreement(_int8_groups(10, 1000)) is None  # exactly 99 %
+    reason = pooled_agreement(_int8_groups(11, 1000))
+    assert reason.startswith("top-1 agreement 98.90% (95% interval 98.04-99.38%) is below the required 99.00%")
+
+
+def test_a_sample_too_small_to_judge_asks_for_more_samples():
+    small = pooled_agreement(_int8_groups(2, 100))  # 98 %, but 99 % is well inside the interval
+    assert "too few samples to judge: rerun with --samples 8192" in small
+    below_default = pooled_agreement(_int8_groups(50, 1000))  # 95 %: the interval is clear, the count is not
+    assert "too few samples to judge" in below_default
+    wide = pooled_agreement(_int8_groups(95, 9000, required=0.99))  # 98.9 % on 9,000: 99 % still inside
+    assert "rerun with --samples 36000" in wide
+    large = pooled_agreement(_int8_groups(300, 10_000))  # 97 % +- 0.3: clearly below
+    assert "too few samples" not in large and "lower --min-agreement" in large
+
+
+def test_wilson_interval_matches_known_values_and_stays_inside_0_and_1():
+    assert wilson_interval(0, 10) == pytest.approx((0.0, 0.2775), abs=1e-4)
+    assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
+    assert wilson_interval(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
+    assert wilson_interval(0, 0) == (0.0, 1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter.config import VerifyConfig
+from exporter.config import DEFAULT_SAMPLES, QUANTIZED_SAMPLES, VerifyConfig
 from exporter.errors import InputSpecError
 from exporter.inputs import InputSet, default_batch_sizes
 
@@ -23,6 +23,23 @@ def test_generated_inputs_are_seeded_uniform_and_spread_over_batch_sizes():
     # every batch size runs ceil(300 / 65) = 5 batches
     assert a.groups[1].shape == (5, 28, 28) and a.groups[64].shape == (320, 28, 28)
     assert a.groups[1].dtype == np.float32 and a.groups[1].min() >= 0 and a.groups[1].max() < 1
+
+
+def test_the_default_sample_count_grows_only_when_a_quantised_runtime_is_judged():
+    fp32 = InputSet.generate((28, 28), "float32", VerifyConfig(), 1)
+    int8 = InputSet.generate((28, 28), "float32", VerifyConfig(), 1, quantized=True)
+    assert fp32.samples == 65 * 6  # ceil(384 / 65) batches of 1 and of 64
+    assert int8.samples == 65 * 127  # ceil(8192 / 65)
+    given = InputSet.generate((28, 28), "float32", VerifyConfig(samples=130), 1, quantized=True)
+    assert given.samples == 130  # an explicit --samples is kept as it is
+
+
+def test_samples_for_resolves_the_default_and_keeps_a_given_count():
+    assert VerifyConfig().samples_for(False) == DEFAULT_SAMPLES == 384
+    assert VerifyConfig().samples_for(True) == QUANTIZED_SAMPLES == 8192
+    assert VerifyConfig(samples=10).samples_for(True) == 10
+    with pytest.raises(InputSpecError, match="--samples must be from 1"):
+        VerifyConfig(samples=0)
 
 
 def test_another_seed_gives_other_inputs():

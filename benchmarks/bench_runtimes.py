@@ -8,6 +8,11 @@ then the targets, each ratio the median of the per-round ratios:
 2. ONNX Runtime fp32 at batch 1024 at least 85 % of the matmul peak measured in the same run;
 3. int8 at batch 1024 at least 2x the throughput of fp32, with top-1 agreement at least 99 %.
 
+The agreement is measured once (it does not depend on timing) on --agreement-samples seeded
+samples fed in batches of 1024, and printed with its 95 % interval: on the 1,024 samples of a
+single batch one flip is 0.1 points and the interval is about +-0.7 points, so one batch
+cannot tell 98.7 % from 99.3 %.
+
 Not a test: timings on a shared machine are noise-prone. Each round prints the CPU time other
 processes used while it ran (from /proc/stat, less this process's own), so a reader can tell a
 quiet run from a busy one: on 2 cores, one busy neighbour halves what a 2-thread runtime gets.
@@ -37,13 +42,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--min-time", type=float, default=0.5, help="seconds of timed calls per row")
     parser.add_argument("--threads", type=int, default=None, help="default: every core")
+    parser.add_argument("--agreement-samples", type=int, default=8192, help="samples int8's top-1 is judged on")
     args = parser.parse_args()
     config = BenchConfig(batch_sizes=BATCH_SIZES, threads=args.threads, min_time_s=args.min_time, warmup_s=0.2)
     with tempfile.TemporaryDirectory() as folder:
         path = export("mlp", ExportConfig(out=Path(folder), device="cpu", formats=FORMATS, verify=False)).path
         reports = [_round(path, config, index, args.rounds) for index in range(args.rounds)]
+        agreement = _agreement(path, args.agreement_samples, args.threads)
     _table(reports)
-    _targets(reports)
+    _targets(reports, agreement)
 
 
 def _round(path: Path, config: BenchConfig, index: int, rounds: int) -> BenchReport:
@@ -74,14 +81,28 @@ def _table(reports: list[BenchReport]) -> None:
     print()
 
 
-def _targets(reports: list[BenchReport]) -> None:
+def _agreement(path: Path, samples: int, threads: int | None):
+    """int8's row at batch 1024 with top-1 measured on ``samples`` samples (timing kept short: not used)."""
+    config = BenchConfig(
+        batch_sizes=(1024,), runtimes=("onnxruntime-int8",), threads=threads, accuracy_samples=samples, min_time_s=0.05
+    )
+    return bench(path, config).result("onnxruntime-int8", 1024)
+
+
+def _targets(reports: list[BenchReport], last) -> None:
     speedup, share, int8 = (_median(reports, ratio) for ratio in (_speedup, _share, _int8))
-    last = reports[-1].result("onnxruntime-int8", 1024)  # the same seeded input every round: the same agreement
+    one_batch = reports[-1].result("onnxruntime-int8", 1024)
     print("targets (each ratio the median of the per-round ratios):")
     _check("1. ONNX Runtime fp32 vs eager at batch 1 (p50 latency)", speedup, 2.5, "x")
     _check("2. ONNX Runtime fp32 at batch 1024, share of the matmul peak", share, 0.85, "%")
     _check("3. int8 vs fp32 throughput at batch 1024", int8, 2.0, "x")
-    _check("   int8 top-1 agreement with eager at batch 1024 (exact argmax)", last.top1_agreement, 0.99, "%")
+    label = f"   int8 top-1 agreement with eager at batch 1024 (exact argmax, {last.accuracy_samples:,} samples)"
+    _check(label, last.top1_agreement, 0.99, "%")
+    low, high = last.top1_agreement_interval
+    print(
+        f"     95% interval {100 * low:.2f}-{100 * high:.2f}%; on {one_batch.accuracy_samples:,} samples (one batch): "
+        f"{100 * one_batch.top1_agreement:.2f}%"
+    )
     near = last.top1_agreement_within_tolerance
     print(f"     (for reference, not the target: {100 * near:.1f}% counting near ties within the quantisation bound)")
 
@@ -104,7 +125,7 @@ def _int8(report: BenchReport) -> float:
 
 
 def _check(label: str, value: float, target: float, unit: str) -> None:
-    shown = (f"{100 * value:.1f}%", f"{100 * target:.0f}%") if unit == "%" else (f"{value:.2f}x", f"{target:g}x")
+    shown = (f"{100 * value:.2f}%", f"{100 * target:.0f}%") if unit == "%" else (f"{value:.2f}x", f"{target:g}x")
     print(f"  {label}: {shown[0]} (target >= {shown[1]}): {'met' if value >= target else 'MISSED'}")
 
 

@@ -3,7 +3,9 @@
 For every runtime the folder has (eager, TorchScript, pt2, ONNX Runtime fp32 and int8) and every
 batch size: warm-up runs, then timed runs one call at a time; p50 and p99 latency, throughput
 (samples/s), GFLOP/s from a FLOP count of the eager model's Linear and Conv2d layers, the
-artifact's size and its max abs diff against eager on the benchmark's own input. A float32
+artifact's size, and its max abs diff and top-1 agreement against eager over
+``accuracy_samples`` seeded samples fed at that batch size (the timed batch is the first of
+them: one batch would make batch 1's agreement 0 % or 100 %). A float32
 matmul (``torch.mm``, 2048x2048) measured in the same run gives the machine's peak, so each
 GFLOP/s figure can be read as a share of what this CPU can do.
 
@@ -16,11 +18,12 @@ Everything runs on the CPU (the artifact's own device is not used): the numbers 
 from __future__ import annotations
 
 import gc
+import math
 import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,8 +34,8 @@ import torch
 from torch import nn
 
 from . import formats
-from .compare import OutputComparison
-from .config import VerifyConfig
+from .compare import OutputComparison, wilson_interval
+from .config import MAX_SAMPLES, VerifyConfig
 from .errors import UsageError, first_line
 from .manifest import ArtifactEntry, Manifest, read_checked
 from .runners.base import InputMeta
@@ -62,6 +65,7 @@ class BenchConfig:
     repeats: int = 5  # at least this many timed calls per runtime and batch size ...
     min_time_s: float = 0.5  # ... and at least this long, so batch 1 gets thousands of calls for its p99
     seed: int = 0  # seeds the benchmark's input (uniform in [0, 1), like verify's)
+    accuracy_samples: int = 1024  # samples compared with eager per runtime and batch size (whole batches)
     runtimes: tuple[str, ...] = ()  # runtime or format names to time (eager always runs); empty: all
     peak_runs: int = 5  # timed matmuls per peak measurement (before and after the runtimes); medians kept
     source: str | Path | None = None  # the code the artifact came from (file.py or pkg.mod:Class), as --source
@@ -72,6 +76,8 @@ class BenchConfig:
             raise UsageError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
         if self.threads is not None and self.threads < 1:
             raise UsageError(f"--threads must be at least 1, got {self.threads}")
+        if not 1 <= self.accuracy_samples <= MAX_SAMPLES:
+            raise UsageError(f"--accuracy-samples must be from 1 to {MAX_SAMPLES:,}, got {self.accuracy_samples}")
         if min(self.warmup, self.warmup_s, self.min_time_s) < 0 or min(self.repeats, self.peak_runs) < 1:
             raise UsageError("warm-up calls and times must be >= 0, repeats and peak runs >= 1")
 
@@ -133,8 +139,10 @@ class BenchResult:
     peak_fraction: float | None = None  # gflops_per_s / the matmul peak
     speedup_vs_eager: float | None = None  # throughput / eager's throughput at the same batch size
     size_bytes: int | None = None  # the artifact's files (with ONNX external data); None for eager
-    max_abs_diff: float | None = None  # against eager on the same input; None for eager itself
+    max_abs_diff: float | None = None  # against eager on the same inputs; None for eager itself
+    accuracy_samples: int = 0  # samples the diff and the agreement were measured on
     top1_agreement: float | None = None  # argmax agrees with eager's (ties in eager's maximum allowed)
+    top1_agreement_interval: tuple[float, float] | None = None  # its 95 % (Wilson) interval
     top1_agreement_within_tolerance: float | None = None  # int8: near-ties (quantisation bound) count too
     threads: int = 0
     settings: dict[str, Any] = field(default_factory=dict)  # how the runtime was configured
@@ -294,6 +302,10 @@ class _Target:
     def bind(self, feed: np.ndarray) -> Call:
         raise NotImplementedError
 
+    def run(self, feed: np.ndarray) -> dict[str, np.ndarray]:
+        """One untimed call on ``feed`` (the accuracy batches): outputs by name, owned by the caller."""
+        return {name: np.array(value, copy=True) for name, value in self.bind(feed)().items()}
+
 
 @dataclass
 class _TorchTarget(_Target):
@@ -334,6 +346,11 @@ class _OrtTarget(_Target):
             return outputs
 
         return call
+
+    def run(self, feed: np.ndarray) -> dict[str, np.ndarray]:
+        return dict(
+            zip(self.output_names, self.session.run(list(self.output_names), {self.input_name: feed}), strict=True)
+        )
 
 
 @dataclass
@@ -417,8 +434,11 @@ def _compare(result: BenchResult, expected: dict[str, np.ndarray], got: dict[str
         cmp = OutputComparison.from_arrays(name, values, got[name], tolerance)
         diffs.append(cmp.max_abs_diff)  # None: a shape mismatch, or no finite element to compare
         if index == 0:
+            result.accuracy_samples = int(values.shape[0]) if values.ndim else 1
             result.top1_agreement = cmp.top1_agreement
             result.top1_agreement_within_tolerance = cmp.top1_agreement_within_tolerance
+            if cmp.top1_agreement is not None:
+                result.top1_agreement_interval = wilson_interval(cmp.samples - cmp.top1_disagreements, cmp.samples)
     result.max_abs_diff = None if None in diffs else max(diffs, default=0.0)
 
 
@@ -466,11 +486,11 @@ class _Run:
     model: nn.Module
     meta: InputMeta
     output_names: tuple[str, ...]
-    feeds: dict[int, np.ndarray]  # batch size -> the input every runtime is fed
+    feeds: dict[int, np.ndarray]  # batch size -> the timed input, the first of its accuracy batches
     report: BenchReport
     progress: Callable[[str], None] | None
     steps: int
-    reference: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # eager's outputs
+    reference: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # eager's, over the accuracy batches
     done: int = 0
 
     @classmethod
@@ -564,15 +584,20 @@ class _Run:
                 f"bench {self.report.model}: {row.runtime} at batch {row.batch_size} ({self.done}/{self.steps})"
             )
         try:
-            call = target.bind(self.feeds[row.batch_size])
-            got = {name: np.array(value, copy=True) for name, value in call().items()}
+            got = self._outputs(target, row.batch_size)
             if row.runtime == "eager":
                 self.reference[row.batch_size] = got
             elif row.batch_size in self.reference:
                 _compare(row, self.reference[row.batch_size], got, self.meta.dtype)
+            call = target.bind(self.feeds[row.batch_size])
             _fill_timing(row, _time_calls(call, self.config), self.report.flops)
         except Exception as error:
             row.error = first_line(error)
+
+    def _outputs(self, target: _Target, batch_size: int) -> dict[str, np.ndarray]:
+        """The target's outputs over every accuracy batch of ``batch_size``, concatenated by name."""
+        runs = [target.run(feed) for feed in _accuracy_feeds(batch_size, self.meta, self.config)]
+        return {name: np.concatenate([r[name] for r in runs]) for name in runs[0]}
 
 
 def _selected(manifest: Manifest, wanted: tuple[str, ...]) -> list[ArtifactEntry]:
@@ -591,10 +616,17 @@ def _selected(manifest: Manifest, wanted: tuple[str, ...]) -> list[ArtifactEntry
 
 
 def _feed(batch_size: int, meta: InputMeta, seed: int) -> np.ndarray:
-    """Uniform [0, 1) samples like verify's default, seeded per batch size (the same for every runtime)."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.rand((batch_size, *meta.sample_shape), generator=generator)
-    return np.ascontiguousarray(x.numpy().astype(meta.dtype, copy=False))
+    """The timed input: the first of ``_accuracy_feeds``."""
+    return next(_accuracy_feeds(batch_size, meta, BenchConfig(seed=seed, accuracy_samples=1)))
+
+
+def _accuracy_feeds(batch_size: int, meta: InputMeta, config: BenchConfig) -> Iterator[np.ndarray]:
+    """Whole batches covering ``accuracy_samples``: uniform [0, 1) like verify's default, drawn in
+    turn from one generator seeded with ``seed`` (the same for every runtime), one at a time."""
+    generator = torch.Generator().manual_seed(config.seed)
+    for _ in range(math.ceil(config.accuracy_samples / batch_size)):
+        x = torch.rand((batch_size, *meta.sample_shape), generator=generator)
+        yield np.ascontiguousarray(x.numpy().astype(meta.dtype, copy=False))
 
 
 def _available_cores() -> int:
@@ -613,6 +645,7 @@ def _config_dict(config: BenchConfig, batch_sizes: tuple[int, ...], threads: int
         "repeats": config.repeats,
         "min_time_s": config.min_time_s,
         "seed": config.seed,
+        "accuracy_samples": config.accuracy_samples,
         "throughput": "batch size / p50 latency, one call at a time",
     }
 

@@ -495,6 +495,12 @@ def predict_command(
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the benchmark's input.")
 @click.option(
+    "--accuracy-samples",
+    type=click.IntRange(min=1),
+    help="Samples each runtime's max diff and top-1 agreement with eager are measured on, per batch size "
+    "(whole batches; default 1024).",
+)
+@click.option(
     "--source",
     help="The code the artifact was exported from: its file.py, or its package.module:Class.",
 )
@@ -521,7 +527,7 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     from .bench_table import ProgressLine
     from .benchmarking import DEFAULT_BATCH_SIZES, BenchConfig, bench
 
-    given = {k: kw[k] for k in ("warmup", "repeats", "seed", "source") if kw[k] is not None}
+    given = {k: kw[k] for k in ("warmup", "repeats", "seed", "source", "accuracy_samples") if kw[k] is not None}
     if kw["min_time"] is not None:
         given["min_time_s"] = kw["min_time"]
     config = BenchConfig(

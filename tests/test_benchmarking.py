@@ -31,7 +31,7 @@ from exporter.manifest import Manifest, sha256_file
 from models.cnn import ConvNet
 from models.mlp import NeuralNetwork
 
-FAST = BenchConfig(batch_sizes=(1, 3), warmup=1, warmup_s=0, repeats=2, min_time_s=0, peak_runs=1)
+FAST = BenchConfig(batch_sizes=(1, 3), warmup=1, warmup_s=0, repeats=2, min_time_s=0, peak_runs=1, accuracy_samples=12)
 RUNTIMES = ("eager", "torchscript", "onnxruntime", "pt2", "onnxruntime-int8")
 MLP_FLOPS = 2 * (784 * 512 + 512 * 512 + 512 * 10)  # 2 x multiply-accumulates of the three Linear layers
 JSON_KEYS = {"runtime", "batch_size", "latency_ms_p50", "latency_ms_p99", "throughput_per_s", "gflops_per_s"}
@@ -126,6 +126,32 @@ def test_int8_differs_from_eager_by_more_than_fp32_but_within_its_policy(report)
         assert fp32.max_abs_diff < int8.max_abs_diff < 1e-2  # config.QUANTIZED_TOLERANCE's atol
         assert int8.top1_agreement_within_tolerance is not None
         assert fp32.top1_agreement_within_tolerance is None  # only the quantised runtime gets the near-tie figure
+
+
+def test_accuracy_is_measured_on_whole_batches_covering_the_accuracy_samples(report):
+    for row in report.results:
+        if row.runtime != "eager":
+            assert row.accuracy_samples == {1: 12, 3: 12}[row.batch_size], row
+            low, high = row.top1_agreement_interval
+            assert low <= row.top1_agreement <= high
+
+
+def test_batch_1_agreement_is_a_share_of_many_samples_not_one(every_format):
+    config = replace(FAST, batch_sizes=(1, 64), runtimes=("onnx-int8",), accuracy_samples=100)
+    rows = {r.batch_size: r for r in bench(every_format, config).results if r.runtime == "onnxruntime-int8"}
+    assert rows[1].accuracy_samples == 100 and rows[64].accuracy_samples == 128  # two whole batches of 64
+    one = replace(config, accuracy_samples=1)
+    assert bench(every_format, one).result("onnxruntime-int8", 1).accuracy_samples == 1
+
+
+def test_the_timed_batch_is_the_first_accuracy_batch():
+    from exporter.benchmarking import _accuracy_feeds, _feed
+    from exporter.runners.base import InputMeta
+
+    meta = InputMeta("input", (28, 28), "float32")
+    feeds = list(_accuracy_feeds(4, meta, BenchConfig(accuracy_samples=10)))
+    assert [f.shape for f in feeds] == [(4, 28, 28)] * 3
+    assert (feeds[0] == _feed(4, meta, 0)).all() and not (feeds[1] == feeds[0]).all()
 
 
 def test_eager_is_the_reference_and_is_not_compared_with_itself(report):
@@ -273,8 +299,9 @@ def test_a_runtime_that_cannot_load_fails_its_rows_and_the_others_still_run(priv
         ({"threads": 0}, "--threads must be at least 1"),
         ({"repeats": 0}, "repeats"),
         ({"runtimes": ("tflite",)}, "no runtime 'tflite'"),
+        ({"accuracy_samples": 0}, "--accuracy-samples must be from 1"),
     ],
-    ids=["zero", "negative", "none", "threads", "repeats", "runtime"],
+    ids=["zero", "negative", "none", "threads", "repeats", "runtime", "accuracy"],
 )
 def test_bad_settings_are_usage_errors(every_format, change, message):
     with pytest.raises(UsageError, match=message) as caught:
@@ -335,9 +362,13 @@ def test_the_bench_command_writes_json_and_refuses_a_bad_batch_size(every_format
 
     out = tmp_path / "bench.json"
     args = ["bench", str(every_format), "--batch-size", "2", "--warmup", "1", "--min-time", "0", "--json", str(out)]
+    args += ["--accuracy-samples", "16"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert {r["runtime"] for r in json.loads(out.read_text())["results"]} == set(RUNTIMES)
     assert "matmul peak" in result.output
+    assert "16 seeded samples per batch size" in result.output  # --accuracy-samples 16, below
     bad = CliRunner().invoke(cli, ["bench", str(every_format), "--batch-size", "0"])
     assert bad.exit_code == 2
+    bad = CliRunner().invoke(cli, ["bench", str(every_format), "--accuracy-samples", "0"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .config import QUANTIZED_SAMPLES, Tolerance
+from .config import MAX_SAMPLES, QUANTIZED_SAMPLES, Tolerance
 
 
 @dataclass
@@ -178,33 +178,75 @@ def pooled_agreement(comparisons: list[OutputComparison]) -> str | None:
 
     Pooled over batch sizes because a batch-1 group holds a handful of samples, where one
     flip would swing the share by tens of percent. The reason gives the share's 95 % interval
-    and says the sample is too small to judge when it holds fewer than QUANTIZED_SAMPLES or
-    the interval reaches the required share. The interval takes samples as independent; with
-    dynamic quantisation a batch shares one activation scale, so flips cluster by batch and
-    the true uncertainty is somewhat wider (README, "int8 agreement").
+    and what to do next: on fewer than QUANTIZED_SAMPLES samples, measure again on more before
+    lowering the bar; on more, but with the interval still reaching the required share, ask
+    for more; otherwise the share is below, and lowering --min-agreement is the user's call.
+    The interval takes samples as independent; with dynamic quantisation a batch shares one
+    activation scale, so flips cluster by batch and the true uncertainty is somewhat wider
+    (README, "int8 agreement"): why a small sample is never judged final.
     """
-    judged = [c for c in comparisons if c.min_agreement is not None and c.samples]
-    if not judged:
+    pool = _pool(comparisons)
+    if pool is None or pool.agreement >= pool.required:
         return None
-    samples = sum(c.samples for c in judged)
-    disagree = sum(c.top1_disagreements for c in judged)
-    near = sum(round((1 - c.top1_agreement_within_tolerance) * c.samples) for c in judged)
-    agreement = 1 - disagree / samples
-    required = judged[0].min_agreement
-    if agreement >= required:
-        return None
-    low, high = wilson_interval(samples - disagree, samples)
-    if samples < QUANTIZED_SAMPLES or high >= required:
+    low, high = pool.interval
+    if pool.samples < QUANTIZED_SAMPLES:
         advice = (
-            f"too few samples to judge: rerun with --samples {max(QUANTIZED_SAMPLES, 4 * samples)}, "
-            "or lower --min-agreement"
+            f"{pool.samples} samples are too few to judge (int8 flips cluster by batch): measure on "
+            f"{QUANTIZED_SAMPLES:,} or more (--samples, or a larger --inputs file) before lowering --min-agreement"
+        )
+    elif high >= pool.required:
+        advice = (
+            f"the interval still reaches the required share: measure on more samples (--samples "
+            f"{min(4 * pool.samples, MAX_SAMPLES)}, or a larger --inputs file), or lower --min-agreement"
         )
     else:
         advice = "lower --min-agreement if that is acceptable for this model"
     return (
-        f"top-1 agreement {100 * agreement:.2f}% (95% interval {100 * low:.2f}-{100 * high:.2f}%) is below the "
-        f"required {100 * required:.2f}%: {disagree} of {samples} samples change class, {disagree - near} of them "
-        f"near ties (the reference's top logits within the quantisation bound); {advice}"
+        f"top-1 agreement {100 * pool.agreement:.2f}% (95% interval {100 * low:.2f}-{100 * high:.2f}%) is below the "
+        f"required {100 * pool.required:.2f}%: {pool.disagree} of {pool.samples} samples change class, "
+        f"{pool.disagree - pool.near} of them near ties (the reference's top logits within the quantisation bound); "
+        f"{advice}"
+    )
+
+
+def small_sample_note(comparisons: list[OutputComparison]) -> str | None:
+    """A note when quantised comparisons passed the agreement gate on fewer than QUANTIZED_SAMPLES
+    samples (an explicit --samples, or --inputs): such a pass can be luck, and the reader is told."""
+    pool = _pool(comparisons)
+    if pool is None or pool.agreement < pool.required or pool.samples >= QUANTIZED_SAMPLES:
+        return None
+    low, high = pool.interval
+    return (
+        f"top-1 agreement {100 * pool.agreement:.2f}% passed on only {pool.samples} samples (95% interval "
+        f"{100 * low:.2f}-{100 * high:.2f}%): a pass this small can be luck; the int8 default is {QUANTIZED_SAMPLES:,}"
+    )
+
+
+@dataclass(frozen=True)
+class _Pooled:
+    samples: int
+    disagree: int
+    near: int  # disagreements whose class is within the quantisation bound of the maximum
+    required: float
+
+    @property
+    def agreement(self) -> float:
+        return 1 - self.disagree / self.samples
+
+    @property
+    def interval(self) -> tuple[float, float]:
+        return wilson_interval(self.samples - self.disagree, self.samples)
+
+
+def _pool(comparisons: list[OutputComparison]) -> _Pooled | None:
+    judged = [c for c in comparisons if c.min_agreement is not None and c.samples]
+    if not judged:
+        return None
+    return _Pooled(
+        samples=sum(c.samples for c in judged),
+        disagree=sum(c.top1_disagreements for c in judged),
+        near=sum(round((1 - c.top1_agreement_within_tolerance) * c.samples) for c in judged),
+        required=judged[0].min_agreement,
     )
 
 

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from . import building, formats
-from .compare import OutputComparison, pooled_agreement
+from .compare import OutputComparison, pooled_agreement, small_sample_note
 from .config import Tolerance, VerifyConfig
 from .errors import ReferenceUnavailable, UsageError, first_line
 from .inputs import InputSet
@@ -321,9 +321,12 @@ def _run_runtime(runner, inputs, expected, tolerances, nan_policy, result: Runti
         for name, tol in tolerances.items():
             batch.outputs.append(OutputComparison.from_arrays(name, expected[b][name], outs[name], tol, nan_policy))
     for name in tolerances:
-        reason = pooled_agreement([o for b in result.batches for o in b.outputs if o.output == name])
+        pooled = [o for b in result.batches for o in b.outputs if o.output == name]
+        reason, note = pooled_agreement(pooled), small_sample_note(pooled)
         if reason:
             result.reasons.append(reason if len(tolerances) == 1 else f"{name}: {reason}")
+        if note:
+            result.notes.append(note if len(tolerances) == 1 else f"{name}: {note}")
     return got
 
 

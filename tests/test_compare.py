@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter.compare import OutputComparison, pooled_agreement, wilson_interval
+from exporter.compare import OutputComparison, pooled_agreement, small_sample_note, wilson_interval
 from exporter.config import Tolerance
 
 TOL = Tolerance(atol=1e-5, rtol=1e-4)
@@ -117,15 +117,32 @@ def test_pooled_agreement_passes_at_the_required_share_and_fails_below_it():
     assert reason.startswith("top-1 agreement 98.90% (95% interval 98.04-99.38%) is below the required 99.00%")
 
 
-def test_a_sample_too_small_to_judge_asks_for_more_samples():
+def test_below_the_int8_default_sample_count_a_failure_asks_to_measure_again_first():
     small = pooled_agreement(_int8_groups(2, 100))  # 98 %, but 99 % is well inside the interval
-    assert "too few samples to judge: rerun with --samples 8192" in small
-    below_default = pooled_agreement(_int8_groups(50, 1000))  # 95 %: the interval is clear, the count is not
-    assert "too few samples to judge" in below_default
-    wide = pooled_agreement(_int8_groups(95, 9000, required=0.99))  # 98.9 % on 9,000: 99 % still inside
-    assert "rerun with --samples 36000" in wide
+    assert "100 samples are too few to judge" in small and "measure on 8,192 or more" in small
+    clear = pooled_agreement(_int8_groups(50, 1000))  # 95 %: the interval is below, but flips cluster by batch
+    assert "1000 samples are too few to judge" in clear
+
+
+def test_a_large_sample_whose_interval_reaches_the_bar_asks_for_more_within_the_limit():
+    wide = pooled_agreement(_int8_groups(95, 9000))  # 98.94 % on 9,000: 99 % still inside the interval
+    assert "the interval still reaches the required share" in wide and "--samples 36000" in wide
+    huge = pooled_agreement(_int8_groups(2_610, 260_000))  # 98.996 %: 4x would pass MAX_SAMPLES
+    assert "--samples 1000000" in huge
+
+
+def test_a_large_sample_clearly_below_the_bar_leaves_the_call_to_the_user():
     large = pooled_agreement(_int8_groups(300, 10_000))  # 97 % +- 0.3: clearly below
-    assert "too few samples" not in large and "lower --min-agreement" in large
+    assert "too few" not in large and "still reaches" not in large and "lower --min-agreement if" in large
+
+
+def test_a_pass_on_a_small_sample_is_noted_and_a_pass_on_a_large_one_is_not():
+    note = small_sample_note(_int8_groups(0, 65))
+    assert note.startswith("top-1 agreement 100.00% passed on only 65 samples (95% interval 94.42-100.00%)")
+    assert small_sample_note(_int8_groups(50, 8192)) is None  # 99.39 % on the default count
+    assert small_sample_note(_int8_groups(5, 100)) is None  # a failure: pooled_agreement speaks instead
+    fp32 = [OutputComparison.from_arrays("logits", np.eye(2, dtype=np.float32), np.eye(2, dtype=np.float32), TOL)]
+    assert small_sample_note(fp32) is None and pooled_agreement(fp32) is None  # no gate without min_agreement
 
 
 def test_wilson_interval_matches_known_values_and_stays_inside_0_and_1():

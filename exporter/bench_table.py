@@ -122,8 +122,8 @@ def _timing_line(config: dict[str, Any]) -> str:
     return (
         f"timing: warm-up ({config['warmup']} calls, {config['warmup_s']:g} s), then at least {config['repeats']} "
         f"calls and {config['min_time_s']:g} s per row, one call at a time; samples/s = batch / p50 latency; "
-        f"max diff and top-1 against eager on the same {config.get('accuracy_samples', 1024):,} seeded samples per "
-        "batch size (whole batches; the timed batch is the first)"
+        "max diff and top-1 against eager on the same seeded samples, at least "
+        f"{config.get('accuracy_samples', 1024):,} per batch size (whole batches; the timed batch is the first)"
     )
 
 

@@ -140,7 +140,7 @@ class BenchResult:
     speedup_vs_eager: float | None = None  # throughput / eager's throughput at the same batch size
     size_bytes: int | None = None  # the artifact's files (with ONNX external data); None for eager
     max_abs_diff: float | None = None  # against eager on the same inputs; None for eager itself
-    accuracy_samples: int = 0  # samples the diff and the agreement were measured on
+    accuracy_samples: int = 0  # samples the diff and the agreement were measured on (eager: its reference); 0: none
     top1_agreement: float | None = None  # argmax agrees with eager's (ties in eager's maximum allowed)
     top1_agreement_interval: tuple[float, float] | None = None  # its 95 % (Wilson) interval
     top1_agreement_within_tolerance: float | None = None  # int8: near-ties (quantisation bound) count too
@@ -587,6 +587,7 @@ class _Run:
             got = self._outputs(target, row.batch_size)
             if row.runtime == "eager":
                 self.reference[row.batch_size] = got
+                row.accuracy_samples = len(next(iter(got.values()), ()))
             elif row.batch_size in self.reference:
                 _compare(row, self.reference[row.batch_size], got, self.meta.dtype)
             call = target.bind(self.feeds[row.batch_size])

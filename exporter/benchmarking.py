@@ -597,7 +597,8 @@ class _Run:
 
     def _outputs(self, target: _Target, batch_size: int) -> dict[str, np.ndarray]:
         """The target's outputs over every accuracy batch of ``batch_size``, concatenated by name."""
-        runs = [target.run(feed) for feed in _accuracy_feeds(batch_size, self.meta, self.config)]
+        feeds = _accuracy_feeds(batch_size, self.meta, self.config.seed, self.config.accuracy_samples)
+        runs = [target.run(feed) for feed in feeds]
         return {name: np.concatenate([r[name] for r in runs]) for name in runs[0]}
 
 
@@ -618,14 +619,14 @@ def _selected(manifest: Manifest, wanted: tuple[str, ...]) -> list[ArtifactEntry
 
 def _feed(batch_size: int, meta: InputMeta, seed: int) -> np.ndarray:
     """The timed input: the first of ``_accuracy_feeds``."""
-    return next(_accuracy_feeds(batch_size, meta, BenchConfig(seed=seed, accuracy_samples=1)))
+    return next(_accuracy_feeds(batch_size, meta, seed, samples=1))
 
 
-def _accuracy_feeds(batch_size: int, meta: InputMeta, config: BenchConfig) -> Iterator[np.ndarray]:
-    """Whole batches covering ``accuracy_samples``: uniform [0, 1) like verify's default, drawn in
-    turn from one generator seeded with ``seed`` (the same for every runtime), one at a time."""
-    generator = torch.Generator().manual_seed(config.seed)
-    for _ in range(math.ceil(config.accuracy_samples / batch_size)):
+def _accuracy_feeds(batch_size: int, meta: InputMeta, seed: int, samples: int) -> Iterator[np.ndarray]:
+    """Whole batches covering ``samples``: uniform [0, 1) like verify's default, drawn in turn
+    from one generator seeded with ``seed`` (the same for every runtime), one at a time."""
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(math.ceil(samples / batch_size)):
         x = torch.rand((batch_size, *meta.sample_shape), generator=generator)
         yield np.ascontiguousarray(x.numpy().astype(meta.dtype, copy=False))
 

@@ -149,7 +149,7 @@ def test_the_timed_batch_is_the_first_accuracy_batch():
     from exporter.runners.base import InputMeta
 
     meta = InputMeta("input", (28, 28), "float32")
-    feeds = list(_accuracy_feeds(4, meta, BenchConfig(accuracy_samples=10)))
+    feeds = list(_accuracy_feeds(4, meta, seed=0, samples=10))
     assert [f.shape for f in feeds] == [(4, 28, 28)] * 3
     assert (feeds[0] == _feed(4, meta, 0)).all() and not (feeds[1] == feeds[0]).all()
 

@@ -357,17 +357,24 @@ def export_command(model: str, no_verify: bool, **kw: Any) -> None:
     "the artifact itself).",
 )
 @click.option("--weights", type=click.Path(path_type=Path), help="Check that this is the weights file used at export.")
+@click.option(
+    "--no-record",
+    is_flag=True,
+    help="Check only: leave verification.json and the manifest's recorded result as they are.",
+)
 @comparison_options
-def verify_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
+def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, **kw: Any) -> None:
     """Check ARTIFACT_DIR's hashes, then compare every runtime with eager PyTorch.
 
     Exit 0 when every runtime agrees at every batch size and the parameters match,
-    1 when anything disagrees (every mismatch is listed), 2 on usage errors.
+    1 when anything disagrees (every mismatch is listed), 2 on usage errors. The result is
+    recorded in the folder (verification.json, the manifest's summary) unless --no-record.
 
     \b
     Examples:
       exporter verify artifacts/mlp
       exporter verify artifacts/mlp --samples 5000 --batch-size 1 --batch-size 256 --atol 1e-6
+      exporter verify artifacts/mlp --samples 100 --no-record   # a quick look that records nothing
       exporter verify artifacts/mlp --inputs my_images.npz --json report.json
     """
     from .manifest import Manifest
@@ -383,7 +390,7 @@ def verify_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None
     report = verify(artifact_dir, config, write=False)
     to_stdout = json_path == "-"
     try:
-        write_report(artifact_dir, Manifest.load(artifact_dir), report, report_path)
+        write_report(artifact_dir, Manifest.load(artifact_dir), report, report_path, record=not no_record)
     except OSError as error:
         if report_path is not None:
             raise ArtifactDirError(f"cannot write the report to {report_path} ({error.strerror})") from None

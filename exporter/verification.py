@@ -154,13 +154,21 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
     return report
 
 
-def write_report(folder: Path, manifest: Manifest, report: VerificationReport, json_path: Path | None = None) -> None:
-    """verification.json beside the manifest (or at ``json_path``), and the summary in the manifest."""
+def write_report(
+    folder: Path, manifest: Manifest, report: VerificationReport, json_path: Path | None = None, record: bool = True
+) -> None:
+    """verification.json beside the manifest (or at ``json_path``), and the summary in the manifest.
+
+    ``record=False`` (verify --no-record): only ``json_path`` is written, if given; the folder's
+    recorded verification stays as it was.
+    """
     text = json.dumps(report.to_dict(), indent=2) + "\n"
+    if json_path is not None:
+        Path(json_path).write_text(text)  # a path the user named
+    if not record:
+        return
     if json_path is None:
         write_text_atomic(folder / REPORT_NAME, text)  # inside the folder: never through a planted symlink
-    else:
-        Path(json_path).write_text(text)  # a path the user named
     manifest.verification = report.summary()
     manifest.write(folder)
 

@@ -37,6 +37,7 @@ def test_every_command_has_help_with_an_example(name):
         ["predict", "mlp", "--input", "no-such.png"],
         ["predict", "/no/such/folder", "--input", "random"],
         ["export", "mlp", "--out", "/etc/hostname/artifacts"],
+        ["bench", "/no/such/folder"],
     ],
     ids=" ".join,
 )
@@ -115,6 +116,19 @@ def test_verify_json_to_stdout_and_elsewhere(mlp_dir, tmp_path):
     target = tmp_path / "report.json"
     result = CliRunner().invoke(cli, ["verify", str(mlp_dir), "--samples", "64", "--json", str(target)])
     assert result.exit_code == 0 and json.loads(target.read_text())["passed"] is True
+
+
+def test_verify_no_record_leaves_the_folder_as_it_was_and_a_plain_verify_does_not(mlp_dir, tmp_path):
+    before = {name: (mlp_dir / name).read_bytes() for name in ("manifest.json", "verification.json")}
+    target = tmp_path / "quick.json"
+    args = ["verify", str(mlp_dir), "--samples", "64", "--atol", "0", "--rtol", "0", "--no-record"]
+    result = CliRunner().invoke(cli, [*args, "--json", str(target)])
+    assert result.exit_code == 1  # ONNX Runtime is not bit-identical: a failed quick check ...
+    assert json.loads(target.read_text())["passed"] is False  # ... reported where asked ...
+    assert {name: (mlp_dir / name).read_bytes() for name in before} == before  # ... and recorded nowhere
+    result = CliRunner().invoke(cli, args[:-1])
+    assert result.exit_code == 1
+    assert json.loads((mlp_dir / "manifest.json").read_text())["verification"]["passed"] is False
 
 
 def test_verify_exits_1_when_an_artifact_is_tampered(mlp_dir):

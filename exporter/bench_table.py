@@ -10,6 +10,7 @@ from typing import Any, TextIO
 
 from . import formats
 from .benchmarking import LABELS, BenchReport, BenchResult
+from .tables import human_size
 
 _COLUMNS = (  # header, width, right-aligned
     ("format", 12, False),
@@ -73,7 +74,7 @@ def _row(cells: list[str]) -> str:
 
 
 def _cells(row: BenchResult) -> list[str]:
-    head = [LABELS.get(row.format, row.format), row.runtime, _size(row.size_bytes)]
+    head = [LABELS.get(row.format, row.format), row.runtime, human_size(row.size_bytes)]
     if row.error:
         return [*head, "-", "-", str(row.batch_size), "failed:", row.error, *[""] * 5]
     reference = row.runtime == "eager"
@@ -102,12 +103,6 @@ def _top1(row: BenchResult) -> str:
 
 def _num(value: float | None, pattern: str) -> str:
     return "-" if value is None else pattern.format(value)
-
-
-def _size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    return f"{size / 1e6:.2f} MB" if size >= 1e6 else f"{size / 1e3:.1f} KB"
 
 
 def _ort_line(settings: dict[str, Any]) -> str:

@@ -330,7 +330,9 @@ def export_command(model: str, no_verify: bool, **kw: Any) -> None:
         verify_config=_verify_config(**{**kw, "device": None, "weights": None}),
     )
     result = export(model, config)
-    sizes = ", ".join(f"{a.path} ({a.bytes / 1e6:.1f} MB)" for a in result.manifest.artifacts)
+    from .tables import human_size
+
+    sizes = ", ".join(f"{a.path} ({human_size(a.bytes)})" for a in result.manifest.artifacts)
     click.echo(f"exported {result.manifest.model['name']} on {result.manifest.device} to {result.path}: {sizes}")
     weights = result.manifest.model.get("weights") or {}
     for note in (weights.get("original") or {}).get("notes", []):

@@ -5,6 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def human_size(size: int | None) -> str:
+    """Bytes as a reader takes them in: "2.69 MB", "678.9 KB", "512 B"; "-" for None."""
+    if size is None:
+        return "-"
+    if size >= 1e6:
+        return f"{size / 1e6:.2f} MB"
+    return f"{size / 1e3:.1f} KB" if size >= 1e3 else f"{size} B"
+
+
 def text_table(rows: Sequence[Sequence[str]]) -> list[str]:
     """Left-aligned columns two spaces apart, one line per row (the first row is the header)."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

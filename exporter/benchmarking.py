@@ -462,7 +462,7 @@ def bench(
     folder = Path(artifact_dir)
     manifest = Manifest.load(folder)
     blobs = {entry.path: read_checked(folder, entry, "benchmark") for entry in manifest.artifacts}
-    entries = _selected(manifest, config.runtimes)
+    entries = formats.select(manifest.artifacts, config.runtimes)
     threads = config.threads or _available_cores()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -600,21 +600,6 @@ class _Run:
         feeds = _accuracy_feeds(batch_size, self.meta, self.config.seed, self.config.accuracy_samples)
         runs = [target.run(feed) for feed in feeds]
         return {name: np.concatenate([r[name] for r in runs]) for name in runs[0]}
-
-
-def _selected(manifest: Manifest, wanted: tuple[str, ...]) -> list[ArtifactEntry]:
-    """The artifacts to time, in manifest order; ``wanted`` names runtimes or formats (UsageError if unknown)."""
-    entries = [e for e in manifest.artifacts if e.format not in formats.DATA_FORMATS and e.format in formats.FORMATS]
-    if not wanted:
-        return entries
-    known = {e.format for e in entries} | {formats.runtime_name(e.format) for e in entries} | {"eager"}
-    unknown = [w for w in wanted if w not in known]
-    if unknown:
-        raise UsageError(
-            f"this folder has no runtime {', '.join(map(repr, unknown))}: it has eager, "
-            + ", ".join(formats.runtime_name(e.format) for e in entries)
-        )
-    return [e for e in entries if e.format in wanted or formats.runtime_name(e.format) in wanted]
 
 
 def _feed(batch_size: int, meta: InputMeta, seed: int) -> np.ndarray:

@@ -529,9 +529,11 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
       exporter bench artifacts/mlp --batch-size 1 --batch-size 256 --threads 1
       exporter bench artifacts/mlp --runtime onnxruntime --json bench.json
     """
+    from . import formats
     from .manifest import Manifest
 
-    Manifest.load(artifact_dir)  # a usage error answers before torch is imported
+    manifest = Manifest.load(artifact_dir)  # usage errors answer before torch is imported
+    formats.select(manifest.artifacts, tuple(kw["runtimes"]))
     report_path = None if json_path in (None, "-") else _writable(Path(json_path), "--json")
     from .bench_table import ProgressLine
     from .benchmarking import DEFAULT_BATCH_SIZES, BenchConfig, bench

@@ -9,6 +9,8 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 
 import pytest
@@ -307,6 +309,18 @@ def test_bad_settings_are_usage_errors(every_format, change, message):
     with pytest.raises(UsageError, match=message) as caught:
         bench(every_format, replace(FAST, **change))
     assert caught.value.exit_code == 2
+
+
+def test_an_unknown_runtime_is_refused_before_torch_is_imported_naming_both_spellings(every_format):
+    code = (
+        "import sys; from exporter.cli import cli\n"
+        f"try: cli.main(['bench', {str(every_format)!r}, '--runtime', 'int8'], prog_name='exporter')\n"
+        "except SystemExit as e: print('EXIT', e.code)\n"
+        "print('HEAVY', [m for m in ('torch', 'onnxruntime') if m in sys.modules])"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert "EXIT 2" in run.stdout and "HEAVY []" in run.stdout, run.stdout + run.stderr
+    assert "no runtime 'int8'" in run.stderr and "onnxruntime-int8 (onnx-int8)" in run.stderr
 
 
 def test_a_runtime_filter_keeps_eager_and_the_named_runtimes(every_format):

@@ -161,7 +161,9 @@ def account(
     result.total = matched + folded + (unused if allow_unused else 0)
     parts = [f"{matched:,} in {len(result.matched)} tensors matched by name and shape"]
     if result.folded:
-        how = "quantised into int8 tensors" if quantized else "folded into other tensors by the exporter"
+        how = (
+            "in int8 tensors (quantised, or folded first)" if quantized else "folded into other tensors by the exporter"
+        )
         parts.append(f"{folded:,} {how} ({', '.join(result.folded)})")
     if result.unused:
         parts.append(

@@ -195,7 +195,7 @@ class VerificationReport:
                             "-" if o.cosine_similarity is None else f"{o.cosine_similarity:.6f}",
                             _agreement(o),
                             str(o.tied_samples),
-                            "pass" if b.passed else "FAIL",
+                            "FAIL" if not b.passed else "FAIL (top-1)" if r.reasons else "pass",
                         )
                     )
         out += text_table(rows)
@@ -204,7 +204,8 @@ class VerificationReport:
         ):
             out.append(
                 "* quantised runtimes: in brackets, the share whose class is eager's or within the quantisation bound "
-                "of eager's maximum (a near tie); pass/fail uses the exact share, pooled over batch sizes"
+                "of eager's maximum (a near tie); pass/fail uses the exact share, pooled over batch sizes: "
+                "FAIL (top-1) marks the rows of a runtime whose pooled share is below the required one"
             )
         if self.parameters:
             p = self.parameters

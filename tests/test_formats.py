@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,11 @@ def test_int8_is_under_a_third_of_fp32_and_its_agreement_is_in_the_manifest(all_
     assert result.report.tolerances["onnxruntime"]["logits"] == {"atol": 1e-5, "rtol": 1e-4}
 
 
+def _comparison_rows(report, runtime: str) -> list[str]:
+    """The runtime's lines of the comparison table (runtime, batch, samples, ...)."""
+    return [line for line in report.render().splitlines() if re.match(rf"{runtime}\s+\d+\s+\d+\s", line)]
+
+
 def test_int8_mlp_passes_the_default_agreement_on_the_default_8192_samples(all_formats):
     report = verify(all_formats["mlp"].path, VerifyConfig())  # the default: 99 % of samples keep their class
     assert report.passed, report.failures
@@ -67,6 +73,8 @@ def test_int8_mlp_passes_the_default_agreement_on_the_default_8192_samples(all_f
     flips = sum(o.top1_disagreements for b in int8.batches for o in b.outputs)
     assert 0 < flips < 0.01 * report.samples  # it does flip classes: the gate is not passing on no evidence
     assert not any("passed on only" in note for note in int8.notes)
+    rows = _comparison_rows(report, "onnxruntime-int8")
+    assert len(rows) == 2 and all(line.endswith("pass") for line in rows)
     # the manifest's summary gives the pooled share the gate judged, not the worst batch group
     assert report.summary()["runtimes"]["onnxruntime-int8"]["top1_agreement"] == 1 - flips / report.samples
 
@@ -79,6 +87,8 @@ def test_int8_cnn_fails_the_default_agreement_on_random_weights_and_says_why(all
     assert "below the required 99.00%" in reason and "near ties" in reason and "95% interval" in reason
     assert "too few samples" not in reason  # 8,192 samples put the whole interval below 99 %
     assert all(r.passed for r in report.runtimes if r is not int8)
+    rows = _comparison_rows(report, "onnxruntime-int8")
+    assert len(rows) == 2 and all(line.endswith("FAIL (top-1)") for line in rows)  # not "pass" above a FAILED
 
 
 def test_int8_on_too_few_samples_says_the_sample_cannot_tell(all_formats):

@@ -161,9 +161,9 @@ def account(
     result.total = matched + folded + (unused if allow_unused else 0)
     parts = [f"{matched:,} in {len(result.matched)} tensors matched by name and shape"]
     if result.folded:
-        how = (
-            "in int8 tensors (quantised, or folded first)" if quantized else "folded into other tensors by the exporter"
-        )
+        how = "folded into other tensors by the exporter"
+        if quantized:
+            how = "quantised, or folded then quantised, into int8 tensors"
         parts.append(f"{folded:,} {how} ({', '.join(result.folded)})")
     if result.unused:
         parts.append(

@@ -89,6 +89,8 @@ def test_int8_cnn_fails_the_default_agreement_on_random_weights_and_says_why(all
     assert all(r.passed for r in report.runtimes if r is not int8)
     rows = _comparison_rows(report, "onnxruntime-int8")
     assert len(rows) == 2 and all(line.endswith("FAIL (top-1)") for line in rows)  # not "pass" above a FAILED
+    how = report.parameters.artifacts["onnxruntime-int8"].explanation  # BatchNorm is folded before it is quantised
+    assert "quantised, or folded then quantised, into int8 tensors" in how and "features.0.bn.weight" in how
 
 
 def test_int8_on_too_few_samples_says_the_sample_cannot_tell(all_formats):

@@ -10,7 +10,6 @@ a traceback (set EXPORTER_DEBUG=1 to see one for an internal error).
 from __future__ import annotations
 
 import json
-import math
 import os
 import sys
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from typing import Any
 
 import click
 
+from .atomic import check_writable_file
 from .config import (
     DEFAULT_FORMATS,
     DEFAULT_MIN_AGREEMENT,
@@ -28,8 +28,11 @@ from .config import (
     NAN_POLICIES,
     ONNX_EXPORTERS,
     QUANTIZED_SAMPLES,
+    RUNTIMES,
     ExportConfig,
     VerifyConfig,
+    check_device,
+    parse_range,
     parse_shape,
 )
 from .errors import ArtifactDirError, ExporterError, first_line
@@ -65,56 +68,23 @@ def _fail(message: str, code: int) -> None:
     sys.exit(code)
 
 
-def _shape(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
-    if value is None:
-        return None
-    from .errors import InputSpecError
+def _parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback that runs one of the configs' parsers: its error becomes a usage error (exit 2)."""
 
-    try:
-        return parse_shape(value)
-    except InputSpecError as error:
-        raise click.BadParameter(str(error)) from None
+    def callback(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ExporterError as error:
+            raise click.BadParameter(str(error)) from None
 
-
-def _range(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[float, float]:
-    try:
-        low, high = (float(v) for v in value.split(","))
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not LOW,HIGH (for example 0,1)") from None
-    if not (math.isfinite(low) and math.isfinite(high) and high > low):
-        raise click.BadParameter(f"{value!r}: give finite LOW < HIGH")
-    return low, high
+    return callback
 
 
-def _device(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    import re
-
-    if value is not None and not re.match(r"^(auto|cpu|cuda(:\d+)?)$", value):
-        raise click.BadParameter(f"{value!r} is not auto, cpu, cuda or cuda:N")
-    return value
-
-
-def _writable(path: Path, option: str) -> Path:
-    """Refuse, before any work, an output path that cannot be written (exit 2)."""
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ArtifactDirError(f"{option} {path}: cannot write a file there (give a file in a writable folder)")
-    return path
-
-
-def _creatable(path: Path, option: str) -> None:
-    """Refuse, before any work, a folder that neither exists as a folder nor can be created (exit 2)."""
-    if path.exists():
-        if not path.is_dir():
-            raise ArtifactDirError(f"{option} {path} exists and is not a folder: choose another")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ArtifactDirError(f"cannot write into {path}: choose a writable {option}")
-        return
-    ancestor = path.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ArtifactDirError(f"cannot create {path} (in {ancestor}): choose a writable {option}")
+def _check_device(text: str) -> str:
+    check_device(text)
+    return text
 
 
 def _precheck_target(target: str) -> None:
@@ -126,7 +96,40 @@ def _precheck_target(target: str) -> None:
     else:
         from .sources import resolve
 
-        resolve(target, (1,))
+        resolve(target, need_shape=False)
+
+
+def _json_option(what: str) -> Callable:
+    """``--json PATH|-``: the JSON report written to PATH, or to stdout (alone, or with ``-``) instead of the table."""
+    return click.option(
+        "--json",
+        "json_path",
+        is_flag=False,
+        flag_value="-",
+        default=None,
+        metavar="PATH|-",
+        help=f"Write {what} as JSON to PATH, or to stdout with '-' (or --json alone) instead of the table.",
+    )
+
+
+def _emit(result: Any, json_path: str | None) -> None:
+    """Render ``result`` (anything with ``to_dict`` and ``render``): the table, and/or its JSON where asked."""
+    data = json.dumps(result.to_dict(), indent=2)
+    if json_path == "-":
+        click.echo(data)
+        return
+    click.echo(result.render())
+    if json_path is not None:
+        try:
+            Path(json_path).write_text(data + "\n")  # a path the user named
+        except OSError as error:
+            raise ArtifactDirError(f"cannot write the JSON report to {json_path} ({error.strerror})") from None
+
+
+def _json_target(json_path: str | None) -> None:
+    """Refuse an unwritable --json PATH before any work."""
+    if json_path not in (None, "-"):
+        check_writable_file(Path(json_path), "--json")
 
 
 def comparison_options(func: Callable) -> Callable:
@@ -167,7 +170,7 @@ def comparison_options(func: Callable) -> Callable:
         ),
         click.option(
             "--input-range",
-            callback=_range,
+            callback=_parsed(parse_range),
             default="0,1",
             show_default=True,
             help="LOW,HIGH of the random inputs (normal: mean +- 2 std).",
@@ -253,7 +256,7 @@ def models_command() -> None:
 @click.option("--name", help="Artifact folder name (default: the model name or class name).")
 @click.option(
     "--device",
-    callback=_device,
+    callback=_parsed(_check_device),
     default="auto",
     show_default=True,
     help="auto (CUDA when available), cpu, cuda or cuda:N.",
@@ -282,7 +285,7 @@ def models_command() -> None:
 )
 @click.option(
     "--input-shape",
-    callback=_shape,
+    callback=_parsed(parse_shape),
     help="Example input shape, batch first (1,28,28). Required for models outside the registry.",
 )
 @click.option(
@@ -294,8 +297,9 @@ def models_command() -> None:
     "--external-data", is_flag=True, help="ONNX weights in model.onnx.data beside the model (automatic past 2 GB)."
 )
 @click.option("--no-verify", is_flag=True, help="Skip the verification after export.")
+@_json_option("the export's result (folder, manifest, verification report)")
 @comparison_options
-def export_command(model: str, no_verify: bool, **kw: Any) -> None:
+def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any) -> None:
     """Export MODEL to OUT/NAME/ and verify it.
 
     MODEL is a registered name (see `exporter models`), package.module:Class, or
@@ -312,9 +316,7 @@ def export_command(model: str, no_verify: bool, **kw: Any) -> None:
     from .sources import resolve
 
     resolve(model, kw["input_shape"])  # usage errors answer before torch is imported
-    _creatable(kw["out"], "--out")
-    from .exporting import export
-
+    _json_target(json_path)
     config = ExportConfig(
         out=kw["out"],
         name=kw["name"],
@@ -329,30 +331,24 @@ def export_command(model: str, no_verify: bool, **kw: Any) -> None:
         verify=not no_verify,
         verify_config=_verify_config(**{**kw, "device": None, "weights": None}),
     )
-    result = export(model, config)
-    from .tables import human_size
+    from .exporting import export
 
-    sizes = ", ".join(f"{a.path} ({human_size(a.bytes)})" for a in result.manifest.artifacts)
-    click.echo(f"exported {result.manifest.model['name']} on {result.manifest.device} to {result.path}: {sizes}")
-    weights = result.manifest.model.get("weights") or {}
-    for note in (weights.get("original") or {}).get("notes", []):
-        click.echo(f"weights: {note}")
-    if result.report is None:
-        click.echo("verification skipped (--no-verify): run `exporter verify " + str(result.path) + "`")
-        return
-    click.echo(result.report.render())
-    if not result.report.passed:
+    result = export(model, config)
+    _emit(result, json_path)
+    if result.passed is False:
         click.get_current_context().exit(1)
 
 
 @cli.command("verify")
 @click.argument("artifact_dir", type=click.Path(path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random inputs.")
-@click.option("--device", callback=_device, default=None, help="Device to verify on (default: the export's).")
+@click.option(
+    "--device", callback=_parsed(_check_device), default=None, help="Device to verify on (default: the export's)."
+)
 @click.option("--inputs", type=click.Path(path_type=Path), help="Replay inputs from an .npz (or .npy) file.")
 @click.option("--save-inputs", type=click.Path(path_type=Path), help="Save the inputs used, as .npz.")
 @click.option("--save-outputs", type=click.Path(path_type=Path), help="Save every runtime's outputs, as .npz.")
-@click.option("--json", "json_path", help="Write the JSON report here instead of verification.json ('-': stdout).")
+@_json_option("the report (it is recorded in the folder as verification.json too, unless --no-record)")
 @click.option(
     "--source",
     help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
@@ -383,24 +379,13 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
 
     config = _verify_config(**kw)
     Manifest.load(artifact_dir)  # a usage error answers before torch is imported
-    report_path = None if json_path in (None, "-") else _writable(Path(json_path), "--json")
-    for option, path in (("--save-inputs", config.save_inputs), ("--save-outputs", config.save_outputs)):
-        if path is not None:
-            _writable(path, option)
-    from .verification import verify, write_report
+    _json_target(json_path)
+    from .verification import verify
 
-    report = verify(artifact_dir, config, write=False)
-    to_stdout = json_path == "-"
-    try:
-        write_report(artifact_dir, Manifest.load(artifact_dir), report, report_path, record=not no_record)
-    except OSError as error:
-        if report_path is not None:
-            raise ArtifactDirError(f"cannot write the report to {report_path} ({error.strerror})") from None
-        click.echo(f"note: could not write the report into {artifact_dir} ({error.strerror})", err=True)
-    if to_stdout:
-        click.echo(json.dumps(report.to_dict(), indent=2))
-    else:
-        click.echo(report.render())
+    report = verify(artifact_dir, config, write=not no_record)
+    for note in report.record_notes:
+        click.echo(f"note: {note}", err=True)
+    _emit(report, json_path)
     if not report.passed:
         click.get_current_context().exit(1)
 
@@ -413,8 +398,8 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
     help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
     "the artifact itself).",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of the table.")
-def inspect_command(target: str, seed: int, source: Path | None, as_json: bool) -> None:
+@_json_option("the structure and parameter table")
+def inspect_command(target: str, seed: int, source: Path | None, json_path: str | None) -> None:
     """Print the structure and parameter table of a model or an artifact folder.
 
     \b
@@ -423,10 +408,10 @@ def inspect_command(target: str, seed: int, source: Path | None, as_json: bool) 
       exporter inspect artifacts/mlp
     """
     _precheck_target(target)
+    _json_target(json_path)
     from .inspection import inspect
 
-    result = inspect(target, seed=seed, config=VerifyConfig(device="cpu", source=source))
-    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())
+    _emit(inspect(target, seed=seed, config=VerifyConfig(device="cpu", source=source)), json_path)
 
 
 @cli.command("predict")
@@ -439,22 +424,20 @@ def inspect_command(target: str, seed: int, source: Path | None, as_json: bool) 
 )
 @click.option(
     "--runtime",
-    type=click.Choice(["eager", "torchscript", "onnx", "pt2", "onnx-int8", "all"]),
+    type=click.Choice([*RUNTIMES, *(f for f in FORMATS if f not in RUNTIMES), "all"]),
     default="all",
     show_default=True,
-    help="Which runtime(s) to run.",
+    help="Which runtime to run (a runtime or its format name), or all: eager and every runtime the folder has.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds 'random' (and a model name's weights).")
-@click.option("--device", callback=_device, default=None, help="Device (default: the export's, or cpu).")
+@click.option("--device", callback=_parsed(_check_device), default=None, help="Device (default: the export's, or cpu).")
 @click.option(
     "--source",
     help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
     "the artifact itself).",
 )
-@click.option("--json", "as_json", is_flag=True, help='Print JSON: {"predictions": {RUNTIME: {class, probabilities}}}.')
-def predict_command(
-    target: str, input_spec: str, runtime: str, seed: int, device: str | None, source: Path | None, as_json: bool
-) -> None:
+@_json_option('the predictions ({"predictions": {RUNTIME: {class, probabilities}}, "agree": ...})')
+def predict_command(target: str, input_spec: str, runtime: str, json_path: str | None, **kw: Any) -> None:
     """Predict the class of an input with each runtime: Softmax, then argmax.
 
     TARGET is an artifact folder, or a registered model name (eager only). Images are
@@ -471,10 +454,11 @@ def predict_command(
         from .images import check_input_path
 
         check_input_path(input_spec)
+    _json_target(json_path)
     from .prediction import predict
 
-    result = predict(target, input_spec, runtime, seed=seed, config=VerifyConfig(device=device, source=source))
-    click.echo(json.dumps(result.to_dict(), indent=2) if as_json else result.render())
+    config = VerifyConfig(device=kw["device"], source=kw["source"])
+    _emit(predict(target, input_spec, runtime, seed=kw["seed"], config=config), json_path)
 
 
 @cli.command("bench")
@@ -513,7 +497,7 @@ def predict_command(
     "--source",
     help="The code the artifact was exported from: its file.py, or its package.module:Class.",
 )
-@click.option("--json", "json_path", help="Also write the results as JSON here ('-': JSON on stdout, no table).")
+@_json_option("the results")
 def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     """Time every runtime in ARTIFACT_DIR at each batch size, beside eager PyTorch.
 
@@ -530,38 +514,25 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
       exporter bench artifacts/mlp --runtime onnxruntime --json bench.json
     """
     from . import formats
+    from .config import BENCH_BATCH_SIZES, BenchConfig
     from .manifest import Manifest
-
-    manifest = Manifest.load(artifact_dir)  # usage errors answer before torch is imported
-    formats.select(manifest.artifacts, tuple(kw["runtimes"]))
-    report_path = None if json_path in (None, "-") else _writable(Path(json_path), "--json")
-    from .bench_table import ProgressLine
-    from .benchmarking import DEFAULT_BATCH_SIZES, BenchConfig, bench
 
     given = {k: kw[k] for k in ("warmup", "repeats", "seed", "source", "accuracy_samples") if kw[k] is not None}
     if kw["min_time"] is not None:
         given["min_time_s"] = kw["min_time"]
-    config = BenchConfig(
-        batch_sizes=tuple(kw["batch_sizes"]) or DEFAULT_BATCH_SIZES,
-        threads=kw["threads"],
-        runtimes=tuple(kw["runtimes"]),
-        **given,
-    )
+    batch_sizes = tuple(kw["batch_sizes"]) or BENCH_BATCH_SIZES
+    config = BenchConfig(batch_sizes=batch_sizes, threads=kw["threads"], runtimes=tuple(kw["runtimes"]), **given)
+    formats.select(Manifest.load(artifact_dir).artifacts, config.runtimes)  # usage errors before torch loads
+    _json_target(json_path)
+    from .bench import bench
+    from .progress import ProgressLine
+
     progress = ProgressLine(sys.stderr)
     try:
         report = bench(artifact_dir, config, progress=progress)
     finally:
         progress.close()
-    data = json.dumps(report.to_dict(), indent=2)
-    if json_path == "-":
-        click.echo(data)
-    else:
-        click.echo(report.render())
-        if report_path is not None:
-            try:
-                report_path.write_text(data + "\n")
-            except OSError as error:
-                raise ArtifactDirError(f"cannot write {report_path}: {error.strerror}") from None
+    _emit(report, json_path)
     if report.errors:
         click.get_current_context().exit(1)
 

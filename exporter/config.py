@@ -6,11 +6,14 @@ Nothing here imports torch: the CLI builds these before deciding whether torch i
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-FORMATS = ("torchscript", "onnx", "pt2", "onnx-int8")  # every format `export` can write, in the order written
-DEFAULT_FORMATS = ("torchscript", "onnx")
+from .formats import DEFAULTS as DEFAULT_FORMATS
+from .formats import NAMES as FORMATS
+from .formats import RUNTIMES
+
 ONNX_EXPORTERS = ("dynamo", "legacy")
 DISTRIBUTIONS = ("uniform", "normal")
 NAN_POLICIES = ("fail", "match")
@@ -42,6 +45,7 @@ DEFAULT_MIN_AGREEMENT = 0.99
 # where the 95 % interval is about +-0.2 points; verify still takes under 3 s on the seed network.
 DEFAULT_SAMPLES = 384
 QUANTIZED_SAMPLES = 8192
+BENCH_BATCH_SIZES = (1, 64, 1024)  # bench: one request; a typical serving batch; a throughput-bound batch
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,12 @@ class VerifyConfig:
             raise UsageError(f"--distribution must be one of {', '.join(DISTRIBUTIONS)}")
         if self.nan_policy not in NAN_POLICIES:
             raise UsageError(f"--nan-policy must be one of {', '.join(NAN_POLICIES)}")
+        check_device(self.device)
+        from .atomic import check_writable_file
+
+        for option, path in (("--save-inputs", self.save_inputs), ("--save-outputs", self.save_outputs)):
+            if path is not None:
+                check_writable_file(path, option)
 
     def samples_for(self, quantized: bool) -> int:
         """``samples`` if given, else the default: QUANTIZED_SAMPLES when a quantised runtime is judged."""
@@ -141,6 +151,54 @@ class ExportConfig:
     verify: bool = True  # run verification after writing, and record it in the manifest
     verify_config: VerifyConfig = field(default_factory=VerifyConfig)
 
+    def __post_init__(self) -> None:
+        from .errors import UsageError
+
+        unknown = [f for f in self.formats if f not in FORMATS]
+        if unknown or not self.formats:
+            raise UsageError(f"unknown format {', '.join(unknown) or '(none)'}: choose from {', '.join(FORMATS)}")
+        if self.onnx_exporter not in ONNX_EXPORTERS:
+            raise UsageError(f"--onnx-exporter must be one of {', '.join(ONNX_EXPORTERS)}")
+        check_device(self.device)
+        from .atomic import check_creatable_folder
+
+        check_creatable_folder(Path(self.out), "--out")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """What `bench` times and how. Every field has a documented default."""
+
+    batch_sizes: tuple[int, ...] = BENCH_BATCH_SIZES
+    threads: int | None = None  # None: the cores this process may run on; sets torch and ORT intra-op threads
+    warmup: int = 5  # untimed calls per runtime and batch size (first-call allocation, JIT profiling runs) ...
+    warmup_s: float = 0.1  # ... and at least this long: the previous runtime's threads take a moment to go idle
+    repeats: int = 5  # at least this many timed calls per runtime and batch size ...
+    min_time_s: float = 0.5  # ... and at least this long, so batch 1 gets thousands of calls for its p99
+    seed: int = 0  # seeds the benchmark's input (uniform in [0, 1), like verify's)
+    accuracy_samples: int = 1024  # samples compared with eager per runtime and batch size (whole batches)
+    runtimes: tuple[str, ...] = ()  # runtime or format names to time (eager always runs); empty: all
+    peak_runs: int = 5  # timed matmuls per peak measurement (before and after the runtimes); medians kept
+    source: str | Path | None = None  # the code the artifact came from (file.py or pkg.mod:Class), as --source
+
+    def __post_init__(self) -> None:
+        """UsageError for values that cannot be benchmarked (a batch size < 1, say)."""
+        from .errors import UsageError
+
+        if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
+            raise UsageError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
+        if self.threads is not None and self.threads < 1:
+            raise UsageError(f"--threads must be at least 1, got {self.threads}")
+        if not 1 <= self.accuracy_samples <= MAX_SAMPLES:
+            raise UsageError(f"--accuracy-samples must be from 1 to {MAX_SAMPLES:,}, got {self.accuracy_samples}")
+        if min(self.warmup, self.warmup_s, self.min_time_s) < 0 or min(self.repeats, self.peak_runs) < 1:
+            raise UsageError("warm-up calls and times must be >= 0, repeats and peak runs >= 1")
+        unknown = [r for r in self.runtimes if r not in (*RUNTIMES, *FORMATS)]
+        if unknown:
+            from .formats import spellings
+
+            raise UsageError(f"there is no runtime {', '.join(map(repr, unknown))}: choose from eager, {spellings()}")
+
 
 MAX_SAMPLES = 1_000_000  # a bound that keeps a typo from allocating the machine away
 
@@ -153,6 +211,30 @@ def _check_number(name: str, value: float, low: float, high: float) -> None:
         raise UsageError(f"--{name} must be {bounds}, not {value!r}")
     if math.isinf(value):
         raise UsageError(f"--{name} must be finite, not {value!r}")
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d{1,4})?)$")
+
+
+def check_device(text: str | None) -> None:
+    """Refuse a device that is not auto, cpu, cuda or cuda:N (whether it exists is the reference's question)."""
+    if text is not None and not _DEVICE.match(text):
+        from .errors import DeviceError
+
+        raise DeviceError(f"{text!r} is not auto, cpu, cuda or cuda:N")
+
+
+def parse_range(text: str) -> tuple[float, float]:
+    """Parse "LOW,HIGH" into two finite floats with LOW < HIGH; raises InputSpecError otherwise."""
+    from .errors import InputSpecError
+
+    try:
+        low, high = (float(v) for v in text.split(","))
+    except ValueError:
+        raise InputSpecError(f"{text!r} is not LOW,HIGH (for example 0,1)") from None
+    if not (math.isfinite(low) and math.isfinite(high) and high > low):
+        raise InputSpecError(f"{text!r}: give finite LOW < HIGH")
+    return low, high
 
 
 def parse_shape(text: str) -> tuple[int, ...]:

@@ -15,14 +15,16 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
-from . import __version__, building, formats, weights
+from . import __version__, formats, inputs, reference, weights
 from .atomic import current_umask, make_folder, move_into_place, staging_folder
-from .config import FORMATS, ONNX_EXPORTERS, ExportConfig
+from .config import ExportConfig
 from .errors import ArtifactDirError, InputSpecError, UsageError
+from .formats import ExportSpec
 from .manifest import ArtifactEntry, Manifest
 from .report import VerificationReport
 from .sources import ModelSource, resolve
@@ -41,6 +43,29 @@ class ExportResult:
     def passed(self) -> bool | None:
         return None if self.report is None else self.report.passed
 
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": str(self.path),
+            "passed": self.passed,
+            "manifest": self.manifest.to_dict(),
+            "verification": None if self.report is None else self.report.to_dict(),
+        }
+
+    def render(self) -> str:
+        """What `exporter export` prints: the files written, notes on the weights, the verification report."""
+        from .tables import human_size
+
+        manifest = self.manifest
+        sizes = ", ".join(f"{a.path} ({human_size(a.bytes)})" for a in manifest.artifacts)
+        lines = [f"exported {manifest.model['name']} on {manifest.device} to {self.path}: {sizes}"]
+        weights_record = manifest.model.get("weights") or {}
+        lines += [f"weights: {note}" for note in (weights_record.get("original") or {}).get("notes", [])]
+        if self.report is None:
+            lines.append(f"verification skipped (--no-verify): run `exporter verify {self.path}`")
+        else:
+            lines.append(self.report.render())
+        return "\n".join(lines)
+
 
 def export(
     model: str | nn.Module,
@@ -56,7 +81,10 @@ def export(
     error: the artifacts are kept and ``result.passed`` is False.
     """
     config = config or ExportConfig()
-    _check_config(config)
+    if config.opset is not None and any(f.startswith("onnx") for f in config.formats):
+        from .runners.onnxruntime import check_opset
+
+        check_opset(config.opset)  # before anything is exported
     instance = model if isinstance(model, nn.Module) else None
     if instance is not None:
         source = _instance_source(instance, config, example_input)
@@ -67,13 +95,13 @@ def export(
         raise UsageError(f"artifact name {name!r} must be a plain folder name (letters, digits, _ . -)")
     out = Path(config.out)
     target = out / name
-    device = building.resolve_device(config.device)  # before any folder is made
+    device = reference.resolve_device(config.device)  # before any folder is made
     staging = _staging(out, name)
     try:
         if instance is not None:
             eager = copy.deepcopy(instance).eval().to(device)
         else:
-            eager = building.build(source, config.seed, device)
+            eager = reference.build(source, config.seed, device)
         weights_record = None
         if config.weights is not None:
             state, info = weights.read_state_dict(config.weights)
@@ -82,8 +110,12 @@ def export(
         if example_input is not None:
             example = example_input.to(device)
         else:
-            example = building.example_input(source.input_shape, source.dtype, config.seed, device)
-        manifest = _write_artifacts(eager, example, source, name, config, device, staging, weights_record, instance)
+            example = inputs.example(source.input_shape, source.dtype, config.seed, device)
+        if instance is not None and weights_record is None:
+            weights_record = {}  # a user's module: its weights are its own, not the seed's
+        job = _Job(source, name, config, device, staging)
+        entries = _write_artifacts(job, eager, example)
+        manifest = _write_manifest(job, eager, example, entries, weights_record)
         report = None
         if config.verify:
             report = verify(staging, config.verify_config, model=eager, write=False)
@@ -94,18 +126,6 @@ def export(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return ExportResult(target, manifest, report)
-
-
-def _check_config(config: ExportConfig) -> None:
-    unknown = [f for f in config.formats if f not in FORMATS]
-    if unknown or not config.formats:
-        raise UsageError(f"unknown format {', '.join(unknown) or '(none)'}: choose from {', '.join(FORMATS)}")
-    if config.onnx_exporter not in ONNX_EXPORTERS:
-        raise UsageError(f"--onnx-exporter must be one of {', '.join(ONNX_EXPORTERS)}")
-    if config.opset is not None and any(f.startswith("onnx") for f in config.formats):
-        from .formats.onnx import check_opset
-
-        check_opset(config.opset)
 
 
 def _instance_source(model: nn.Module, config: ExportConfig, example: torch.Tensor | None) -> ModelSource:
@@ -132,40 +152,59 @@ def _staging(out: Path, name: str) -> Path:
         raise ArtifactDirError(f"cannot write into {out} ({error.strerror}): choose a writable --out") from None
 
 
-def _write_artifacts(eager, example, source, name, config, device, staging, weights_record, instance) -> Manifest:
+@dataclass(frozen=True)
+class _Job:
+    """One export: what is exported, under which name, how, on which device, into which staging folder."""
+
+    source: ModelSource
+    name: str
+    config: ExportConfig
+    device: torch.device
+    staging: Path
+
+
+def _write_artifacts(job: _Job, eager: nn.Module, example: torch.Tensor) -> list[ArtifactEntry]:
+    """Each asked-for format's file (and any side file) into the staging folder, with its manifest entry."""
+    config, staging = job.config, job.staging
+    spec = ExportSpec(
+        input_name=job.source.input_name,
+        output_names=job.source.output_names,
+        opset=config.opset,
+        onnx_exporter=config.onnx_exporter,
+        external_data=config.external_data,
+    )
     entries: list[ArtifactEntry] = []
-    for fmt in config.formats:
-        module = formats.module(fmt)
-        details = module.export(
-            eager,
-            example,
-            staging / module.FILE_NAME,
-            input_name=source.input_name,
-            output_names=source.output_names,
-            opset=config.opset,
-            onnx_exporter=config.onnx_exporter,
-            external_data=config.external_data,
-        )
-        entries.append(ArtifactEntry.for_file(staging, module.FILE_NAME, fmt, **details))
+    for name in config.formats:
+        fmt = formats.FORMATS[name]
+        details = formats.exporter_module(name).export(eager, example, staging / fmt.file, spec)
+        entries.append(ArtifactEntry.for_file(staging, fmt.file, name, **details))
         if details.get("external_data"):
-            entries.append(ArtifactEntry.for_file(staging, details["external_data"], "onnx-data", of=module.FILE_NAME))
-    if weights_record is not None or instance is not None:
+            entries.append(ArtifactEntry.for_file(staging, details["external_data"], formats.ONNX_DATA, of=fmt.file))
+    return entries
+
+
+def _write_manifest(
+    job: _Job, eager: nn.Module, example: torch.Tensor, entries: list[ArtifactEntry], weights_record: dict | None
+) -> Manifest:
+    """manifest.json for the written artifacts; ``weights_record``: set when the weights are not the seed's."""
+    source = job.source
+    if weights_record is not None:
         # The eager weights are not reproducible from the seed: keep them, hash-bound, in the folder.
-        relpath = weights.save_copy(eager, staging)
-        entry = ArtifactEntry.for_file(staging, relpath, "weights")
-        entries.append(entry)
-        weights_record = {**(weights_record or {}), "path": relpath, "sha256": entry.sha256}
+        relpath = weights.save_copy(eager, job.staging)
+        entry = ArtifactEntry.for_file(job.staging, relpath, formats.WEIGHTS)
+        entries = [*entries, entry]
+        weights_record = {**weights_record, "path": relpath, "sha256": entry.sha256}
     with torch.no_grad():
         out = eager(example)
     outs = out if isinstance(out, (tuple, list)) else [out]
     batch_axes = {source.input_name: {"0": "batch"}, **{n: {"0": "batch"} for n in source.output_names}}
     manifest = Manifest(
         model={
-            "name": name,
+            "name": job.name,
             "source": source.to_manifest(),
-            "seed": config.seed,
-            "parameters": building.count_parameters(eager),
-            "state_sha256": building.state_sha256(eager),
+            "seed": job.config.seed,
+            "parameters": reference.count_parameters(eager),
+            "state_sha256": reference.state_sha256(eager),
             "weights": weights_record,
         },
         input={
@@ -175,12 +214,12 @@ def _write_artifacts(eager, example, source, name, config, device, staging, weig
             "dynamic_axes": batch_axes,
         },
         outputs=[{"name": n, "shape": list(o.shape)} for n, o in zip(source.output_names, outs, strict=False)],
-        device=str(device),
+        device=str(job.device),
         artifacts=entries,
         versions=versions(),
     )
-    manifest.write(staging)
-    _normal_rights(staging)
+    manifest.write(job.staging)
+    _normal_rights(job.staging)
     return manifest
 
 

@@ -13,16 +13,13 @@ import numpy as np
 
 from .errors import InputSpecError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
-
 
 def load_samples(spec: str, sample_shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, list[str]]:
     """A batch (N, *sample_shape) of float32 samples from ``spec``, and notes on what was done."""
     if spec == "random":
-        import torch
+        from .inputs import seeded_batches
 
-        generator = torch.Generator().manual_seed(seed)
-        x = torch.rand((1, *sample_shape), generator=generator).numpy()
+        x = next(seeded_batches(sample_shape, "float32", seed, batch_size=1, samples=1))
         return x, [f"a random sample, uniform in [0, 1), seed {seed}"]
     path = check_input_path(spec)
     if path.suffix.lower() == ".npy":

@@ -1,4 +1,7 @@
-"""The inputs every runtime is fed: seeded and generated, or replayed from a file.
+"""Every input the tool makes or reads: seeded and generated, or replayed from a file.
+
+One generator recipe (``draw``) makes them all: verify's sets, bench's batches, the export
+example and predict's ``random``; the same seed gives the same values everywhere.
 
 Samples are grouped by batch size: ``groups[b]`` holds ``n * b`` samples that are fed
 ``b`` at a time, whole batches only. Every batch size runs the same number of batches
@@ -16,13 +19,53 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .config import VerifyConfig
 from .errors import InputSpecError
 
+if TYPE_CHECKING:
+    import torch
+
 DEFAULT_LARGE_BATCH = 64
+
+
+def draw(
+    generator: torch.Generator,
+    shape: tuple[int, ...],
+    dtype: str = "float32",
+    distribution: str = "uniform",
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> torch.Tensor:
+    """Samples from ``generator``: uniform like ``torch.rand`` scaled to the range, or normal
+    with its mean in the middle of the range and ~95 % of samples inside it."""
+    import torch
+
+    low, high = value_range
+    if distribution == "normal":
+        x = torch.randn(shape, generator=generator, dtype=getattr(torch, dtype))
+        return x * ((high - low) / 4) + (low + high) / 2
+    return torch.rand(shape, generator=generator, dtype=getattr(torch, dtype)) * (high - low) + low
+
+
+def example(shape: tuple[int, ...], dtype: str, seed: int, device: torch.device) -> torch.Tensor:
+    """The export example (tracing input): uniform in [0, 1) like the seed's ``torch.rand``, seeded."""
+    import torch
+
+    return draw(torch.Generator().manual_seed(seed), tuple(shape), dtype).to(device)
+
+
+def seeded_batches(sample_shape: tuple[int, ...], dtype: str, seed: int, batch_size: int, samples: int):
+    """Whole batches covering ``samples``, uniform in [0, 1), drawn in turn from one generator
+    seeded with ``seed`` (the same for every runtime), one batch at a time (bench)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    for _ in range(math.ceil(samples / batch_size)):
+        x = draw(generator, (batch_size, *sample_shape))
+        yield np.ascontiguousarray(x.numpy().astype(dtype, copy=False))
 
 
 def default_batch_sizes(export_batch: int) -> tuple[int, ...]:
@@ -63,21 +106,12 @@ class InputSet:
 
         sizes = config.batch_sizes or default_batch_sizes(export_batch)
         samples = config.samples_for(quantized)
-        if samples < 1 or any(b < 1 for b in sizes):
-            raise InputSpecError("--samples and --batch-size must be positive")
-        low, high = config.input_range
-        if not high > low:
-            raise InputSpecError(f"--input-range {low},{high}: HIGH must be greater than LOW")
+        low, high = config.input_range  # VerifyConfig has checked them, and the sample and batch counts
         batches = math.ceil(samples / sum(sizes))
         generator = torch.Generator().manual_seed(config.seed)
         groups: dict[int, np.ndarray] = {}
         for b in sizes:
-            shape = (batches * b, *sample_shape)
-            if config.distribution == "normal":
-                # mean in the middle of the range, ~95 % of samples inside it
-                x = torch.randn(shape, generator=generator) * ((high - low) / 4) + (low + high) / 2
-            else:
-                x = torch.rand(shape, generator=generator) * (high - low) + low
+            x = draw(generator, (batches * b, *sample_shape), "float32", config.distribution, (low, high))
             groups[b] = x.numpy().astype(dtype, copy=False)
         origin = f"{config.distribution} in [{low:g}, {high:g}), seed {config.seed}"
         return cls(groups, origin)

@@ -59,18 +59,17 @@ def inspect(
     """Inspect a model spec (built from ``seed``) or an artifact folder's eager model."""
     import torch
 
-    from . import building
+    from . import reference
     from .sources import resolve
-    from .verification import rebuild
 
     path = Path(target)
     if path.is_dir() and (path / MANIFEST_NAME).exists():
         manifest = Manifest.load(path)
-        model = rebuild(path, manifest, config or VerifyConfig(device="cpu"), torch.device("cpu"), problems=None)
+        model = reference.rebuild(path, manifest, config or VerifyConfig(device="cpu"), torch.device("cpu"))
         name = str(manifest.model.get("name"))
     else:
-        source = resolve(str(target), input_shape or (1,))
-        model = building.build(source, seed, torch.device("cpu"))
+        source = resolve(str(target), input_shape, need_shape=False)
+        model = reference.build(source, seed, torch.device("cpu"))
         name = source.name
 
     def row(n: str, t: torch.Tensor) -> ParameterRow:

@@ -5,12 +5,11 @@ Other tools read this file, so its top-level keys are stable:
 Every path in it is a plain relative path inside the folder; ``member_path`` refuses
 anything else (absolute paths, ``..``, symlinks) so a hostile manifest cannot make the
 tool read or write outside the folder. Files are read once, hashed, and the same bytes
-are handed to the runtime, so nothing is loaded before its hash is checked.
+are handed to the runtime (``integrity``), so nothing is loaded before its hash is checked.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -19,24 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ManifestError
+from .integrity import check_relative, sha256_file
+from .runners.base import InputMeta
 
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "verification.json"
 SCHEMA = 1  # bumped when a key changes meaning
 _MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # a real manifest is a few KB; refuse a hostile giant
 REQUIRED_KEYS = ("model", "input", "outputs", "device", "artifacts", "versions")
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -68,6 +57,25 @@ class Manifest:
 
     def artifact(self, fmt: str) -> ArtifactEntry | None:
         return next((a for a in self.artifacts if a.format == fmt), None)
+
+    @property
+    def input_meta(self) -> InputMeta:
+        """What every runner of this folder is fed: the input's name, one sample's shape, its dtype."""
+        shape = tuple(int(d) for d in self.input.get("shape", ()))
+        return InputMeta(str(self.input.get("name", "input")), shape[1:], str(self.input.get("dtype", "float32")))
+
+    @property
+    def export_batch(self) -> int:
+        """The batch size of the example the artifacts were exported from."""
+        return int(self.input.get("shape", [1])[0])
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(str(o["name"]) for o in self.outputs)
+
+    def side_files(self, entry: ArtifactEntry) -> list[str]:
+        """The files ``entry`` needs beside it (ONNX external data), by path."""
+        return [a.path for a in self.artifacts if a.details.get("of") == entry.path]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -106,6 +114,12 @@ class Manifest:
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
             raise ManifestError(f"{where} lacks {', '.join(missing)}: re-export the model")
+        schema = data.get("schema", SCHEMA)
+        if schema != SCHEMA or isinstance(schema, bool):
+            raise ManifestError(
+                f"{where} has schema {schema!r}; this exporter reads schema {SCHEMA}: re-export, or use the "
+                "exporter version that wrote it"
+            )
         problems = []
         for key, kind in (("model", dict), ("input", dict), ("outputs", list), ("device", str)):
             if not isinstance(data[key], kind):
@@ -137,7 +151,7 @@ class Manifest:
             artifacts=artifacts,
             versions=dict(data.get("versions") or {}),
             verification=data.get("verification"),
-            schema=int(data.get("schema", SCHEMA)),
+            schema=SCHEMA,
         )
 
 
@@ -194,66 +208,3 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def check_relative(relpath: str, where: str = MANIFEST_NAME) -> None:
-    """Refuse a path that could leave the folder: absolute, `..`, empty, or a drive/UNC form."""
-    parts = Path(relpath).parts
-    if (
-        not relpath
-        or os.path.isabs(relpath)
-        or relpath.startswith(("\\", "/"))
-        or ":" in relpath
-        or ".." in parts
-        or "\\" in relpath
-    ):
-        raise ManifestError(
-            f"{where} names {relpath!r}, which is not a plain path inside the artifact folder: refusing it"
-        )
-
-
-def member_path(folder: Path, relpath: str) -> Path:
-    """The path of ``relpath`` inside ``folder``, refusing symlinks and escapes."""
-    check_relative(relpath)
-    root = Path(folder).resolve()
-    path = root / relpath
-    current = root
-    for part in Path(relpath).parts:
-        current = current / part
-        if current.is_symlink():
-            raise ManifestError(f"{relpath!r} in {folder} is a symlink: refusing to follow it")
-    if root not in path.resolve().parents:
-        raise ManifestError(f"{relpath!r} resolves outside {folder}: refusing it")
-    return path
-
-
-def read_checked(folder: Path, entry: ArtifactEntry, action: str = "load") -> bytes:
-    """An artifact's bytes, read once and checked against its sha256 before anyone uses them.
-
-    Raises ArtifactDirError (exit 2) when the file is missing or unreadable, ExporterError
-    (exit 1) when it does not match the manifest; ``action`` names what was refused.
-    """
-    from .errors import ArtifactDirError, ExporterError
-
-    try:
-        data = read_member(folder, entry.path)
-    except (FileNotFoundError, IsADirectoryError):
-        raise ArtifactDirError(
-            f"{entry.path} is missing from {folder}, though its manifest lists it: re-export"
-        ) from None
-    except OSError as error:
-        raise ArtifactDirError(f"{entry.path} in {folder} cannot be read ({error.strerror})") from None
-    if sha256_bytes(data) != entry.sha256:
-        raise ExporterError(
-            f"{entry.path} does not match its sha256 in the manifest: refusing to {action} it; "
-            f"run `exporter verify {folder}`"
-        )
-    return data
-
-
-def read_member(folder: Path, relpath: str) -> bytes:
-    """The bytes of a file inside the folder (see ``member_path``)."""
-    path = member_path(folder, relpath)
-    if not path.is_file():
-        raise FileNotFoundError(relpath)
-    return path.read_bytes()

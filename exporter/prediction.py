@@ -15,16 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import building, formats
+from . import formats, reference, runners
 from .config import VerifyConfig
 from .errors import UsageError
 from .images import load_samples
-from .manifest import MANIFEST_NAME, Manifest, read_checked
-from .runners.base import InputMeta
-from .runners.torch_runners import eager as eager_runner
+from .integrity import read_checked
+from .manifest import MANIFEST_NAME, Manifest
+from .runners import InputMeta
 from .tables import text_table
-
-RUNTIMES = ("eager", "torchscript", "onnx", "pt2", "onnx-int8")  # --runtime names: eager and the formats
 
 
 @dataclass
@@ -71,51 +69,54 @@ class Prediction:
 def predict(
     target: str | Path, input_spec: str, runtime: str = "all", *, seed: int = 0, config: VerifyConfig | None = None
 ) -> Prediction:
-    """Predict ``input_spec`` (image, .npy or 'random') with ``target``'s runtimes."""
-    if runtime not in (*RUNTIMES, "all"):
-        raise UsageError(f"--runtime must be one of {', '.join(RUNTIMES)} or all")
+    """Predict ``input_spec`` (image, .npy or 'random') with ``target``'s runtimes.
+
+    ``runtime``: a runtime or format name (``onnxruntime`` or ``onnx``), or ``all``: eager and
+    every runtime the folder has. Results are keyed by runtime name, as in every report.
+    """
+    if runtime != "all" and formats.get(runtime) is None and runtime != formats.EAGER:
+        raise UsageError(f"--runtime must be one of {', '.join(formats.RUNTIMES)} (or a format name) or all")
     config = config or VerifyConfig(device="cpu")
     path = Path(target)
-    device = torch.device("cpu")
     if path.is_dir() and (path / MANIFEST_NAME).exists():
-        manifest = Manifest.load(path)
-        device = building.resolve_device(config.device or manifest.device)
-        meta = InputMeta(str(manifest.input["name"]), tuple(manifest.input["shape"][1:]), manifest.input["dtype"])
-        outputs = tuple(o["name"] for o in manifest.outputs)
-        wanted = RUNTIMES if runtime == "all" else (runtime,)
-        samples, notes = load_samples(input_spec, meta.sample_shape, seed)
-        result = Prediction(notes)
-        for name in wanted:
-            if name == "eager":
-                from .verification import rebuild
-
-                model = rebuild(path, manifest, config, device, problems=None)
-                runner = eager_runner(model, device, meta, outputs)
-            else:
-                entry = manifest.artifact(name)
-                if entry is None:
-                    if runtime != "all":
-                        raise UsageError(f"{path} has no {name} artifact: export it with --format {name}")
-                    continue
-                sidecars = [e for e in manifest.artifacts if e.format in formats.DATA_FORMATS]
-                files = {e.path: read_checked(path, e) for e in (entry, *sidecars)}
-                runner = formats.module(entry.format).runner(files[entry.path], files, device, meta, outputs)
-            with runner:
-                logits = runner.infer(samples)[outputs[0]]
-            _record(result, name, logits)
-        return result
+        return _predict_folder(path, input_spec, runtime, seed, config)
     from .sources import resolve
 
-    if runtime not in ("eager", "all"):
+    if runtime not in (formats.EAGER, "all"):
         raise UsageError(f"{target} is a model, not an artifact folder: only --runtime eager can run it")
     source = resolve(str(target))
-    model = building.build(source, seed, device)
+    device = torch.device("cpu")
+    model = reference.build(source, seed, device)
     samples, notes = load_samples(input_spec, tuple(source.input_shape[1:]), seed)
     meta = InputMeta(source.input_name, tuple(source.input_shape[1:]), source.dtype)
-    with eager_runner(model, device, meta, source.output_names) as runner:
-        logits = runner.infer(samples)[source.output_names[0]]
     result = Prediction(notes)
-    _record(result, "eager", logits)
+    with runners.eager(model, device, meta, source.output_names) as runner:
+        _record(result, formats.EAGER, runner.infer(samples)[source.output_names[0]])
+    return result
+
+
+def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config: VerifyConfig) -> Prediction:
+    manifest = Manifest.load(path)
+    device = reference.resolve_device(config.device or manifest.device)
+    meta, outputs = manifest.input_meta, manifest.output_names
+    if runtime in ("all", formats.EAGER):
+        entries = formats.select(manifest.artifacts, ()) if runtime == "all" else []
+    else:
+        entry = manifest.artifact(formats.get(runtime).name)
+        if entry is None:
+            raise UsageError(f"{path} has no {runtime} artifact: export it with --format {formats.get(runtime).name}")
+        entries = [entry]
+    samples, notes = load_samples(input_spec, meta.sample_shape, seed)
+    result = Prediction(notes)
+    if runtime in ("all", formats.EAGER):
+        model = reference.rebuild(path, manifest, config, device)
+        with runners.eager(model, device, meta, outputs) as runner:
+            _record(result, formats.EAGER, runner.infer(samples)[outputs[0]])
+    for entry in entries:
+        needed = [entry, *(a for a in manifest.artifacts if a.path in manifest.side_files(entry))]
+        files = {e.path: read_checked(path, e) for e in needed}
+        with runners.runner_for(entry.format, files[entry.path], files, device, meta, outputs) as runner:
+            _record(result, runner.runtime, runner.infer(samples)[outputs[0]])
     return result
 
 

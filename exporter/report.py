@@ -6,20 +6,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .compare import OutputComparison
+from .integrity import HashCheck
 from .parameters import ParameterReport
 from .tables import text_table
-
-
-@dataclass
-class HashCheck:
-    path: str
-    expected: str
-    actual: str | None  # None: the file could not be read
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.actual == self.expected
 
 
 @dataclass
@@ -65,6 +54,7 @@ class VerificationReport:
     runtimes: list[RuntimeResult] = field(default_factory=list)
     parameters: ParameterReport | None = None
     problems: list[str] = field(default_factory=list)  # failures not tied to one runtime
+    record_notes: list[str] = field(default_factory=list)  # why the result could not be recorded (not in JSON)
 
     @property
     def failures(self) -> list[str]:
@@ -103,6 +93,7 @@ class VerificationReport:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["record_notes"]
         data["parameters"] = self.parameters.to_dict() if self.parameters else None
         for h, hd in zip(self.hashes, data["hashes"], strict=True):
             hd["ok"] = h.ok

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFoundError, first_line
-from .manifest import sha256_bytes
+from .integrity import sha256_bytes
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -37,7 +37,6 @@ class ModelSource:
     registry_name: str | None = None
     file: Path | None = None
     file_sha256: str | None = None
-    description: str = ""
 
     def to_manifest(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
@@ -156,8 +155,12 @@ def _check_import_path(target: str) -> None:
         )
 
 
-def resolve(spec: str, input_shape: tuple[int, ...] | None = None) -> ModelSource:
-    """Turn the MODEL argument into a ModelSource. Raises ModelNotFoundError or InputSpecError."""
+def resolve(spec: str, input_shape: tuple[int, ...] | None = None, *, need_shape: bool = True) -> ModelSource:
+    """Turn the MODEL argument into a ModelSource. Raises ModelNotFoundError or InputSpecError.
+
+    ``need_shape``: a model outside the registry needs ``input_shape`` (export, predict);
+    False for callers that only build the model (inspect).
+    """
     from .errors import InputSpecError
 
     entry = _registry_entry(spec)
@@ -171,7 +174,6 @@ def resolve(spec: str, input_shape: tuple[int, ...] | None = None) -> ModelSourc
             input_name=entry.input_name,
             output_names=tuple(entry.output_names),
             registry_name=entry.name,
-            description=entry.description,
         )
     if ":" not in spec:
         import models
@@ -200,7 +202,7 @@ def resolve(spec: str, input_shape: tuple[int, ...] | None = None) -> ModelSourc
     else:
         _check_import_path(spec)
         source = ModelSource(kind="import", target=spec, name=class_name.split(".")[-1], input_shape=input_shape)
-    if source.input_shape is None:
+    if source.input_shape is None and need_shape:
         raise InputSpecError(
             f"{spec} is not a registered model, so its input shape is unknown: pass --input-shape, "
             "for example --input-shape 1,28,28"

@@ -29,20 +29,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import formats
 from .atomic import make_folder, move_into_place, staging_folder
 from .errors import ArtifactDirError, ExportFailedError, ManifestError, UsageError
-from .manifest import ArtifactEntry, Manifest, read_checked
+from .integrity import read_checked
+from .manifest import ArtifactEntry, Manifest
 
 DEFAULT_MAX_BATCH_SIZE = 64  # Triton forms batches up to this size; 64 is the largest batch `verify` runs by default
 VERSION = "1"  # the one version folder written per model
 _MAX_INT32 = 2**31 - 1  # max_batch_size is an int32 in ModelConfig
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
 
-# format -> (platform, backend, file name Triton looks for in the version folder)
-BACKENDS: dict[str, tuple[str, str, str]] = {
-    "onnx": ("onnxruntime_onnx", "onnxruntime", "model.onnx"),
-    "torchscript": ("pytorch_libtorch", "pytorch", "model.pt"),
-}
+# format -> (platform, backend, file name Triton looks for in the version folder), from the format table
+BACKENDS: dict[str, tuple[str, str, str]] = {f.name: (*f.triton, f.file) for f in formats.TABLE if f.triton}
 
 # ONNX TensorProto.DataType name -> Triton DataType
 _ONNX_TYPES = {
@@ -243,7 +242,7 @@ def _inline_external_data(folder: Path, manifest: Manifest, entry: ArtifactEntry
     The side files must be bound by the manifest and pass their hash check; the model's data
     locations must name them (see formats.onnx.load_proto), or the artifact is refused.
     """
-    sidecars = [a for a in manifest.artifacts if a.details.get("of") == entry.path]
+    sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
     if not sidecars:
         return data
     files = {side.path: read_checked(folder, side, "copy") for side in sidecars}

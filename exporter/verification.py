@@ -24,17 +24,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import building, formats
+from . import formats, inputs, reference, runners
 from .compare import OutputComparison, pooled_agreement, small_sample_note
 from .config import Tolerance, VerifyConfig
 from .errors import ReferenceUnavailable, UsageError, first_line
 from .inputs import InputSet
-from .manifest import REPORT_NAME, ArtifactEntry, Manifest, read_member, sha256_bytes, write_text_atomic
+from .integrity import check_all
+from .manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
 from .parameters import ParameterReport, account, eager_parameters
-from .report import BatchResult, HashCheck, RuntimeResult, VerificationReport
-from .runners.base import InputMeta, Runner
-from .runners.torch_runners import eager as eager_runner
-from .sources import ModelSource
+from .report import BatchResult, RuntimeResult, VerificationReport
+from .runners import InputMeta, Runner
 
 
 def verify(
@@ -72,35 +71,33 @@ def _strict_float32() -> Iterator[None]:
 def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool) -> VerificationReport:
     manifest = Manifest.load(folder)
     device = _device(config, manifest)
-    shape = tuple(int(d) for d in manifest.input.get("shape", ()))
-    dtype = str(manifest.input.get("dtype", "float32"))
-    output_names = tuple(str(o["name"]) for o in manifest.outputs)
-    meta = InputMeta(str(manifest.input.get("name", "input")), shape[1:], dtype)
+    meta, output_names = manifest.input_meta, manifest.output_names
+    dtype = meta.dtype
 
     if config.inputs_path is not None:
         first = config.batch_sizes[0] if config.batch_sizes else None
-        inputs = InputSet.load(config.inputs_path, meta.sample_shape, dtype, first)
+        feeds = InputSet.load(config.inputs_path, meta.sample_shape, dtype, first)
     else:
-        quantized = any(entry.format in formats.QUANTIZED for entry in manifest.artifacts)
-        inputs = InputSet.generate(meta.sample_shape, dtype, config, export_batch=shape[0], quantized=quantized)
+        quantized = any(_is_quantized(entry) for entry in manifest.artifacts)
+        feeds = InputSet.generate(meta.sample_shape, dtype, config, manifest.export_batch, quantized)
     if config.save_inputs:
-        inputs.save(config.save_inputs)
+        feeds.save(config.save_inputs)
 
     tolerances = {name: config.tolerance(dtype) for name in output_names}  # eager and fp32 runtimes
     report = VerificationReport(
         artifact_dir=str(folder),
         model=str(manifest.model.get("name")),
         device=str(device),
-        inputs=inputs.origin,
-        samples=inputs.samples,
-        batch_sizes=list(inputs.groups),
+        inputs=feeds.origin,
+        samples=feeds.samples,
+        batch_sizes=list(feeds.groups),
         tolerances={},
         nan_policy=config.nan_policy,
     )
-    blobs = _check_hashes(folder, manifest, report)
+    blobs, report.hashes = check_all(folder, manifest.artifacts)
     if model is None:
         try:
-            model = rebuild(folder, manifest, config, device, report.problems, blobs)
+            model = reference.rebuild(folder, manifest, config, device, report.problems, blobs)
         except ReferenceUnavailable as error:
             # Without a reference nothing can be compared; still list every file that failed.
             report.problems.append(f"the eager reference cannot be rebuilt: {error}")
@@ -110,32 +107,30 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
                 if a.format in formats.FORMATS
             ]
             if write:
-                write_report(folder, manifest, report)
+                _record(folder, manifest, report)
             return report
-        report.reference["state_sha256"] = building.state_sha256(model)
+        report.reference["state_sha256"] = reference.state_sha256(model)
 
-    with eager_runner(model, device, meta, output_names) as reference:
-        expected = _run_all(reference, inputs, report_errors=report.problems)
-        again = _run_all(reference, inputs, report_errors=report.problems)
-        report.reference["seconds"] = sum(reference.inference_times) / 2  # per run
+    with runners.eager(model, device, meta, output_names) as eager:
+        expected = _run_all(eager, feeds, report_errors=report.problems)
+        again = _run_all(eager, feeds, report_errors=report.problems)
+        report.reference["seconds"] = sum(eager.inference_times) / 2  # per run
     _check_determinism(expected, again, tolerances, report)
 
     outputs: dict[str, dict[int, dict[str, np.ndarray]]] = {"eager": expected}
     tensors: dict[str, dict[str, np.ndarray]] = {}
     for entry in manifest.artifacts:
-        if entry.format in formats.DATA_FORMATS:
+        if entry.format in formats.SIDE_FILES:
             continue  # hash-checked above, used by the reference or by its model file, not a runtime
         if entry.format not in formats.FORMATS:
             report.problems.append(f"{entry.path}: unknown format {entry.format!r}; this exporter cannot check it")
             continue
-        quantized = entry.format in formats.QUANTIZED
-        runtime_tolerances = {name: config.tolerance(dtype, quantized) for name in output_names}
+        runtime_tolerances = {name: config.tolerance(dtype, _is_quantized(entry)) for name in output_names}
         result = RuntimeResult(formats.runtime_name(entry.format), entry.format, entry.path)
         report.runtimes.append(result)
         report.tolerances[result.runtime] = {k: _tolerance_dict(v) for k, v in runtime_tolerances.items()}
-        sidecars = [a.path for a in manifest.artifacts if a.details.get("of") == entry.path]
-        run = _RuntimeRun(entry, sidecars, blobs, device, meta, output_names, config.nan_policy)
-        outputs[result.runtime], found = run.execute(inputs, expected, runtime_tolerances, result, report)
+        run = _RuntimeRun(entry, manifest.side_files(entry), blobs, device, meta, output_names, config.nan_policy)
+        outputs[result.runtime], found = run.execute(feeds, expected, runtime_tolerances, result, report)
         if found is not None:
             tensors[result.runtime] = found
 
@@ -145,32 +140,34 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
     agree = {
         r.runtime: r.error is None and bool(r.batches) and all(b.passed for b in r.batches) for r in report.runtimes
     }
-    quantized = {formats.runtime_name(f) for f in formats.QUANTIZED}
+    quantized = {f.runtime for f in formats.TABLE if f.quantized}
     report.parameters = _account_parameters(model, device, meta, tensors, agree, quantized, config.allow_unused)
     if config.save_outputs:
         _save_outputs(config.save_outputs, outputs)
     if write:
-        write_report(folder, manifest, report)
+        _record(folder, manifest, report)
     return report
 
 
-def write_report(
-    folder: Path, manifest: Manifest, report: VerificationReport, json_path: Path | None = None, record: bool = True
-) -> None:
-    """verification.json beside the manifest (or at ``json_path``), and the summary in the manifest.
-
-    ``record=False`` (verify --no-record): only ``json_path`` is written, if given; the folder's
-    recorded verification stays as it was.
-    """
+def write_report(folder: Path, manifest: Manifest, report: VerificationReport) -> None:
+    """verification.json beside the manifest, and the summary in the manifest."""
     text = json.dumps(report.to_dict(), indent=2) + "\n"
-    if json_path is not None:
-        Path(json_path).write_text(text)  # a path the user named
-    if not record:
-        return
-    if json_path is None:
-        write_text_atomic(folder / REPORT_NAME, text)  # inside the folder: never through a planted symlink
+    write_text_atomic(folder / REPORT_NAME, text)  # inside the folder: never through a planted symlink
     manifest.verification = report.summary()
     manifest.write(folder)
+
+
+def _record(folder: Path, manifest: Manifest, report: VerificationReport) -> None:
+    """``write_report``, where a folder that cannot be written is a note, not a failure of the check."""
+    try:
+        write_report(folder, manifest, report)
+    except OSError as error:
+        report.record_notes.append(f"could not record the result in {folder} ({error.strerror})")
+
+
+def _is_quantized(entry: ArtifactEntry) -> bool:
+    fmt = formats.FORMATS.get(entry.format)
+    return fmt is not None and fmt.quantized
 
 
 def _tolerance_dict(tolerance: Tolerance) -> dict[str, float]:
@@ -192,32 +189,33 @@ class _RuntimeRun:
     output_names: tuple[str, ...]
     nan_policy: str
 
-    def execute(self, inputs, expected, tolerances, result: RuntimeResult, report: VerificationReport):
+    def execute(self, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport):
+        """Outputs by batch size, and the tensors the artifact holds (None when they cannot be read)."""
         result.notes += list(self.entry.details.get("warnings", []))
         data = self.blobs.get(self.entry.path)
         if data is None or any(path not in self.blobs for path in self.sidecars):
             result.error = "not run: its file or a file it needs failed the hash check"
             return {}, None
-        fmt = formats.module(self.entry.format)
         try:
-            runner = fmt.runner(data, self.blobs, self.device, self.meta, self.output_names)
+            runner = runners.runner_for(self.entry.format, data, self.blobs, self.device, self.meta, self.output_names)
             runner.activate()
         except UsageError:
             raise  # a hostile file (external data pointing outside the folder): refuse outright
         except Exception as error:
             result.error = f"could not be loaded: {first_line(error)}"
             return {}, None
+        found = None
         try:
-            got = _run_runtime(runner, inputs, expected, tolerances, self.nan_policy, result)
+            got = _run_runtime(runner, feeds, expected, tolerances, self.nan_policy, result)
+            try:
+                found = runner.tensors()
+            except Exception as error:
+                report.problems.append(f"{result.runtime}: cannot read its tensors: {first_line(error)}")
         finally:
             runner.deactivate()
         result.notes += runner.notes
         result.seconds = sum(runner.inference_times)
-        try:
-            return got, fmt.tensors(data, self.blobs)
-        except Exception as error:
-            report.problems.append(f"{result.runtime}: cannot read its tensors: {first_line(error)}")
-            return got, None
+        return got, found
 
 
 def _device(config: VerifyConfig, manifest: Manifest) -> torch.device:
@@ -227,69 +225,16 @@ def _device(config: VerifyConfig, manifest: Manifest) -> torch.device:
             f"this artifact was exported on {wanted} and this machine has no CUDA: "
             "pass --device cpu to verify on the CPU"
         )
-    return building.resolve_device(wanted)
+    return reference.resolve_device(wanted)
 
 
-def _check_hashes(folder: Path, manifest: Manifest, report: VerificationReport) -> dict[str, bytes]:
-    """Read each listed file once; keep the bytes of those whose sha256 matches."""
-    blobs: dict[str, bytes] = {}
-    for entry in manifest.artifacts:
-        try:
-            data = read_member(folder, entry.path)
-        except FileNotFoundError:
-            report.hashes.append(HashCheck(entry.path, entry.sha256, None, "missing"))
-            continue
-        except OSError as error:
-            report.hashes.append(HashCheck(entry.path, entry.sha256, None, error.strerror))
-            continue
-        check = HashCheck(entry.path, entry.sha256, sha256_bytes(data))
-        report.hashes.append(check)
-        if check.ok:
-            blobs[entry.path] = data
-    return blobs
-
-
-def rebuild(
-    folder: Path,
-    manifest: Manifest,
-    config: VerifyConfig,
-    device: torch.device,
-    problems: list[str] | None,
-    blobs: dict[str, bytes] | None = None,
-) -> nn.Module:
-    """The eager model the manifest describes, checked against its recorded state digest.
-
-    A digest mismatch is appended to ``problems`` (or raised as UsageError when None).
-    ``blobs``: files already hash-checked (a weights file not among them is checked here).
-    Raises ReferenceUnavailable when the recorded weights fail their hash check.
-    """
-    source = ModelSource.from_manifest(manifest.model, manifest.input, manifest.outputs).trusted(config.source)
-    model = building.build(source, int(manifest.model.get("seed", 0)), device)
-    from .weights import load_recorded_weights
-
-    load_recorded_weights(model, manifest, config, folder, blobs)
-    recorded = manifest.model.get("state_sha256")
-    actual = building.state_sha256(model)
-    if recorded != actual:
-        problem = (
-            f"the rebuilt eager model (state sha256 {actual[:12]}...) is not the one exported "
-            f"({str(recorded)[:12]}...): the model code or torch's initialisation changed since export"
-        )
-        if problems is None:
-            raise UsageError(problem)
-        problems.append(problem)
-    return model
-
-
-def _run_all(runner: Runner, inputs: InputSet, report_errors: list[str]) -> dict[int, dict[str, np.ndarray]]:
+def _run_all(runner: Runner, feeds: InputSet, report_errors: list[str]) -> dict[int, dict[str, np.ndarray]]:
     results: dict[int, dict[str, np.ndarray]] = {}
-    for b in inputs.groups:
+    for b in feeds.groups:
         try:
-            parts = [runner.infer(batch) for batch in inputs.batches(b)]
+            results[b] = runner.infer_all(feeds.batches(b))
         except Exception as error:
             report_errors.append(f"eager (the reference) raised at batch {b}: {first_line(error)}")
-            continue
-        results[b] = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
     return results
 
 
@@ -311,14 +256,13 @@ def _check_determinism(first, second, tolerances: dict[str, Tolerance], report: 
         )
 
 
-def _run_runtime(runner, inputs, expected, tolerances, nan_policy, result: RuntimeResult):
+def _run_runtime(runner: Runner, feeds: InputSet, expected, tolerances, nan_policy, result: RuntimeResult):
     got: dict[int, dict[str, np.ndarray]] = {}
-    for b in inputs.groups:
-        batch = BatchResult(batch_size=b, samples=len(inputs.groups[b]))
+    for b in feeds.groups:
+        batch = BatchResult(batch_size=b, samples=len(feeds.groups[b]))
         result.batches.append(batch)
         try:
-            parts = [runner.infer(x) for x in inputs.batches(b)]
-            outs = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+            outs = runner.infer_all(feeds.batches(b))
         except Exception as error:
             batch.error = first_line(error)
             continue
@@ -339,8 +283,7 @@ def _run_runtime(runner, inputs, expected, tolerances, nan_policy, result: Runti
 
 
 def _account_parameters(model, device, meta: InputMeta, tensors, agree, quantized, allow_unused) -> ParameterReport:
-    example = torch.rand((2, *meta.sample_shape), generator=torch.Generator().manual_seed(0))
-    params = eager_parameters(model, example.to(device=device, dtype=getattr(torch, meta.dtype)))
+    params = eager_parameters(model, inputs.example((2, *meta.sample_shape), meta.dtype, 0, device))
     values = dict(model.named_parameters())
     buffer_names = {n for n, _ in model.named_buffers()}
     report = ParameterReport(

@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, ReferenceUnavailable, first_line
-from .manifest import Manifest, read_member, sha256_bytes
+from .integrity import read_member, sha256_bytes
+from .manifest import Manifest
 
 FILE_NAME = "weights.pt"
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")

@@ -18,18 +18,14 @@ import torch
 from torch import nn
 
 from exporter import ExportConfig, export
-from exporter.bench_table import ProgressLine
-from exporter.benchmarking import (
-    DEFAULT_BATCH_SIZES,
-    BenchConfig,
-    MatmulPeak,
-    bench,
-    count_flops,
-    measure_matmul_peak,
-)
+from exporter.bench import BenchConfig, bench
+from exporter.bench.measure import MatmulPeak, count_flops, measure_matmul_peak
+from exporter.config import BENCH_BATCH_SIZES as DEFAULT_BATCH_SIZES
 from exporter.config import FORMATS
 from exporter.errors import ExporterError, UsageError
-from exporter.manifest import Manifest, sha256_file
+from exporter.integrity import sha256_file
+from exporter.manifest import Manifest
+from exporter.progress import ProgressLine
 from models.cnn import ConvNet
 from models.mlp import NeuralNetwork
 
@@ -147,13 +143,14 @@ def test_batch_1_agreement_is_a_share_of_many_samples_not_one(every_format):
 
 
 def test_the_timed_batch_is_the_first_accuracy_batch():
-    from exporter.benchmarking import _accuracy_feeds, _feed
+    from exporter.bench.run import _accuracy_feeds
     from exporter.runners.base import InputMeta
 
     meta = InputMeta("input", (28, 28), "float32")
     feeds = list(_accuracy_feeds(4, meta, seed=0, samples=10))
     assert [f.shape for f in feeds] == [(4, 28, 28)] * 3
-    assert (feeds[0] == _feed(4, meta, 0)).all() and not (feeds[1] == feeds[0]).all()
+    timed = next(_accuracy_feeds(4, meta, seed=0, samples=1))  # what _Run.start times
+    assert (feeds[0] == timed).all() and not (feeds[1] == feeds[0]).all()
 
 
 def test_eager_is_the_reference_and_is_not_compared_with_itself(report):
@@ -252,10 +249,10 @@ def test_the_peak_keeps_the_higher_of_two_measurements(report):
 
 
 def test_a_tampered_artifact_is_refused_before_anything_loads(private_copy, monkeypatch):
-    import exporter.benchmarking as benchmarking
+    import exporter.runners.onnxruntime as ort_runner
 
     loaded = []
-    monkeypatch.setattr(benchmarking, "onnxruntime_session", lambda *a: loaded.append(a))
+    monkeypatch.setattr(ort_runner, "session", lambda *a: loaded.append(a))
     onnx_file = private_copy / "model.onnx"
     onnx_file.write_bytes(onnx_file.read_bytes()[:-16] + b"\0" * 16)
     with pytest.raises(ExporterError) as caught:

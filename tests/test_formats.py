@@ -14,7 +14,7 @@ import pytest
 import models
 from exporter import ExportConfig, VerifyConfig, export, verify
 from exporter.errors import ExportFailedError, ManifestError, UsageError
-from exporter.formats.onnx import runtime_max_opset
+from exporter.runners.onnxruntime import runtime_max_opset
 
 from .conftest import BROKEN
 from .helpers import restamp

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from exporter.errors import ManifestError
-from exporter.manifest import Manifest, check_relative, member_path, read_member
+from exporter.integrity import check_relative, member_path, read_member
+from exporter.manifest import Manifest
 
 GOLDEN = Path(__file__).parent / "golden" / "manifest_keys.json"
 

@@ -27,12 +27,12 @@ def digit(tmp_path):
 
 def test_an_image_is_converted_and_every_runtime_agrees(mlp_dir, digit):
     result = predict(mlp_dir, str(digit))
-    assert set(result.classes) == {"eager", "torchscript", "onnx"} and result.agree
+    assert set(result.classes) == {"eager", "torchscript", "onnxruntime"} and result.agree  # keyed by runtime
     notes = " ".join(result.input_notes)
     assert "converted RGB to grayscale" in notes and "resized to 28x28" in notes and "[0, 1]" in notes
     for probabilities in result.probabilities.values():
         assert probabilities.shape == (1, 10) and probabilities.sum() == pytest.approx(1.0, abs=1e-5)
-    assert int(result.classes["onnx"][0]) == int(np.argmax(result.probabilities["onnx"][0]))
+    assert int(result.classes["onnxruntime"][0]) == int(np.argmax(result.probabilities["onnxruntime"][0]))
 
 
 def test_an_npy_batch_gives_a_list_per_runtime_in_json(mlp_dir, tmp_path):
@@ -40,15 +40,24 @@ def test_an_npy_batch_gives_a_list_per_runtime_in_json(mlp_dir, tmp_path):
     result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", str(tmp_path / "batch.npy"), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert set(data["predictions"]) == {"eager", "torchscript", "onnx"} and data["agree"] is True
-    assert len(data["predictions"]["onnx"]) == 3 and len(data["predictions"]["onnx"][0]["probabilities"]) == 10
+    assert set(data["predictions"]) == {"eager", "torchscript", "onnxruntime"} and data["agree"] is True
+    onnx = data["predictions"]["onnxruntime"]
+    assert len(onnx) == 3 and len(onnx[0]["probabilities"]) == 10
 
 
-def test_a_single_runtime_and_the_json_contract(mlp_dir):
-    result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", "random", "--runtime", "onnx", "--json"])
+@pytest.mark.parametrize("name", ["onnx", "onnxruntime"])  # a format name or its runtime name
+def test_a_single_runtime_and_the_json_contract(mlp_dir, name):
+    result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", "random", "--runtime", name, "--json"])
     data = json.loads(result.output)["predictions"]
-    assert list(data) == ["onnx"] and isinstance(data["onnx"]["class"], int)
-    assert len(data["onnx"]["probabilities"]) == 10
+    assert list(data) == ["onnxruntime"] and isinstance(data["onnxruntime"]["class"], int)  # keyed by runtime
+    assert len(data["onnxruntime"]["probabilities"]) == 10
+
+
+def test_predict_json_to_a_file_keeps_the_table_on_stdout(mlp_dir, tmp_path):
+    target = tmp_path / "p.json"
+    result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", "random", "--json", str(target)])
+    assert result.exit_code == 0 and "predicted" in result.output
+    assert set(json.loads(target.read_text())["predictions"]) == {"eager", "torchscript", "onnxruntime"}
 
 
 def test_a_registered_model_name_predicts_with_eager_only():

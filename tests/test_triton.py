@@ -15,7 +15,8 @@ from google.protobuf import text_format
 from onnx import TensorProto, helper
 
 from exporter.errors import ArtifactDirError, ExporterError, ExportFailedError, ManifestError, UsageError
-from exporter.manifest import ArtifactEntry, Manifest, sha256_file
+from exporter.integrity import sha256_file
+from exporter.manifest import ArtifactEntry, Manifest
 from exporter.triton import ModelFolderExistsError, TritonConfig, write_repository
 
 from .helpers import restamp

@@ -60,7 +60,7 @@ def test_checkpoint_forms_round_trip_through_export_and_verify(tmp_path, trained
 
 
 def _seeded_state_sha256() -> str:
-    from exporter.building import state_sha256
+    from exporter.reference import state_sha256
 
     torch.manual_seed(0)
     return state_sha256(NeuralNetwork())

@@ -1,22 +1,96 @@
-"""One module per artifact format. Each has ``FILE_NAME``, ``export(...)`` and ``runner(...)``.
+"""The one table of artifact formats. Everything that names a format derives from ``TABLE``.
 
-The table below is plain data so the CLI can list formats without importing torch.
+Each format has one module in this package that exports it and describes the file it wrote;
+the runner that loads and runs it lives in ``exporter.runners`` (formats never import
+runners). The table is plain data, so the CLI lists choices without importing torch.
+
+Each artifact kind has one name per role: ``name`` is what ``--format`` and the manifest
+say; ``runtime`` is what every report and every JSON output keys results by; ``label`` is
+what a reader knows it as (bench's table).
 """
 
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from types import ModuleType
 
-# format name -> (module in this package, runtime name used in reports), in the order written
-FORMATS: dict[str, tuple[str, str]] = {
-    "torchscript": ("torchscript", "torchscript"),
-    "onnx": ("onnx", "onnxruntime"),
-    "pt2": ("pt2", "pt2"),
-    "onnx-int8": ("onnx_int8", "onnxruntime-int8"),
-}
-QUANTIZED = ("onnx-int8",)  # verified under the quantisation policy, not the fp32 tolerance
-DATA_FORMATS = ("weights", "onnx-data")  # files bound by the manifest that no runtime runs
+
+@dataclass(frozen=True)
+class Format:
+    name: str  # --format and the manifest's "format"
+    file: str  # the file it writes in the artifact folder
+    runtime: str  # the key of its results in every report and JSON output
+    label: str  # what a reader knows it as
+    module: str  # the module of this package that exports it
+    engine: str  # what runs it: "torch.jit", "torch.export" or "onnxruntime"
+    default: bool = False  # written when --format is not given
+    quantized: bool = False  # verified under the quantisation policy, not the fp32 tolerance
+    triton: tuple[str, str] | None = None  # Triton (platform, backend) that serves it; None: not served
+
+
+EAGER = "eager"  # the reference runtime: the eager PyTorch model itself
+EAGER_LABEL = "PyTorch"
+
+TABLE: tuple[Format, ...] = (  # in the order `export` writes them
+    Format(
+        "torchscript", "model.pt", "torchscript", "TorchScript", "torchscript", "torch.jit",
+        default=True, triton=("pytorch_libtorch", "pytorch"),
+    ),
+    Format(
+        "onnx", "model.onnx", "onnxruntime", "ONNX", "onnx", "onnxruntime",
+        default=True, triton=("onnxruntime_onnx", "onnxruntime"),
+    ),
+    Format("pt2", "model.pt2", "pt2", "torch.export", "pt2", "torch.export"),
+    Format("onnx-int8", "model.int8.onnx", "onnxruntime-int8", "ONNX int8", "onnx_int8", "onnxruntime", quantized=True),
+)  # fmt: skip
+FORMATS: dict[str, Format] = {f.name: f for f in TABLE}
+NAMES: tuple[str, ...] = tuple(FORMATS)
+DEFAULTS: tuple[str, ...] = tuple(f.name for f in TABLE if f.default)
+RUNTIMES: tuple[str, ...] = (EAGER, *(f.runtime for f in TABLE))
+
+# Files the manifest binds that no runtime runs: the eager weights, and ONNX external data
+# (whose entry names the ONNX file it belongs to in ``details["of"]``).
+WEIGHTS = "weights"
+ONNX_DATA = "onnx-data"
+SIDE_FILES: tuple[str, ...] = (WEIGHTS, ONNX_DATA)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """What every format's ``export(model, example, path, spec)`` is told; each reads what it needs."""
+
+    input_name: str
+    output_names: tuple[str, ...]
+    opset: int | None = None  # ONNX: None for the exporter's default
+    onnx_exporter: str = "dynamo"  # ONNX: "dynamo" (torch.export based) or "legacy" (TorchScript based)
+    external_data: bool = False  # ONNX: weights in a side file (automatic past protobuf's 2 GB limit)
+
+
+def get(name: str) -> Format | None:
+    """The format named ``name`` (its format or its runtime name), or None."""
+    return FORMATS.get(name) or next((f for f in TABLE if f.runtime == name), None)
+
+
+def runtime_name(name: str) -> str:
+    """The runtime name of a format (``onnx`` -> ``onnxruntime``); other names unchanged."""
+    found = FORMATS.get(name)
+    return found.runtime if found else name
+
+
+def label(name: str) -> str:
+    found = get(name)
+    return found.label if found else EAGER_LABEL if name == EAGER else name
+
+
+def exporter_module(name: str) -> ModuleType:
+    """The module that exports format ``name`` (imports torch)."""
+    return importlib.import_module(f"{__name__}.{FORMATS[name].module}")
+
+
+def spellings(chosen: list[Format] | tuple[Format, ...] = TABLE) -> str:
+    """Runtime names with their format names where they differ: ``onnxruntime (onnx)``."""
+    return ", ".join(f.runtime if f.runtime == f.name else f"{f.runtime} ({f.name})" for f in chosen)
 
 
 def select(artifacts: list, wanted: tuple[str, ...]) -> list:
@@ -28,22 +102,11 @@ def select(artifacts: list, wanted: tuple[str, ...]) -> list:
     runnable = [a for a in artifacts if a.format in FORMATS]
     if not wanted:
         return runnable
-    known = {a.format for a in runnable} | {runtime_name(a.format) for a in runnable} | {"eager"}
+    known = {a.format for a in runnable} | {runtime_name(a.format) for a in runnable} | {EAGER}
     unknown = [w for w in wanted if w not in known]
     if unknown:
         from ..errors import UsageError
 
-        have = ", ".join(
-            runtime_name(a.format) if runtime_name(a.format) == a.format else f"{runtime_name(a.format)} ({a.format})"
-            for a in runnable
-        )
-        raise UsageError(f"this folder has no runtime {', '.join(map(repr, unknown))}: it has eager, {have}")
+        have = spellings([FORMATS[a.format] for a in runnable])
+        raise UsageError(f"this folder has no runtime {', '.join(map(repr, unknown))}: it has {EAGER}, {have}")
     return [a for a in runnable if a.format in wanted or runtime_name(a.format) in wanted]
-
-
-def module(fmt: str) -> ModuleType:
-    return importlib.import_module(f"{__name__}.{FORMATS[fmt][0]}")
-
-
-def runtime_name(fmt: str) -> str:
-    return FORMATS[fmt][1] if fmt in FORMATS else fmt

@@ -5,13 +5,14 @@ Two exporters: ``dynamo`` (torch's default since 2.9, built on torch.export) and
 ``external_data`` (chosen automatically past protobuf's 2 GB limit) the weights go to
 ``model.onnx.data`` beside it, whose location inside the model is a plain file name. Every
 file must pass ``onnx.checker.check_model(full_check=True)`` (strict shape inference
-included) before it is kept, and an ``--opset`` that the installed onnxruntime cannot
-load is refused before anything is exported.
+included) before it is kept. (Whether the installed onnxruntime loads the chosen opset is
+the runner's question: ``runners.onnxruntime.check_opset``, asked before anything is exported.)
+The rest of this module reads ONNX files safely: external data only from hash-checked
+files of the folder, inlined or copied privately, never resolved against a directory.
 """
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,34 +21,23 @@ import torch
 from torch import nn
 
 from .._capture import quiet_export
-from ..errors import ExportFailedError, ManifestError, UsageError, first_line
+from ..errors import ExportFailedError, ManifestError, first_line
+from . import ExportSpec
 from ._explain import explain_torch_export, strip_ansi
 
-FILE_NAME = "model.onnx"
-DATA_SUFFIX = ".data"  # external data goes to FILE_NAME + DATA_SUFFIX
+DATA_SUFFIX = ".data"  # external data goes to the ONNX file's name + DATA_SUFFIX
 BATCH_AXIS = "batch"
 PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GB
 _AUTO_EXTERNAL = int(PROTOBUF_LIMIT * 0.9)  # leave room for the graph itself
 
 
-def export(
-    model: nn.Module,
-    example: torch.Tensor,
-    path: Path,
-    *,
-    input_name: str,
-    output_names: tuple[str, ...],
-    opset: int | None = None,
-    onnx_exporter: str = "dynamo",
-    external_data: bool = False,
-    **_: Any,
-) -> dict[str, Any]:
+def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec) -> dict[str, Any]:
     """Export ``model`` to ``path``; returns details for the manifest. Raises ExportFailedError."""
-    if opset is not None:
-        check_opset(opset)
+    input_name, output_names, onnx_exporter = spec.input_name, spec.output_names, spec.onnx_exporter
+    external_data = spec.external_data
     warned: list[str] = []
     kwargs: dict[str, Any] = dict(
-        input_names=[input_name], output_names=list(output_names), opset_version=opset, external_data=False
+        input_names=[input_name], output_names=list(output_names), opset_version=spec.opset, external_data=False
     )
     if onnx_exporter == "dynamo":
         # The forward argument's own name keys dynamic_shapes; a positional tuple avoids needing it.
@@ -115,45 +105,6 @@ def check(path: Path) -> None:
         raise ExportFailedError(
             f"the exported ONNX file fails onnx.checker: {first_line(error)}. Try another --opset or --onnx-exporter"
         ) from error
-
-
-@functools.lru_cache(maxsize=1)
-def runtime_max_opset() -> int:
-    """The newest ai.onnx opset the installed onnxruntime loads, probed with a one-node model."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
-
-    def loads(version: int) -> bool:
-        graph = helper.make_graph(
-            [helper.make_node("Identity", ["x"], ["y"])], "probe",
-            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
-        )  # fmt: skip
-        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)])
-        model.ir_version = 8  # an IR version every supported runtime reads
-        try:
-            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-            return True
-        except Exception:
-            return False
-
-    version = onnx.defs.onnx_opset_version() + 4
-    while version > 7 and not loads(version):
-        version -= 1
-    return version
-
-
-def check_opset(opset: int) -> None:
-    """Refuse an opset the installed onnxruntime cannot load, before exporting anything."""
-    import onnxruntime as ort
-
-    newest = runtime_max_opset()
-    if opset > newest:
-        raise UsageError(
-            f"--opset {opset} is newer than onnxruntime {ort.__version__} can load (up to opset {newest}): "
-            f"choose {newest} or lower, or upgrade onnxruntime"
-        )
 
 
 def _explain(error: BaseException, onnx_exporter: str) -> str:
@@ -226,10 +177,10 @@ def loadable(data: bytes, files: dict[str, bytes]) -> tuple[bytes | str, tempfil
         return inline_bytes(data, files), None
     workdir = tempfile.TemporaryDirectory(prefix="exporter-onnx-")
     root = Path(workdir.name)
-    (root / FILE_NAME).write_bytes(data)
+    (root / "model.onnx").write_bytes(data)
     for name in locations:
         (root / name).write_bytes(files[name])
-    return str(root / FILE_NAME), workdir
+    return str(root / "model.onnx"), workdir
 
 
 def _external_locations(proto) -> set[str]:
@@ -244,43 +195,8 @@ def _external_locations(proto) -> set[str]:
     }
 
 
-def session(data: bytes | str, device: torch.device):
-    """An ONNX Runtime session over hash-checked bytes (or a private copy of them: see ``loadable``)."""
-    import onnxruntime as ort
-
-    providers: list[Any] = ["CPUExecutionProvider"]
-    if device.type == "cuda" and "CUDAExecutionProvider" in ort.get_available_providers():
-        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
-    options = ort.SessionOptions()
-    options.log_severity_level = 4  # fatal only: run errors come back as exceptions, reported once
-    ort.set_default_logger_severity(4)
-    try:
-        return ort.InferenceSession(data, sess_options=options, providers=providers)
-    except Exception as error:
-        import onnx
-
-        proto = onnx.load(data, load_external_data=False) if isinstance(data, str) else onnx.load_from_string(data)
-        opset = opset_of(proto)
-        if opset is not None and opset > runtime_max_opset():
-            raise RuntimeError(
-                f"onnxruntime {ort.__version__} cannot load opset {opset} (it loads up to opset "
-                f"{runtime_max_opset()}): export with --opset {runtime_max_opset()} or upgrade onnxruntime"
-            ) from error
-        raise
-
-
-def runner(data: bytes, files: dict[str, bytes], device: torch.device, meta, output_names, runtime="onnxruntime"):
-    from ..runners.onnxruntime import OnnxRuntimeRunner
-
-    model, workdir = loadable(data, files)
-    return OnnxRuntimeRunner(
-        runtime=runtime, input_meta=meta, output_names=output_names, data=model, device=device, workdir=workdir
-    )
-
-
-def tensors(data: bytes, files: dict[str, bytes]) -> dict:
-    """The graph's initializers (weights and exporter constants), by name."""
+def initializers(proto) -> dict:
+    """The graph's initializers (weights and exporter constants), by name, as numpy arrays."""
     from onnx import numpy_helper
 
-    proto = load_proto(data, files)
     return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}

@@ -11,6 +11,7 @@ and a minimum top-1 agreement), not the fp32 tolerance.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +20,19 @@ from torch import nn
 
 from .._capture import quiet_export
 from ..errors import ExportFailedError, first_line
+from . import FORMATS, ExportSpec
 from . import onnx as fp32
 
-FILE_NAME = "model.int8.onnx"
 
-
-def export(model: nn.Module, example: torch.Tensor, path: Path, **options: Any) -> dict[str, Any]:
+def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec) -> dict[str, Any]:
     """Quantise the folder's fp32 ONNX file (exporting one first if --format onnx was not asked for)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    source = path.parent / fp32.FILE_NAME
+    source = path.parent / FORMATS["onnx"].file
     temporary = not source.exists()
     if temporary:
         source = path.parent / ".fp32-for-int8.onnx"
-        fp32.export(model, example, source, **{**options, "external_data": False})
+        fp32.export(model, example, source, replace(spec, external_data=False))
     warned: list[str] = []
     try:
         with quiet_export(warned):
@@ -55,11 +55,3 @@ def _drop_node_metadata(path: Path) -> None:
     for node in proto.graph.node:
         del node.metadata_props[:]
     onnx.save(proto, str(path))
-
-
-def runner(data: bytes, files: dict[str, bytes], device: torch.device, meta, output_names):
-    return fp32.runner(data, files, device, meta, output_names, runtime="onnxruntime-int8")
-
-
-def tensors(data: bytes, files: dict[str, bytes]) -> dict:
-    return fp32.tensors(data, files)

@@ -8,7 +8,6 @@ doubled to batch 2 before export; the graph is the same.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,11 @@ from torch import nn
 
 from .._capture import quiet_export
 from ..errors import ExportFailedError
+from . import ExportSpec
 from ._explain import explain_torch_export
 
-FILE_NAME = "model.pt2"
 
-
-def export(model: nn.Module, example: torch.Tensor, path: Path, **_: Any) -> dict[str, Any]:
+def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec) -> dict[str, Any]:  # noqa: ARG001
     warned: list[str] = []
     if example.shape[0] == 1:
         example = torch.cat([example, example])  # a hint of 1 would be specialised to a constant
@@ -35,26 +33,3 @@ def export(model: nn.Module, example: torch.Tensor, path: Path, **_: Any) -> dic
             explain_torch_export(error, "torch.export", ", or leave pt2 out of --format")
         ) from error
     return {"method": "torch.export.export + torch.export.save", "warnings": warned}
-
-
-def load(data: bytes):
-    """The ExportedProgram in hash-checked bytes."""
-    with quiet_export([]):
-        return torch.export.load(io.BytesIO(data))
-
-
-def runner(data: bytes, _files: dict[str, bytes], device: torch.device, meta, output_names):
-    from ..runners.torch_runners import TorchModuleRunner
-
-    return TorchModuleRunner(
-        runtime="pt2", input_meta=meta, output_names=output_names, device=device,
-        loader=lambda: load(data).module().to(device),
-    )  # fmt: skip
-
-
-def tensors(data: bytes, _files: dict[str, bytes]) -> dict:
-    """The program's parameters and buffers (its state_dict) and lifted constants, by name."""
-    program = load(data)
-    found = {name: t.detach().cpu().numpy() for name, t in program.state_dict.items()}
-    found.update({name: t.detach().cpu().numpy() for name, t in program.constants.items() if torch.is_tensor(t)})
-    return found

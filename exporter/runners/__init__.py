@@ -1,7 +1,54 @@
-"""Every runtime is a Runner with one interface: ``with runner: runner.infer(batch)``."""
+"""Every runtime is a Runner with one interface: ``with runner: runner.infer(batch)``.
+
+``runner_for`` makes the runner of one artifact from its hash-checked bytes; ``eager`` wraps
+the reference model. Only the modules of this package import a runtime (torch.jit,
+torch.export, onnxruntime) to load or run an artifact.
+"""
 
 from __future__ import annotations
 
-from .base import Runner
+from typing import TYPE_CHECKING
 
-__all__ = ["Runner"]
+from .base import InputMeta, Runner
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+__all__ = ["InputMeta", "Runner", "eager", "runner_for"]
+
+
+def runner_for(
+    fmt: str,
+    data: bytes,
+    files: dict[str, bytes],
+    device: torch.device,
+    meta: InputMeta,
+    output_names: tuple[str, ...],
+    *,
+    threads: int | None = None,
+) -> Runner:
+    """The runner of an artifact of format ``fmt`` over its hash-checked ``data``.
+
+    ``files``: the folder's other hash-checked files (ONNX external data is taken only from
+    them). ``threads``: ONNX Runtime's tuned settings with that many threads (bench); None
+    for its defaults. The runner loads nothing until it is activated.
+    """
+    from ..formats import FORMATS
+
+    spec = FORMATS[fmt]
+    if spec.engine == "onnxruntime":
+        from . import onnxruntime
+
+        return onnxruntime.runner(spec.runtime, data, files, device, meta, output_names, threads)
+    from . import torch as torch_runners
+
+    load = torch_runners.torchscript if spec.engine == "torch.jit" else torch_runners.pt2
+    return load(spec.runtime, data, device, meta, output_names)
+
+
+def eager(model: nn.Module, device: torch.device, meta: InputMeta, output_names: tuple[str, ...]) -> Runner:
+    """The reference: the eager model itself."""
+    from . import torch as torch_runners
+
+    return torch_runners.eager(model, device, meta, output_names)

@@ -4,12 +4,19 @@ A runner is a context manager (``activate`` loads the model, ``deactivate`` free
 with a public ``infer`` that checks the feed against the runner's declared input,
 times the call, and hands the batch to the subclass's ``_infer``. Feeds and results
 are numpy arrays, so every runtime is compared on exactly the same bytes.
+
+Two more things a loaded runner answers: ``prepare(feed)``, a call that runs one fixed
+feed as fast as the runtime allows (what ``bench`` times: subclasses may bind the feed
+and the output buffers once), and ``tensors()``, the parameters and constants the loaded
+artifact holds (what parameter accounting reads, without loading the file again).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +62,37 @@ class Runner:
 
     def infer(self, feed: np.ndarray) -> dict[str, np.ndarray]:
         """Run one batch. Raises InputSpecError when ``feed`` does not fit ``input_meta``."""
+        self._check(feed)
+        start = time.perf_counter()
+        outputs = self._infer(feed)
+        self.inference_times.append(time.perf_counter() - start)
+        return outputs
+
+    def infer_all(self, batches: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
+        """Run every batch in turn; each output concatenated over the batches, by name."""
+        parts = [self.infer(batch) for batch in batches]
+        return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+
+    def prepare(self, feed: np.ndarray) -> Callable[[], dict[str, np.ndarray]]:
+        """A call that runs ``feed`` once (checked here, once); its outputs may be reused buffers.
+
+        The default goes through ``infer``; runners with a faster path for a fixed feed override
+        ``_prepare``. Outputs of the returned call are only valid until its next call.
+        """
+        self._check(feed)
+        return self._prepare(feed)
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        """The parameters, buffers and constants the loaded artifact holds, by name (on the CPU)."""
+        if not self.is_active:
+            raise RuntimeError(f"{self.runtime} runner used outside its `with` block")
+        return self._tensors()
+
+    def settings(self) -> dict[str, Any]:
+        """How the runtime is configured, as a report records it."""
+        return {}
+
+    def _check(self, feed: np.ndarray) -> None:
         if not self.is_active:
             raise RuntimeError(f"{self.runtime} runner used outside its `with` block")
         meta = self.input_meta
@@ -65,10 +103,6 @@ class Runner:
             )
         if feed.dtype != np.dtype(meta.dtype):
             raise InputSpecError(f"{self.runtime} expects {meta.dtype} input, got {feed.dtype}")
-        start = time.perf_counter()
-        outputs = self._infer(feed)
-        self.inference_times.append(time.perf_counter() - start)
-        return outputs
 
     def _named(self, values: object) -> dict[str, np.ndarray]:
         """Name a model's return value (tensor, tuple or list) with ``output_names``."""
@@ -84,6 +118,12 @@ class Runner:
         pass
 
     def _infer(self, feed: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def _prepare(self, feed: np.ndarray) -> Callable[[], dict[str, np.ndarray]]:
+        return lambda: self._infer(feed)
+
+    def _tensors(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
 

@@ -1,26 +1,65 @@
-"""The ONNX Runtime runner."""
+"""The ONNX Runtime runner, its session settings and the opset probe.
+
+A session loads the hash-checked bytes with external data inlined (or, past protobuf's 2 GB
+limit, a private temporary copy of those same bytes: ``formats.onnx.loadable``), never the
+artifact folder itself. Two settings:
+
+- default (verify, predict): ONNX Runtime's defaults, fatal-only logging;
+- tuned (bench): see ``tuned_settings``, with IO binding in ``prepare``.
+"""
 
 from __future__ import annotations
 
+import functools
+import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import onnxruntime as ort
+import torch
 
-from .base import Runner
+from ..errors import UsageError
+from ..formats import onnx as onnx_file
+from .base import InputMeta, Runner
+
+
+def tuned_settings(threads: int) -> dict[str, Any]:
+    """The session settings ``bench`` uses, as recorded in its report (and why, in comments).
+
+    - graph optimisation ORT_ENABLE_ALL: fuses Gemm+Relu (FusedGemm) and lays out convolutions
+      for the CPU's vector width (NCHWc); the file on disk stays portable, only the session changes;
+    - intra-op threads = ``threads``: the same cores torch is given, so the comparison is fair;
+    - inter-op threads 1 and sequential execution: these models are one chain of operators, so
+      there is nothing to run side by side, and a second pool would only compete for the cores;
+    - spinning workers (ORT's default, set explicitly): a worker waits for the next operator by
+      spinning instead of sleeping, which saves the wake-up at small batches; it costs CPU time
+      while a run is in progress, which a server sharing its cores may not want;
+    - IO binding: the input is bound in place and outputs go into arrays allocated once per batch
+      size, so a call does not allocate or copy its outputs (the feed is rebound on every call).
+    """
+    return {
+        "providers": ["CPUExecutionProvider"],
+        "graph_optimization_level": "ORT_ENABLE_ALL",
+        "intra_op_num_threads": threads,
+        "inter_op_num_threads": 1,
+        "execution_mode": "ORT_SEQUENTIAL",
+        "session.intra_op.allow_spinning": "1",
+        "io_binding": True,
+    }
 
 
 @dataclass
 class OnnxRuntimeRunner(Runner):
     data: bytes | str = b""  # the hash-checked .onnx bytes, or the path of a private copy (over 2 GB)
     device: Any = None  # torch.device the rest of the run uses; picks the execution provider
+    threads: int | None = None  # None: ONNX Runtime's defaults; a number: ``tuned_settings(threads)``
+    workdir: tempfile.TemporaryDirectory | None = None  # holds that private copy; removed on deactivate
     session: Any = None
-    workdir: Any = None  # the TemporaryDirectory holding that private copy, removed on deactivate
 
     def _activate(self) -> None:
-        from ..formats import onnx as fmt
-
-        self.session = fmt.session(self.data, self.device)
+        self.session = session(self.data, self.device, self.threads)
         used = self.session.get_providers()
         self.notes.append(f"execution providers: {', '.join(used)}")
         if getattr(self.device, "type", "cpu") == "cuda" and "CUDAExecutionProvider" not in used:
@@ -35,3 +74,118 @@ class OnnxRuntimeRunner(Runner):
     def _infer(self, feed: np.ndarray) -> dict[str, np.ndarray]:
         values = self.session.run(list(self.output_names), {self.input_meta.name: feed})
         return self._named(values)
+
+    def _prepare(self, feed: np.ndarray) -> Callable[[], dict[str, np.ndarray]]:
+        # One plain run learns the output shapes at this batch size; later calls write into
+        # arrays allocated here, once, through IO binding. ``call`` returns (and so keeps alive)
+        # those arrays: ORT holds only their addresses, and writing into a freed one would crash.
+        first = self._infer(feed)
+        outputs = {name: np.empty_like(value) for name, value in first.items()}
+        binding = self.session.io_binding()
+        for name, array in outputs.items():
+            binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
+
+        def call() -> dict[str, np.ndarray]:
+            binding.bind_cpu_input(self.input_meta.name, feed)
+            self.session.run_with_iobinding(binding)
+            return outputs
+
+        return call
+
+    def _tensors(self) -> dict[str, np.ndarray]:
+        import onnx
+
+        # past 2 GB, ``data`` is the path of the private copy: read the initializers from it
+        proto = onnx.load(self.data) if isinstance(self.data, str) else onnx.load_from_string(self.data)
+        return onnx_file.initializers(proto)
+
+    def settings(self) -> dict[str, Any]:
+        if self.threads is None:
+            return {"providers": self.session.get_providers() if self.session else [], "defaults": True}
+        return tuned_settings(self.threads)
+
+
+def runner(
+    runtime: str,
+    data: bytes,
+    files: dict[str, bytes],
+    device: torch.device,
+    meta: InputMeta,
+    output_names: tuple[str, ...],
+    threads: int | None = None,
+) -> OnnxRuntimeRunner:
+    """A runner over hash-checked ONNX bytes; ``files``: the folder's other checked files (external data).
+
+    Raises ManifestError (a usage error) at once when external data points anywhere but a
+    checked file of the folder.
+    """
+    model, workdir = onnx_file.loadable(data, files)
+    return OnnxRuntimeRunner(
+        runtime, meta, tuple(output_names), data=model, device=device, threads=threads, workdir=workdir
+    )
+
+
+def session(data: bytes | str, device: torch.device | None, threads: int | None = None) -> ort.InferenceSession:
+    """An ONNX Runtime session; ``threads`` set: the tuned settings, on the CPU."""
+    providers: list[Any] = ["CPUExecutionProvider"]
+    on_cuda = threads is None and device is not None and device.type == "cuda"
+    if on_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
+        providers.insert(0, ("CUDAExecutionProvider", {"device_id": device.index or 0}))
+    options = ort.SessionOptions()
+    options.log_severity_level = 4  # fatal only: run errors come back as exceptions, reported once
+    ort.set_default_logger_severity(4)
+    if threads is not None:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+    try:
+        return ort.InferenceSession(data, sess_options=options, providers=providers)
+    except Exception as error:
+        import onnx
+
+        proto = onnx.load(data, load_external_data=False) if isinstance(data, str) else onnx.load_from_string(data)
+        opset = onnx_file.opset_of(proto)
+        if opset is not None and opset > runtime_max_opset():
+            raise RuntimeError(
+                f"onnxruntime {ort.__version__} cannot load opset {opset} (it loads up to opset "
+                f"{runtime_max_opset()}): export with --opset {runtime_max_opset()} or upgrade onnxruntime"
+            ) from error
+        raise
+
+
+@functools.lru_cache(maxsize=1)
+def runtime_max_opset() -> int:
+    """The newest ai.onnx opset the installed onnxruntime loads, probed with a one-node model."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    def loads(version: int) -> bool:
+        graph = helper.make_graph(
+            [helper.make_node("Identity", ["x"], ["y"])], "probe",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        )  # fmt: skip
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", version)])
+        model.ir_version = 8  # an IR version every supported runtime reads
+        try:
+            ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+            return True
+        except Exception:
+            return False
+
+    version = onnx.defs.onnx_opset_version() + 4
+    while version > 7 and not loads(version):
+        version -= 1
+    return version
+
+
+def check_opset(opset: int) -> None:
+    """Refuse an opset the installed onnxruntime cannot load, before exporting anything."""
+    newest = runtime_max_opset()
+    if opset > newest:
+        raise UsageError(
+            f"--opset {opset} is newer than onnxruntime {ort.__version__} can load (up to opset {newest}): "
+            f"choose {newest} or lower, or upgrade onnxruntime"
+        )

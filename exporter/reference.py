@@ -1,29 +1,35 @@
-"""Build the eager model a source describes, on a device, from a seed.
+"""The eager reference: built from a source and a seed, or rebuilt from a manifest and checked.
 
 Weights are initialised on the CPU under ``torch.manual_seed(seed)`` (inside
 ``fork_rng``, so the caller's random state is untouched) and then moved to the
 device: the same seed gives the same weights on every device, which is what lets
-``verify`` rebuild the exact model that ``export`` wrote.
+``verify`` rebuild the exact model that ``export`` wrote. ``rebuild`` does that for every
+command that needs the eager model of an artifact folder (verify, predict, inspect, bench),
+and checks it against the state digest recorded at export.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from .errors import DeviceError, ModelNotFoundError, first_line
+from .config import check_device
+from .errors import DeviceError, ModelNotFoundError, UsageError, first_line
+from .manifest import Manifest
 from .sources import ModelSource
+from .weights import load_recorded_weights
 
-_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+if TYPE_CHECKING:
+    from .config import VerifyConfig
 
 
 def resolve_device(text: str) -> torch.device:
     """``auto`` is CUDA when available (as the seed article does), else the CPU."""
-    if not _DEVICE.match(text):
-        raise DeviceError(f"unknown device {text!r}: use auto, cpu, cuda or cuda:N")
+    check_device(text)
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(text)
@@ -58,13 +64,6 @@ def build(source: ModelSource, seed: int, device: torch.device) -> nn.Module:
     return model.eval().to(device)
 
 
-def example_input(shape: tuple[int, ...], dtype: str, seed: int, device: torch.device) -> torch.Tensor:
-    """The tracing example: uniform in [0, 1) like the seed's ``torch.rand``, seeded."""
-    generator = torch.Generator().manual_seed(seed)
-    x = torch.rand(shape, generator=generator, dtype=getattr(torch, dtype))
-    return x.to(device)
-
-
 def count_parameters(model: nn.Module) -> int:
     """Number of parameter elements; tied (shared) tensors are counted once, as ``parameters()`` yields them once."""
     return sum(p.numel() for p in model.parameters())
@@ -78,3 +77,34 @@ def state_sha256(model: nn.Module) -> str:
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
         digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
     return digest.hexdigest()
+
+
+def rebuild(
+    folder: Path,
+    manifest: Manifest,
+    config: VerifyConfig,
+    device: torch.device,
+    problems: list[str] | None = None,
+    blobs: dict[str, bytes] | None = None,
+) -> nn.Module:
+    """The eager model the manifest describes, checked against its recorded state digest.
+
+    ``config`` supplies ``source`` (the code, never taken from the folder itself) and
+    ``weights``. A digest mismatch is appended to ``problems`` (or raised as UsageError when
+    None). ``blobs``: files already hash-checked (a weights file not among them is checked
+    here). Raises ReferenceUnavailable when the recorded weights fail their hash check.
+    """
+    source = ModelSource.from_manifest(manifest.model, manifest.input, manifest.outputs).trusted(config.source)
+    model = build(source, int(manifest.model.get("seed", 0)), device)
+    load_recorded_weights(model, manifest, config, folder, blobs)
+    recorded = manifest.model.get("state_sha256")
+    actual = state_sha256(model)
+    if recorded != actual:
+        problem = (
+            f"the rebuilt eager model (state sha256 {actual[:12]}...) is not the one exported "
+            f"({str(recorded)[:12]}...): the model code or torch's initialisation changed since export"
+        )
+        if problems is None:
+            raise UsageError(problem)
+        problems.append(problem)
+    return model

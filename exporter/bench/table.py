@@ -1,16 +1,14 @@
-"""The table `exporter bench` prints, and the progress line it shows while it runs.
+"""The table ``exporter bench`` prints: one block per batch size, eager first, then notes.
 
-Split from benchmarking.py, which measures: this module only formats a BenchReport.
+Formatting only: it reads a BenchReport's fields and measures nothing.
 """
 
 from __future__ import annotations
 
-import sys
-from typing import Any, TextIO
+from typing import Any
 
-from . import formats
-from .benchmarking import LABELS, BenchReport, BenchResult
-from .tables import human_size
+from .. import formats
+from ..tables import human_size
 
 _COLUMNS = (  # header, width, right-aligned
     ("format", 12, False),
@@ -29,7 +27,7 @@ _COLUMNS = (  # header, width, right-aligned
 )
 
 
-def render(report: BenchReport) -> str:
+def render(report: Any) -> str:
     flops = report.flops
     threads = report.threads
     lines = [
@@ -55,7 +53,7 @@ def render(report: BenchReport) -> str:
         batch = row.batch_size
         lines.append(_row(_cells(row)).rstrip())
     lines += ["", _ort_line(report.onnxruntime_settings), _timing_line(report.config)]
-    if any(r.format in formats.QUANTIZED for r in report.results):
+    if any(formats.FORMATS[r.format].quantized for r in report.results if r.format in formats.FORMATS):
         lines.append(
             "int8: GFLOP/s counts the same multiply-accumulates, done in integer, against the float32 peak (so it can "
             "pass 100%); * top-1 counting near ties within the quantisation bound (verify gates on the exact share)"
@@ -73,8 +71,8 @@ def _row(cells: list[str]) -> str:
     )
 
 
-def _cells(row: BenchResult) -> list[str]:
-    head = [LABELS.get(row.format, row.format), row.runtime, human_size(row.size_bytes)]
+def _cells(row: Any) -> list[str]:
+    head = [formats.label(row.format), row.runtime, human_size(row.size_bytes)]
     if row.error:
         return [*head, "-", "-", str(row.batch_size), "failed:", row.error, *[""] * 5]
     reference = row.runtime == "eager"
@@ -93,7 +91,7 @@ def _cells(row: BenchResult) -> list[str]:
     ]
 
 
-def _top1(row: BenchResult) -> str:
+def _top1(row: Any) -> str:
     """Exact agreement; for int8 also the share counting near ties (marked *), as verify prints it."""
     text = _num(None if row.top1_agreement is None else 100 * row.top1_agreement, "{:.1f}%")
     if row.top1_agreement_within_tolerance is not None:
@@ -120,30 +118,3 @@ def _timing_line(config: dict[str, Any]) -> str:
         "max diff and top-1 against eager on the same seeded samples, at least "
         f"{config.get('accuracy_samples', 1024):,} per batch size (whole batches; the timed batch is the first)"
     )
-
-
-# ---------------------------------------------------------------- progress on stderr
-
-
-class ProgressLine:
-    """Writes ``bench``'s progress messages to ``stream``: one line rewritten in place on a terminal,
-    one line per message elsewhere (a log). ``close()`` clears the terminal line."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self.width = 0
-
-    def __call__(self, message: str) -> None:
-        if self.tty:
-            self.stream.write("\r" + message.ljust(self.width))
-            self.width = len(message)
-        else:
-            self.stream.write(message + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and self.width:
-            self.stream.write("\r" + " " * self.width + "\r")
-            self.stream.flush()
-            self.width = 0

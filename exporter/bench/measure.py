@@ -1,0 +1,206 @@
+"""What ``bench`` measures besides the runtimes' own calls: FLOPs, the machine's matmul peak, call timing.
+
+A float32 matmul (``torch.mm``, 2048x2048) measured in the same run gives the machine's
+peak, so each GFLOP/s figure can be read as a share of what this CPU can do.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import BenchConfig
+
+PEAK_SIZE = 2048  # the matmul peak multiplies two PEAK_SIZE x PEAK_SIZE float32 matrices
+FLOP_LAYERS = (nn.Linear, nn.Conv2d)  # the layers count_flops counts; others count zero
+
+
+@dataclass
+class FlopCount:
+    """FLOPs of one sample through the model's Linear and Conv2d layers: 2 x multiply-accumulates.
+
+    Bias additions, activations, pooling and normalisation are not counted (the usual
+    convention: they are a small share next to the matrix products, and no runtime does them
+    on the matrix units). ``per_sample`` is None when the model has no such layer.
+    """
+
+    per_sample: int | None
+    layers: dict[str, int] = field(default_factory=dict)  # qualified layer name -> FLOPs per sample
+
+
+@dataclass
+class MatmulPeak:
+    """The float32 matmul rate this machine reaches through torch.mm, measured in the same run.
+
+    ``bench`` measures it before and after the runtimes and keeps the higher median
+    (``combine``): a moment when the host was slow cannot then lower the peak and inflate
+    every runtime's share of it.
+    """
+
+    gflops_per_s: float
+    seconds_median: float
+    size: int
+    runs: int
+    threads: int
+    measured_gflops_per_s: list[float] = field(default_factory=list)  # each measurement's median
+
+    @property
+    def method(self) -> str:
+        times = len(self.measured_gflops_per_s)
+        which = f"the higher of {times} medians of {self.runs} runs" if times > 1 else f"median of {self.runs} runs"
+        return f"torch.mm of two {self.size}x{self.size} float32 matrices, {which}"
+
+    def combine(self, other: MatmulPeak) -> MatmulPeak:
+        best = self if self.gflops_per_s >= other.gflops_per_s else other
+        measured = self.measured_gflops_per_s + other.measured_gflops_per_s
+        return MatmulPeak(best.gflops_per_s, best.seconds_median, best.size, best.runs, best.threads, measured)
+
+
+def count_flops(model: nn.Module, example: torch.Tensor) -> FlopCount:
+    """FLOPs per sample of ``model`` on ``example`` (a batch), from hooks on nn.Linear and nn.Conv2d.
+
+    A Linear layer does ``in_features`` multiply-accumulates per output element, a Conv2d
+    ``in_channels / groups * kernel height * kernel width``; FLOPs are twice that. Shapes
+    come from one real forward pass, so a layer called twice counts twice and one never
+    called counts zero. Runs under torch.inference_mode; the model is left as it was.
+    """
+    macs: dict[str, int] = {}
+    names = {module: name for name, module in model.named_modules()}
+
+    def hook(module: nn.Module, _inputs: Any, output: torch.Tensor) -> None:
+        if isinstance(module, nn.Linear):
+            per_output = module.in_features
+        else:
+            kh, kw = module.kernel_size
+            per_output = module.in_channels // module.groups * kh * kw
+        name = names[module] or type(module).__name__
+        macs[name] = macs.get(name, 0) + output.numel() * per_output
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, FLOP_LAYERS)]
+    try:
+        with torch.inference_mode():
+            model(example)
+    finally:
+        for handle in handles:
+            handle.remove()
+    batch = int(example.shape[0])
+    layers = {name: 2 * count // batch for name, count in macs.items()}
+    return FlopCount(sum(layers.values()) if layers else None, layers)
+
+
+def measure_matmul_peak(threads: int, size: int = PEAK_SIZE, runs: int = 5) -> MatmulPeak:
+    """Median GFLOP/s of ``torch.mm`` on two ``size`` x ``size`` float32 matrices (2 * size^3 FLOPs each).
+
+    One untimed call first (it allocates the result and wakes the thread pool). Uses torch's
+    current thread count, which ``bench`` sets to ``threads`` beforehand.
+    """
+    generator = torch.Generator().manual_seed(0)
+    a = torch.rand(size, size, generator=generator)
+    b = torch.rand(size, size, generator=generator)
+    out = torch.empty(size, size)
+    torch.mm(a, b, out=out)
+    seconds = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        torch.mm(a, b, out=out)
+        seconds.append(time.perf_counter() - start)
+    median = statistics.median(seconds)
+    gflops = 2 * size**3 / median / 1e9
+    return MatmulPeak(gflops, median, size, runs, threads, [gflops])
+
+
+def time_calls(call: Callable[[], Any], config: BenchConfig) -> list[float]:
+    """Seconds per call: untimed calls for ``warmup`` calls and ``warmup_s``, then timed calls for at
+    least ``repeats`` calls and ``min_time_s``.
+
+    The garbage collector is off while timing (as in ``timeit``), so a collection triggered by
+    this loop's own allocations does not land in one call's latency.
+    """
+    calls, deadline = 0, time.perf_counter() + config.warmup_s
+    while calls < config.warmup or time.perf_counter() < deadline:
+        call()
+        calls += 1
+    seconds: list[float] = []
+    gc.collect()
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        deadline = time.perf_counter() + config.min_time_s
+        while len(seconds) < config.repeats or time.perf_counter() < deadline:
+            start = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - start)
+    finally:
+        if enabled:
+            gc.enable()
+    return seconds
+
+
+def fill_timing(result: Any, seconds: list[float], flops: FlopCount) -> None:
+    ms = np.asarray(seconds) * 1e3
+    result.runs = len(seconds)
+    result.latency_ms_p50 = float(np.median(ms))
+    result.latency_ms_p99 = float(np.percentile(ms, 99))
+    result.latency_ms_mean = float(ms.mean())
+    result.throughput_per_s = result.batch_size / (result.latency_ms_p50 / 1e3)
+    if flops.per_sample is not None:
+        result.gflops_per_s = flops.per_sample * result.throughput_per_s / 1e9
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def config_dict(config: BenchConfig, batch_sizes: tuple[int, ...], threads: int) -> dict[str, Any]:
+    return {
+        "batch_sizes": list(batch_sizes),
+        "threads": threads,
+        "warmup": config.warmup,
+        "warmup_s": config.warmup_s,
+        "repeats": config.repeats,
+        "min_time_s": config.min_time_s,
+        "seed": config.seed,
+        "accuracy_samples": config.accuracy_samples,
+        "throughput": "batch size / p50 latency, one call at a time",
+    }
+
+
+def machine_versions() -> dict[str, str]:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": _onnxruntime_version(),
+        "numpy": np.__version__,
+        "machine": platform.machine(),
+        "processor": cpu_name(),
+    }
+
+
+def cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _onnxruntime_version() -> str:
+    import onnxruntime
+
+    return onnxruntime.__version__

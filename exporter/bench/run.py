@@ -1,0 +1,220 @@
+"""``bench``: how fast each runtime of an artifact folder runs, beside eager PyTorch and the machine's limit.
+
+For every runtime the folder has (eager, TorchScript, pt2, ONNX Runtime fp32 and int8) and every
+batch size: warm-up runs, then timed runs one call at a time; p50 and p99 latency, throughput
+(samples/s), GFLOP/s from a FLOP count of the eager model's Linear and Conv2d layers, the
+artifact's size, and its max abs diff and top-1 agreement against eager over
+``accuracy_samples`` seeded samples fed at that batch size (the timed batch is the first of
+them: one batch would make batch 1's agreement 0 % or 100 %). A float32
+matmul (``torch.mm``, 2048x2048) measured in the same run gives the machine's peak, so each
+GFLOP/s figure can be read as a share of what this CPU can do.
+
+Files are hash-checked before anything is loaded, and the checked bytes are what is loaded.
+Runtimes are loaded one at a time and freed before the next: idle ONNX Runtime sessions keep
+spinning worker threads that would steal the cores from whichever runtime is being timed.
+Everything runs on the CPU (the artifact's own device is not used): the numbers are CPU numbers.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import formats, inputs, reference, runners
+from ..compare import OutputComparison, wilson_interval
+from ..config import BenchConfig, VerifyConfig
+from ..errors import UsageError, first_line
+from ..integrity import read_checked
+from ..manifest import ArtifactEntry, Manifest
+from ..runners import InputMeta, Runner
+from ..runners.onnxruntime import tuned_settings
+from .measure import (
+    available_cores,
+    config_dict,
+    count_flops,
+    fill_timing,
+    machine_versions,
+    measure_matmul_peak,
+    time_calls,
+)
+from .results import BenchReport, BenchResult
+
+
+def bench(
+    artifact_dir: str | Path, config: BenchConfig | None = None, *, progress: Callable[[str], None] | None = None
+) -> BenchReport:
+    """Benchmark eager and every runtime in ``artifact_dir`` at every batch size, on the CPU.
+
+    ``config`` defaults to ``BenchConfig()`` (batch 1, 64 and 1024, every core). ``progress``
+    receives a one-line status before each measurement (``progress.ProgressLine`` writes it to stderr).
+    Raises UsageError for a bad config, folder or manifest (exit 2), and ExporterError (exit 1)
+    when a file is missing or does not match its sha256: nothing is loaded then. A runtime that
+    fails to load or run gets rows with ``error`` set; the others still run. torch's thread
+    count is set for the run and restored on return.
+    """
+    config = config or BenchConfig()  # checked when it was made
+    folder = Path(artifact_dir)
+    manifest = Manifest.load(folder)
+    blobs = {entry.path: read_checked(folder, entry, "benchmark") for entry in manifest.artifacts}
+    entries = formats.select(manifest.artifacts, config.runtimes)
+    threads = config.threads or available_cores()
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        run = _Run.start(folder, manifest, config, threads, progress, steps=1 + len(entries))
+        run.eager()
+        for entry in entries:
+            run.artifact(entry, blobs)
+        run.report.peak = run.report.peak.combine(measure_matmul_peak(threads, runs=config.peak_runs))
+    finally:
+        torch.set_num_threads(previous_threads)
+    return run.finish()
+
+
+@dataclass
+class _Run:
+    """One benchmark in progress: the inputs, the eager reference's outputs, and the report so far."""
+
+    manifest: Manifest
+    config: BenchConfig
+    model: nn.Module
+    meta: InputMeta
+    output_names: tuple[str, ...]
+    feeds: dict[int, np.ndarray]  # batch size -> the timed input, the first of its accuracy batches
+    report: BenchReport
+    progress: Callable[[str], None] | None
+    steps: int
+    reference: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)  # eager's, over the accuracy batches
+    done: int = 0
+
+    @classmethod
+    def start(cls, folder: Path, manifest: Manifest, config: BenchConfig, threads: int, progress, steps: int) -> _Run:
+        """Rebuild eager (UsageError if it is not the exported model), count FLOPs, measure the peak."""
+        cpu = torch.device("cpu")
+        model = reference.rebuild(folder, manifest, VerifyConfig(device="cpu", source=config.source), cpu)
+        meta = manifest.input_meta
+        batch_sizes = tuple(sorted({int(b) for b in config.batch_sizes}))
+        feeds = {b: next(_accuracy_feeds(b, meta, config.seed, samples=1)) for b in batch_sizes}  # the timed inputs
+        report = BenchReport(
+            artifact_dir=str(folder),
+            model=str(manifest.model.get("name")),
+            device="cpu",
+            threads={
+                "cores_available": available_cores(),
+                "torch_intra_op": torch.get_num_threads(),
+                "onnxruntime_intra_op": threads,
+                "onnxruntime_inter_op": 1,
+            },
+            flops=count_flops(model, torch.from_numpy(feeds[batch_sizes[0]])),
+            peak=measure_matmul_peak(threads, runs=config.peak_runs),
+            onnxruntime_settings=tuned_settings(threads),
+            config=config_dict(config, batch_sizes, threads),
+            verified=(manifest.verification or {}).get("passed"),
+            versions=machine_versions(),
+        )
+        steps *= len(batch_sizes)
+        return cls(manifest, config, model, meta, manifest.output_names, feeds, report, progress, steps)
+
+    @property
+    def threads(self) -> int:
+        return self.report.threads["onnxruntime_intra_op"]
+
+    def eager(self) -> None:
+        target = runners.eager(self.model, torch.device("cpu"), self.meta, self.output_names)
+        target.activate()
+        for b in self.feeds:
+            self._measure(target, BenchResult("eager", "eager", b, threads=self.threads))
+
+    def artifact(self, entry: ArtifactEntry, blobs: dict[str, bytes]) -> None:
+        """Load one artifact, time it at every batch size, and free it before the next one loads."""
+        runtime = formats.runtime_name(entry.format)
+        sidecars = sum(a.bytes for a in self.manifest.artifacts if a.path in self.manifest.side_files(entry))
+        rows = [BenchResult(runtime, entry.format, b, size_bytes=entry.bytes + sidecars) for b in self.feeds]
+        try:
+            target = runners.runner_for(
+                entry.format, blobs[entry.path], blobs, torch.device("cpu"), self.meta, self.output_names,
+                threads=self.threads,
+            )  # fmt: skip
+            target.activate()
+        except UsageError:
+            raise  # a hostile file (external data pointing outside the folder): refuse outright
+        except Exception as error:
+            for row in rows:
+                row.error = f"could not be loaded: {first_line(error)}"
+                self._add(row)
+            return
+        try:
+            for row in rows:
+                self._measure(target, row)
+        finally:
+            target.deactivate()
+            del target
+            gc.collect()  # frees the session now, and with it the worker threads that would spin
+
+    def finish(self) -> BenchReport:
+        """Ratios that need every row and the final peak: speed-up over eager, share of the peak."""
+        results = self.report.results
+        for row in results:
+            eager = self.report.result("eager", row.batch_size)
+            if row.throughput_per_s and eager is not None and eager.throughput_per_s:
+                row.speedup_vs_eager = row.throughput_per_s / eager.throughput_per_s
+            if row.gflops_per_s is not None:
+                row.peak_fraction = row.gflops_per_s / self.report.peak.gflops_per_s
+        results.sort(key=lambda r: r.batch_size)  # stable: the runtime order stays within a batch size
+        return self.report
+
+    def _add(self, row: BenchResult) -> None:
+        row.threads = self.threads
+        self.report.results.append(row)
+
+    def _measure(self, target: Runner, row: BenchResult) -> None:
+        """Bind the feed, keep one call's outputs for the comparison, then time; an exception fills ``error``."""
+        self._add(row)
+        row.settings = target.settings()
+        self.done += 1
+        if self.progress is not None:
+            self.progress(
+                f"bench {self.report.model}: {row.runtime} at batch {row.batch_size} ({self.done}/{self.steps})"
+            )
+        try:
+            got = self._outputs(target, row.batch_size)
+            if row.runtime == "eager":
+                self.reference[row.batch_size] = got
+                row.accuracy_samples = len(next(iter(got.values()), ()))
+            elif row.batch_size in self.reference:
+                _compare(row, self.reference[row.batch_size], got, self.meta.dtype)
+            call = target.prepare(self.feeds[row.batch_size])
+            fill_timing(row, time_calls(call, self.config), self.report.flops)
+        except Exception as error:
+            row.error = first_line(error)
+
+    def _outputs(self, target: Runner, batch_size: int) -> dict[str, np.ndarray]:
+        """The target's outputs over every accuracy batch of ``batch_size``, concatenated by name."""
+        return target.infer_all(_accuracy_feeds(batch_size, self.meta, self.config.seed, self.config.accuracy_samples))
+
+
+def _accuracy_feeds(batch_size: int, meta: InputMeta, seed: int, samples: int):
+    """Whole batches covering ``samples`` (uniform [0, 1) like verify's default), the timed batch first."""
+    return inputs.seeded_batches(meta.sample_shape, meta.dtype, seed, batch_size, samples)
+
+
+def _compare(result: BenchResult, expected: dict[str, np.ndarray], got: dict[str, np.ndarray], dtype: str) -> None:
+    """Max abs diff over every output, and top-1 agreement on the first, by verify's rules (ties allowed)."""
+    tolerance = VerifyConfig().tolerance(dtype, formats.FORMATS[result.format].quantized)
+    diffs = []
+    for index, (name, values) in enumerate(expected.items()):
+        cmp = OutputComparison.from_arrays(name, values, got[name], tolerance)
+        diffs.append(cmp.max_abs_diff)  # None: a shape mismatch, or no finite element to compare
+        if index == 0:
+            result.accuracy_samples = int(values.shape[0]) if values.ndim else 1
+            result.top1_agreement = cmp.top1_agreement
+            result.top1_agreement_within_tolerance = cmp.top1_agreement_within_tolerance
+            if cmp.top1_agreement is not None:
+                result.top1_agreement_interval = wilson_interval(cmp.samples - cmp.top1_disagreements, cmp.samples)
+    result.max_abs_diff = None if None in diffs else max(diffs, default=0.0)

@@ -9,82 +9,33 @@ a traceback (set EXPORTER_DEBUG=1 to see one for an internal error).
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from .atomic import check_writable_file
 from .config import (
     DEFAULT_FORMATS,
-    DEFAULT_MIN_AGREEMENT,
-    DEFAULT_SAMPLES,
-    DISTRIBUTIONS,
     FORMATS,
-    NAN_POLICIES,
     ONNX_EXPORTERS,
-    QUANTIZED_SAMPLES,
     RUNTIMES,
     ExportConfig,
+    TritonConfig,
     VerifyConfig,
-    check_device,
-    parse_range,
     parse_shape,
 )
-from .errors import ArtifactDirError, ExporterError, first_line
-
-
-class ExporterGroup(click.Group):
-    """A group whose errors are one line each: usage problems exit 2, failures 1."""
-
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ARG002
-        try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
-        except click.UsageError as error:
-            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
-            _fail(f"{error.format_message()}{hint}", 2)
-        except click.ClickException as error:
-            _fail(error.format_message(), error.exit_code)
-        except click.Abort:
-            _fail("aborted", 130)
-        except ExporterError as error:
-            _fail(first_line(error, limit=2000), error.exit_code)
-        except Exception as error:  # a bug, not a user mistake: still one line
-            if os.environ.get("EXPORTER_DEBUG"):
-                raise
-            _fail(
-                f"internal error: {type(error).__name__}: {first_line(error)} (set EXPORTER_DEBUG=1 for the traceback)",
-                1,
-            )
-        sys.exit(code if isinstance(code, int) else 0)
-
-
-def _fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
-    """A click callback that runs one of the configs' parsers: its error becomes a usage error (exit 2)."""
-
-    def callback(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
-        if value is None:
-            return None
-        try:
-            return parse(value)
-        except ExporterError as error:
-            raise click.BadParameter(str(error)) from None
-
-    return callback
-
-
-def _check_device(text: str) -> str:
-    check_device(text)
-    return text
+from .options import (
+    ExporterGroup,
+    check_json_target,
+    comparison_options,
+    device_option,
+    emit,
+    json_option,
+    parsed,
+    source_option,
+    verify_config,
+)
 
 
 def _precheck_target(target: str) -> None:
@@ -97,124 +48,6 @@ def _precheck_target(target: str) -> None:
         from .sources import resolve
 
         resolve(target, need_shape=False)
-
-
-def _json_option(what: str) -> Callable:
-    """``--json PATH|-``: the JSON report written to PATH, or to stdout (alone, or with ``-``) instead of the table."""
-    return click.option(
-        "--json",
-        "json_path",
-        is_flag=False,
-        flag_value="-",
-        default=None,
-        metavar="PATH|-",
-        help=f"Write {what} as JSON to PATH, or to stdout with '-' (or --json alone) instead of the table.",
-    )
-
-
-def _emit(result: Any, json_path: str | None) -> None:
-    """Render ``result`` (anything with ``to_dict`` and ``render``): the table, and/or its JSON where asked."""
-    data = json.dumps(result.to_dict(), indent=2)
-    if json_path == "-":
-        click.echo(data)
-        return
-    click.echo(result.render())
-    if json_path is not None:
-        try:
-            Path(json_path).write_text(data + "\n")  # a path the user named
-        except OSError as error:
-            raise ArtifactDirError(f"cannot write the JSON report to {json_path} ({error.strerror})") from None
-
-
-def _json_target(json_path: str | None) -> None:
-    """Refuse an unwritable --json PATH before any work."""
-    if json_path not in (None, "-"):
-        check_writable_file(Path(json_path), "--json")
-
-
-def comparison_options(func: Callable) -> Callable:
-    """Options that decide how runtimes are fed and judged, shared by export and verify."""
-    options = [
-        click.option(
-            "--samples",
-            type=click.IntRange(min=1),
-            default=None,
-            help=f"Total random samples, spread over the batch sizes. Default: {DEFAULT_SAMPLES}, or "
-            f"{QUANTIZED_SAMPLES:,} when an int8 artifact is judged (its top-1 agreement needs that many).",
-        ),
-        click.option(
-            "--batch-size",
-            "batch_sizes",
-            type=click.IntRange(min=1),
-            multiple=True,
-            help="Batch size to verify at (repeatable). Default: 1, the export batch and 64.",
-        ),
-        click.option(
-            "--atol",
-            type=click.FloatRange(min=0),
-            default=None,
-            help="Absolute tolerance (default by dtype: float32 1e-5).",
-        ),
-        click.option(
-            "--rtol",
-            type=click.FloatRange(min=0),
-            default=None,
-            help="Relative tolerance (default by dtype: float32 1e-4).",
-        ),
-        click.option(
-            "--distribution",
-            type=click.Choice(DISTRIBUTIONS),
-            default="uniform",
-            show_default=True,
-            help="Random input distribution.",
-        ),
-        click.option(
-            "--input-range",
-            callback=_parsed(parse_range),
-            default="0,1",
-            show_default=True,
-            help="LOW,HIGH of the random inputs (normal: mean +- 2 std).",
-        ),
-        click.option(
-            "--nan-policy",
-            type=click.Choice(NAN_POLICIES),
-            default="fail",
-            show_default=True,
-            help="'match' passes NaN/Inf found at the same positions on both sides.",
-        ),
-        click.option("--allow-unused", is_flag=True, help="Do not fail on parameters forward never uses."),
-        click.option(
-            "--min-agreement",
-            type=click.FloatRange(0, 1),
-            default=DEFAULT_MIN_AGREEMENT,
-            show_default=True,
-            help="Quantised (int8) runtimes: share of samples whose top-1 class must agree with eager.",
-        ),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _verify_config(**kw: Any) -> VerifyConfig:
-    return VerifyConfig(
-        seed=kw.get("seed", 0),
-        samples=kw["samples"],
-        batch_sizes=tuple(kw["batch_sizes"]),
-        distribution=kw["distribution"],
-        input_range=kw["input_range"],
-        atol=kw["atol"],
-        rtol=kw["rtol"],
-        nan_policy=kw["nan_policy"],
-        allow_unused=kw["allow_unused"],
-        min_agreement=kw["min_agreement"],
-        inputs_path=kw.get("inputs"),
-        save_inputs=kw.get("save_inputs"),
-        save_outputs=kw.get("save_outputs"),
-        device=kw.get("device"),
-        source=kw.get("source"),
-        weights=kw.get("weights"),
-    )
 
 
 @click.group(cls=ExporterGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -254,13 +87,7 @@ def models_command() -> None:
     help="Folder that receives OUT/NAME/.",
 )
 @click.option("--name", help="Artifact folder name (default: the model name or class name).")
-@click.option(
-    "--device",
-    callback=_parsed(_check_device),
-    default="auto",
-    show_default=True,
-    help="auto (CUDA when available), cpu, cuda or cuda:N.",
-)
+@device_option("auto (CUDA when available), cpu, cuda or cuda:N.", default="auto")
 @click.option(
     "--seed",
     type=int,
@@ -285,7 +112,7 @@ def models_command() -> None:
 )
 @click.option(
     "--input-shape",
-    callback=_parsed(parse_shape),
+    callback=parsed(parse_shape),
     help="Example input shape, batch first (1,28,28). Required for models outside the registry.",
 )
 @click.option(
@@ -297,7 +124,7 @@ def models_command() -> None:
     "--external-data", is_flag=True, help="ONNX weights in model.onnx.data beside the model (automatic past 2 GB)."
 )
 @click.option("--no-verify", is_flag=True, help="Skip the verification after export.")
-@_json_option("the export's result (folder, manifest, verification report)")
+@json_option("the export's result (folder, manifest, verification report)")
 @comparison_options
 def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any) -> None:
     """Export MODEL to OUT/NAME/ and verify it.
@@ -316,7 +143,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
     from .sources import resolve
 
     resolve(model, kw["input_shape"])  # usage errors answer before torch is imported
-    _json_target(json_path)
+    check_json_target(json_path)
     config = ExportConfig(
         out=kw["out"],
         name=kw["name"],
@@ -329,12 +156,12 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
         input_shape=kw["input_shape"],
         weights=kw["weights"],
         verify=not no_verify,
-        verify_config=_verify_config(**{**kw, "device": None, "weights": None}),
+        verify_config=verify_config(**{**kw, "device": None, "weights": None}),
     )
     from .exporting import export
 
     result = export(model, config)
-    _emit(result, json_path)
+    emit(result, json_path)
     if result.passed is False:
         click.get_current_context().exit(1)
 
@@ -342,18 +169,12 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
 @cli.command("verify")
 @click.argument("artifact_dir", type=click.Path(path_type=Path))
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random inputs.")
-@click.option(
-    "--device", callback=_parsed(_check_device), default=None, help="Device to verify on (default: the export's)."
-)
+@device_option("Device to verify on (default: the export's).")
 @click.option("--inputs", type=click.Path(path_type=Path), help="Replay inputs from an .npz (or .npy) file.")
 @click.option("--save-inputs", type=click.Path(path_type=Path), help="Save the inputs used, as .npz.")
 @click.option("--save-outputs", type=click.Path(path_type=Path), help="Save every runtime's outputs, as .npz.")
-@_json_option("the report (it is recorded in the folder as verification.json too, unless --no-record)")
-@click.option(
-    "--source",
-    help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
-    "the artifact itself).",
-)
+@json_option("the report (it is recorded in the folder as verification.json too, unless --no-record)")
+@source_option
 @click.option("--weights", type=click.Path(path_type=Path), help="Check that this is the weights file used at export.")
 @click.option(
     "--no-record",
@@ -377,15 +198,15 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
     """
     from .manifest import Manifest
 
-    config = _verify_config(**kw)
+    config = verify_config(**kw)
     Manifest.load(artifact_dir)  # a usage error answers before torch is imported
-    _json_target(json_path)
+    check_json_target(json_path)
     from .verification import verify
 
     report = verify(artifact_dir, config, write=not no_record)
     for note in report.record_notes:
         click.echo(f"note: {note}", err=True)
-    _emit(report, json_path)
+    emit(report, json_path)
     if not report.passed:
         click.get_current_context().exit(1)
 
@@ -393,12 +214,8 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
 @cli.command("inspect")
 @click.argument("target")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds the weights of a model spec.")
-@click.option(
-    "--source",
-    help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
-    "the artifact itself).",
-)
-@_json_option("the structure and parameter table")
+@source_option
+@json_option("the structure and parameter table")
 def inspect_command(target: str, seed: int, source: Path | None, json_path: str | None) -> None:
     """Print the structure and parameter table of a model or an artifact folder.
 
@@ -408,10 +225,10 @@ def inspect_command(target: str, seed: int, source: Path | None, json_path: str 
       exporter inspect artifacts/mlp
     """
     _precheck_target(target)
-    _json_target(json_path)
+    check_json_target(json_path)
     from .inspection import inspect
 
-    _emit(inspect(target, seed=seed, config=VerifyConfig(device="cpu", source=source)), json_path)
+    emit(inspect(target, seed=seed, config=VerifyConfig(device="cpu", source=source)), json_path)
 
 
 @cli.command("predict")
@@ -430,13 +247,9 @@ def inspect_command(target: str, seed: int, source: Path | None, json_path: str 
     help="Which runtime to run (a runtime or its format name), or all: eager and every runtime the folder has.",
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds 'random' (and a model name's weights).")
-@click.option("--device", callback=_parsed(_check_device), default=None, help="Device (default: the export's, or cpu).")
-@click.option(
-    "--source",
-    help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
-    "the artifact itself).",
-)
-@_json_option('the predictions ({"predictions": {RUNTIME: {class, probabilities}}, "agree": ...})')
+@device_option("Device (default: the export's, or cpu).")
+@source_option
+@json_option('the predictions ({"predictions": {RUNTIME: {class, probabilities}}, "agree": ...})')
 def predict_command(target: str, input_spec: str, runtime: str, json_path: str | None, **kw: Any) -> None:
     """Predict the class of an input with each runtime: Softmax, then argmax.
 
@@ -454,11 +267,11 @@ def predict_command(target: str, input_spec: str, runtime: str, json_path: str |
         from .images import check_input_path
 
         check_input_path(input_spec)
-    _json_target(json_path)
+    check_json_target(json_path)
     from .prediction import predict
 
     config = VerifyConfig(device=kw["device"], source=kw["source"])
-    _emit(predict(target, input_spec, runtime, seed=kw["seed"], config=config), json_path)
+    emit(predict(target, input_spec, runtime, seed=kw["seed"], config=config), json_path)
 
 
 @cli.command("bench")
@@ -493,11 +306,8 @@ def predict_command(target: str, input_spec: str, runtime: str, json_path: str |
     help="Samples each runtime's max diff and top-1 agreement with eager are measured on, per batch size "
     "(whole batches; default 1024).",
 )
-@click.option(
-    "--source",
-    help="The code the artifact was exported from: its file.py, or its package.module:Class.",
-)
-@_json_option("the results")
+@source_option
+@json_option("the results")
 def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     """Time every runtime in ARTIFACT_DIR at each batch size, beside eager PyTorch.
 
@@ -523,7 +333,7 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     batch_sizes = tuple(kw["batch_sizes"]) or BENCH_BATCH_SIZES
     config = BenchConfig(batch_sizes=batch_sizes, threads=kw["threads"], runtimes=tuple(kw["runtimes"]), **given)
     formats.select(Manifest.load(artifact_dir).artifacts, config.runtimes)  # usage errors before torch loads
-    _json_target(json_path)
+    check_json_target(json_path)
     from .bench import bench
     from .progress import ProgressLine
 
@@ -532,7 +342,7 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
         report = bench(artifact_dir, config, progress=progress)
     finally:
         progress.close()
-    _emit(report, json_path)
+    emit(report, json_path)
     if report.errors:
         click.get_current_context().exit(1)
 
@@ -562,9 +372,10 @@ def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, fo
       exporter triton artifacts/mlp triton
       exporter triton artifacts/mlp triton --max-batch-size 256 --force
     """
-    from .triton import TritonConfig, write_repository
+    config = TritonConfig(max_batch_size=max_batch_size, force=force)
+    from .triton import write_repository
 
-    result = write_repository(artifact_dir, repository, TritonConfig(max_batch_size=max_batch_size, force=force))
+    result = write_repository(artifact_dir, repository, config)
     click.echo(result.render())
 
 

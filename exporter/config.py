@@ -200,6 +200,23 @@ class BenchConfig:
             raise UsageError(f"there is no runtime {', '.join(map(repr, unknown))}: choose from eager, {spellings()}")
 
 
+@dataclass(frozen=True)
+class TritonConfig:
+    """What `triton` writes. Raises UsageError for a max_batch_size ModelConfig cannot hold."""
+
+    max_batch_size: int = 64  # Triton forms batches up to this size (64: the largest batch verify runs by default);
+    # 0 turns Triton's batching off, and dims then keep the batch dimension
+    dynamic_batching: bool = True  # let Triton merge requests into batches (only when max_batch_size > 0)
+    force: bool = False  # replace a non-empty model folder
+
+    def __post_init__(self) -> None:
+        from .errors import UsageError
+
+        size, most = self.max_batch_size, 2**31 - 1  # an int32 in ModelConfig
+        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= most:
+            raise UsageError(f"--max-batch-size must be an integer from 0 (no batching) to {most}, not {size!r}")
+
+
 MAX_SAMPLES = 1_000_000  # a bound that keeps a typo from allocating the machine away
 
 

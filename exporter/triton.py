@@ -31,70 +31,21 @@ from typing import Any
 
 from . import formats
 from .atomic import make_folder, move_into_place, staging_folder
+from .config import TritonConfig
 from .errors import ArtifactDirError, ExportFailedError, ManifestError, UsageError
 from .integrity import read_checked
 from .manifest import ArtifactEntry, Manifest
+from .triton_config import ONNX_TYPES, TORCH_TYPES, TensorConfig, comment, describe, quote, tensor, tensor_block
 
-DEFAULT_MAX_BATCH_SIZE = 64  # Triton forms batches up to this size; 64 is the largest batch `verify` runs by default
 VERSION = "1"  # the one version folder written per model
-_MAX_INT32 = 2**31 - 1  # max_batch_size is an int32 in ModelConfig
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
 
 # format -> (platform, backend, file name Triton looks for in the version folder), from the format table
 BACKENDS: dict[str, tuple[str, str, str]] = {f.name: (*f.triton, f.file) for f in formats.TABLE if f.triton}
 
-# ONNX TensorProto.DataType name -> Triton DataType
-_ONNX_TYPES = {
-    "FLOAT": "TYPE_FP32",
-    "FLOAT16": "TYPE_FP16",
-    "BFLOAT16": "TYPE_BF16",
-    "DOUBLE": "TYPE_FP64",
-    "INT8": "TYPE_INT8",
-    "INT16": "TYPE_INT16",
-    "INT32": "TYPE_INT32",
-    "INT64": "TYPE_INT64",
-    "UINT8": "TYPE_UINT8",
-    "UINT16": "TYPE_UINT16",
-    "UINT32": "TYPE_UINT32",
-    "UINT64": "TYPE_UINT64",
-    "BOOL": "TYPE_BOOL",
-    "STRING": "TYPE_STRING",
-}
-
-# torch dtype name (as the manifest records it) -> Triton DataType
-_TORCH_TYPES = {
-    "float32": "TYPE_FP32",
-    "float16": "TYPE_FP16",
-    "bfloat16": "TYPE_BF16",
-    "float64": "TYPE_FP64",
-    "int8": "TYPE_INT8",
-    "int16": "TYPE_INT16",
-    "int32": "TYPE_INT32",
-    "int64": "TYPE_INT64",
-    "uint8": "TYPE_UINT8",
-    "bool": "TYPE_BOOL",
-}
-
 
 class ModelFolderExistsError(UsageError):
     """A model folder in the repository already holds files and ``force`` was not given (exit 2)."""
-
-
-@dataclass(frozen=True)
-class TritonConfig:
-    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE  # 0 turns Triton's batching off: dims then keep the batch dim
-    dynamic_batching: bool = True  # let Triton merge requests into batches (only when max_batch_size > 0)
-    force: bool = False  # replace a non-empty model folder
-
-
-@dataclass(frozen=True)
-class TensorConfig:
-    """One input or output as Triton sees it."""
-
-    name: str
-    data_type: str  # a Triton DataType: TYPE_FP32, TYPE_INT64, ...
-    dims: tuple[int, ...]  # per sample when the model batches; -1 is a size that varies
-    scalar: bool = False  # one value per sample: dims [1] reshaped to [], since Triton refuses empty dims
 
 
 @dataclass
@@ -127,14 +78,14 @@ class TritonModel:
     def config_text(self) -> str:
         """config.pbtxt: protobuf text format for ``inference.ModelConfig``."""
         lines = [
-            f"# Written by `exporter triton` from {_comment(self.source.path)} (sha256 {self.source.sha256}).",
-            *(f"# {_comment(note)}" for note in self.notes),
-            f"name: {_quote(self.name)}",
-            f"platform: {_quote(self.platform)}",
-            f"backend: {_quote(self.backend)}",
+            f"# Written by `exporter triton` from {comment(self.source.path)} (sha256 {self.source.sha256}).",
+            *(f"# {comment(note)}" for note in self.notes),
+            f"name: {quote(self.name)}",
+            f"platform: {quote(self.platform)}",
+            f"backend: {quote(self.backend)}",
             f"max_batch_size: {self.max_batch_size}",
-            *_tensor_block("input", self.inputs),
-            *_tensor_block("output", self.outputs),
+            *tensor_block("input", self.inputs),
+            *tensor_block("output", self.outputs),
         ]
         if self.dynamic_batching:
             lines.append("dynamic_batching { }")
@@ -151,8 +102,8 @@ class TritonResult:
         lines = [f"Triton model repository {self.repository}:"]
         width = max(len(m.name) for m in self.models)
         for model in self.models:
-            ins = ", ".join(_describe(t) for t in model.inputs)
-            outs = ", ".join(_describe(t) for t in model.outputs)
+            ins = ", ".join(describe(t) for t in model.inputs)
+            outs = ", ".join(describe(t) for t in model.outputs)
             lines.append(
                 f"  {model.name.ljust(width)}  {model.platform:<16}  max_batch_size {model.max_batch_size}  "
                 f"{ins} -> {outs}"
@@ -176,8 +127,7 @@ def write_repository(
     serve. Nothing is written unless every artifact passed its hash check and every model folder
     may be written.
     """
-    config = config or TritonConfig()
-    _check_config(config)
+    config = config or TritonConfig()  # checked when it was made
     folder = Path(artifact_dir)
     manifest = Manifest.load(folder)
     name = _model_name(manifest)
@@ -199,12 +149,6 @@ def write_repository(
     repository = Path(repository)
     _write(repository, models, {fmt: data for fmt, (_, data) in checked.items()}, config.force)
     return TritonResult(repository, models)
-
-
-def _check_config(config: TritonConfig) -> None:
-    size = config.max_batch_size
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= _MAX_INT32:
-        raise UsageError(f"--max-batch-size must be an integer from 0 (no batching) to {_MAX_INT32}, not {size!r}")
 
 
 def _model_name(manifest: Manifest) -> str:
@@ -276,7 +220,7 @@ def _onnx_model(name: str, entry: ArtifactEntry, data: bytes, config: TritonConf
     for kind, value in values:
         dims = [-1 if d is None else d for d in shapes[value.name]]
         data_type = _onnx_type(value, entry.path)
-        tensors[kind].append(_tensor(value.name, data_type, dims, batched))
+        tensors[kind].append(tensor(value.name, data_type, dims, batched))
     max_batch = config.max_batch_size if batched else 0
     return TritonModel(
         name, "onnx", entry, max_batch, tensors["input"], tensors["output"], config.dynamic_batching and batched, notes
@@ -298,9 +242,9 @@ def _onnx_type(value: Any, where: str) -> str:
 
     elem = value.type.tensor_type.elem_type
     type_name = onnx.TensorProto.DataType.Name(elem) if elem in onnx.TensorProto.DataType.values() else str(elem)
-    if type_name not in _ONNX_TYPES:
+    if type_name not in ONNX_TYPES:
         raise ExportFailedError(f"{where}: {value.name!r} has ONNX type {type_name}, which Triton cannot serve")
-    return _ONNX_TYPES[type_name]
+    return ONNX_TYPES[type_name]
 
 
 # --- TorchScript: names by position, shapes and dtypes from the manifest ----------------------------
@@ -329,7 +273,7 @@ def _torchscript_model(
             f"the manifest records no dynamic batch axis for {', '.join(baked)}: max_batch_size 0 (Triton will not "
             "batch) and dims keep every dimension"
         )
-    inputs = [_tensor(f"{input_name}__0", input_type, _vary_batch(input_shape, input_name, baked), batched)]
+    inputs = [tensor(f"{input_name}__0", input_type, _vary_batch(input_shape, input_name, baked), batched)]
     outs = []
     for index, out in enumerate(outputs):
         out_name = str(out.get("name"))
@@ -341,7 +285,7 @@ def _torchscript_model(
         else:
             data_type = input_type
             notes.append(f"the manifest records no dtype for {out_name!r}: assumed the input's, {input_type}")
-        outs.append(_tensor(f"{out_name}__{index}", data_type, _vary_batch(shape, out_name, baked), batched))
+        outs.append(tensor(f"{out_name}__{index}", data_type, _vary_batch(shape, out_name, baked), batched))
     max_batch = config.max_batch_size if batched else 0
     return TritonModel(name, "torchscript", entry, max_batch, inputs, outs, config.dynamic_batching and batched, notes)
 
@@ -358,52 +302,9 @@ def _manifest_shape(shape: Any, where: str) -> list[int]:
 
 
 def _torch_type(dtype: Any, name: str) -> str:
-    if dtype not in _TORCH_TYPES:
+    if dtype not in TORCH_TYPES:
         raise ExportFailedError(f"{name!r} has dtype {dtype!r}, which this tool cannot map to a Triton data type")
-    return _TORCH_TYPES[dtype]
-
-
-# --- config text --------------------------------------------------------------------------------------
-
-
-def _tensor(name: str, data_type: str, shape: list[int], batched: bool) -> TensorConfig:
-    """Batched: the first dimension is Triton's batch and leaves dims; a sample with no dims becomes [1]."""
-    dims = tuple(shape[1:] if batched else shape)
-    if not dims:
-        return TensorConfig(name, data_type, (1,), scalar=True)
-    return TensorConfig(name, data_type, dims)
-
-
-def _tensor_block(kind: str, tensors: list[TensorConfig]) -> list[str]:
-    lines = [f"{kind} ["]
-    for index, tensor in enumerate(tensors):
-        lines += [
-            "  {",
-            f"    name: {_quote(tensor.name)}",
-            f"    data_type: {tensor.data_type}",
-            f"    dims: [ {', '.join(str(d) for d in tensor.dims)} ]",
-        ]
-        if tensor.scalar:
-            lines.append("    reshape { shape: [ ] }")
-        lines.append("  }," if index < len(tensors) - 1 else "  }")
-    lines.append("]")
-    return lines
-
-
-def _quote(text: str) -> str:
-    """A protobuf text-format string literal."""
-    from google.protobuf import text_encoding  # protobuf comes with onnx
-
-    return '"' + text_encoding.CEscape(text, as_utf8=False) + '"'
-
-
-def _comment(text: str) -> str:
-    return " ".join(str(text).split())  # one line: a newline would end the comment
-
-
-def _describe(tensor: TensorConfig) -> str:
-    dims = "[]" if tensor.scalar else f"[{', '.join(str(d) for d in tensor.dims)}]"
-    return f"{tensor.name} {dims} {tensor.data_type}"
+    return TORCH_TYPES[dtype]
 
 
 # --- writing ----------------------------------------------------------------------------------------

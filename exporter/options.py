@@ -1,0 +1,211 @@
+"""What the commands share: the error-to-exit-code group, option bundles, parsers and rendering.
+
+Every parser here is one of the configs' (``config.parse_shape`` ...), wrapped so its error
+becomes a click usage error (exit 2). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .atomic import check_writable_file
+from .config import (
+    DEFAULT_MIN_AGREEMENT,
+    DEFAULT_SAMPLES,
+    DISTRIBUTIONS,
+    NAN_POLICIES,
+    QUANTIZED_SAMPLES,
+    VerifyConfig,
+    check_device,
+    parse_range,
+)
+from .errors import ArtifactDirError, ExporterError, first_line
+
+
+class ExporterGroup(click.Group):
+    """A group whose errors are one line each: usage problems exit 2, failures 1."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # noqa: ARG002
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.UsageError as error:
+            hint = f" (see '{error.ctx.command_path} --help')" if error.ctx else ""
+            fail(f"{error.format_message()}{hint}", 2)
+        except click.ClickException as error:
+            fail(error.format_message(), error.exit_code)
+        except click.Abort:
+            fail("aborted", 130)
+        except ExporterError as error:
+            fail(first_line(error, limit=2000), error.exit_code)
+        except Exception as error:  # a bug, not a user mistake: still one line
+            if os.environ.get("EXPORTER_DEBUG"):
+                raise
+            fail(
+                f"internal error: {type(error).__name__}: {first_line(error)} (set EXPORTER_DEBUG=1 for the traceback)",
+                1,
+            )
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def fail(message: str, code: int) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def parsed(parse: Callable[[str], Any]) -> Callable[[click.Context, click.Parameter, Any], Any]:
+    """A click callback that runs one of the configs' parsers: its error becomes a usage error (exit 2)."""
+
+    def callback(_ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return parse(value)
+        except ExporterError as error:
+            raise click.BadParameter(str(error)) from None
+
+    return callback
+
+
+def device_name(text: str) -> str:
+    check_device(text)
+    return text
+
+
+def json_option(what: str) -> Callable:
+    """``--json PATH|-``: the JSON report written to PATH, or to stdout (alone, or with ``-``) instead of the table."""
+    return click.option(
+        "--json",
+        "json_path",
+        is_flag=False,
+        flag_value="-",
+        default=None,
+        metavar="PATH|-",
+        help=f"Write {what} as JSON to PATH, or to stdout with '-' (or --json alone) instead of the table.",
+    )
+
+
+def emit(result: Any, json_path: str | None) -> None:
+    """Render ``result`` (anything with ``to_dict`` and ``render``): the table, and/or its JSON where asked."""
+    data = json.dumps(result.to_dict(), indent=2)
+    if json_path == "-":
+        click.echo(data)
+        return
+    click.echo(result.render())
+    if json_path is not None:
+        try:
+            Path(json_path).write_text(data + "\n")  # a path the user named
+        except OSError as error:
+            raise ArtifactDirError(f"cannot write the JSON report to {json_path} ({error.strerror})") from None
+
+
+def check_json_target(json_path: str | None) -> None:
+    """Refuse an unwritable --json PATH before any work."""
+    if json_path not in (None, "-"):
+        check_writable_file(Path(json_path), "--json")
+
+
+def comparison_options(func: Callable) -> Callable:
+    """Options that decide how runtimes are fed and judged, shared by export and verify."""
+    options = [
+        click.option(
+            "--samples",
+            type=click.IntRange(min=1),
+            default=None,
+            help=f"Total random samples, spread over the batch sizes. Default: {DEFAULT_SAMPLES}, or "
+            f"{QUANTIZED_SAMPLES:,} when an int8 artifact is judged (its top-1 agreement needs that many).",
+        ),
+        click.option(
+            "--batch-size",
+            "batch_sizes",
+            type=click.IntRange(min=1),
+            multiple=True,
+            help="Batch size to verify at (repeatable). Default: 1, the export batch and 64.",
+        ),
+        click.option(
+            "--atol",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Absolute tolerance (default by dtype: float32 1e-5).",
+        ),
+        click.option(
+            "--rtol",
+            type=click.FloatRange(min=0),
+            default=None,
+            help="Relative tolerance (default by dtype: float32 1e-4).",
+        ),
+        click.option(
+            "--distribution",
+            type=click.Choice(DISTRIBUTIONS),
+            default="uniform",
+            show_default=True,
+            help="Random input distribution.",
+        ),
+        click.option(
+            "--input-range",
+            callback=parsed(parse_range),
+            default="0,1",
+            show_default=True,
+            help="LOW,HIGH of the random inputs (normal: mean +- 2 std).",
+        ),
+        click.option(
+            "--nan-policy",
+            type=click.Choice(NAN_POLICIES),
+            default="fail",
+            show_default=True,
+            help="'match' passes NaN/Inf found at the same positions on both sides.",
+        ),
+        click.option("--allow-unused", is_flag=True, help="Do not fail on parameters forward never uses."),
+        click.option(
+            "--min-agreement",
+            type=click.FloatRange(0, 1),
+            default=DEFAULT_MIN_AGREEMENT,
+            show_default=True,
+            help="Quantised (int8) runtimes: share of samples whose top-1 class must agree with eager.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def verify_config(**kw: Any) -> VerifyConfig:
+    return VerifyConfig(
+        seed=kw.get("seed", 0),
+        samples=kw["samples"],
+        batch_sizes=tuple(kw["batch_sizes"]),
+        distribution=kw["distribution"],
+        input_range=kw["input_range"],
+        atol=kw["atol"],
+        rtol=kw["rtol"],
+        nan_policy=kw["nan_policy"],
+        allow_unused=kw["allow_unused"],
+        min_agreement=kw["min_agreement"],
+        inputs_path=kw.get("inputs"),
+        save_inputs=kw.get("save_inputs"),
+        save_outputs=kw.get("save_outputs"),
+        device=kw.get("device"),
+        source=kw.get("source"),
+        weights=kw.get("weights"),
+    )
+
+
+def source_option(func: Callable) -> Callable:
+    """``--source``: the code an artifact was exported from, never taken from the artifact itself."""
+    return click.option(
+        "--source",
+        help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
+        "the artifact itself).",
+    )(func)
+
+
+def device_option(help_text: str, default: str | None = None) -> Callable:
+    return click.option(
+        "--device", callback=parsed(device_name), default=default, show_default=default is not None, help=help_text
+    )

@@ -1,9 +1,10 @@
 # `make run`: set up and export + verify the seed model. `make test`: set up, lint and run the tests.
+# `make test-fast`: lint, then every test that exports no real model (`-m "not slow"`, under a minute).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test test-fast lint bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +23,9 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+test-fast: lint
+	$(BIN)/python -m pytest -q -m "not slow"
 
 bench: setup
 	$(BIN)/python benchmarks/bench_export.py

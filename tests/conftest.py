@@ -1,4 +1,9 @@
-"""Shared fixtures: one real export of the seed network per test session, copied where tests tamper."""
+"""Shared fixtures: one real export of the seed network per test session, copied where tests tamper.
+
+Tests that export a real model are marked ``slow``; ``make test-fast`` runs the others
+(``pytest -m "not slow"``). Collection fails when a test uses an exporting fixture without the mark,
+so the fast tier cannot grow an export unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,24 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = ROOT / "tests" / "broken_models.py"
+
+# Fixtures that export a real model: a test using one, directly or through another fixture, is slow.
+EXPORTING_FIXTURES = frozenset({"mlp_export", "every_format", "all_formats", "external"})
+# Slow tests whose files this suite does not write marks into: (file, test).
+SLOW_ELSEWHERE = frozenset({("test_readme.py", "test_the_readme_example_test_file_passes_in_a_fresh_folder")})
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m "not slow"` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    unmarked = []
+    for item in items:
+        if (item.path.name, getattr(item, "originalname", item.name)) in SLOW_ELSEWHERE:
+            item.add_marker(pytest.mark.slow)
+        exporting = EXPORTING_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if exporting and item.get_closest_marker("slow") is None:
+            unmarked.append(f"{item.nodeid} (uses {', '.join(sorted(exporting))})")
+    if unmarked:
+        raise pytest.UsageError("mark these tests @pytest.mark.slow: they export a model\n" + "\n".join(unmarked))
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,183 @@
+"""integrity: each file hashed once and the checked bytes handed back; paths that cannot leave the folder."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from exporter.errors import ArtifactDirError, ExporterError, ManifestError, UsageError
+from exporter.integrity import (
+    HashCheck,
+    check_all,
+    check_relative,
+    member_path,
+    read_checked,
+    read_member,
+    sha256_bytes,
+    sha256_file,
+)
+from exporter.manifest import ArtifactEntry
+
+
+def _entry(path: str, data: bytes) -> ArtifactEntry:
+    """A manifest entry that expects ``data`` at ``path``."""
+    return ArtifactEntry("onnx", path, hashlib.sha256(data).hexdigest(), len(data))
+
+
+@pytest.fixture
+def unreadable(monkeypatch):
+    """Make reading files of the given names fail as a permission error would (the tests run as root,
+    where chmod 000 does not stop a read)."""
+    names: set[str] = set()
+    read_bytes = Path.read_bytes
+
+    def refusing(path: Path) -> bytes:
+        if path.name in names:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return read_bytes(path)
+
+    monkeypatch.setattr(Path, "read_bytes", refusing)
+    return names
+
+
+# --- sha256 ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [0, 3, (1 << 20) - 1, 1 << 20, (1 << 20) + 1, 3 * (1 << 20) + 7])
+def test_sha256_file_equals_sha256_bytes_of_the_same_content(tmp_path, size):
+    data = bytes(i % 251 for i in range(size))  # sizes around the 1 MiB block sha256_file reads
+    (tmp_path / "blob").write_bytes(data)
+    assert sha256_file(tmp_path / "blob") == sha256_bytes(data) == hashlib.sha256(data).hexdigest()
+
+
+def test_sha256_is_the_standard_digest_and_one_changed_byte_changes_it(tmp_path):
+    assert sha256_bytes(b"abc") == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"  # FIPS 180-2
+    (tmp_path / "blob").write_bytes(b"abd")
+    assert sha256_file(tmp_path / "blob") != sha256_bytes(b"abc")
+
+
+# --- check_all ------------------------------------------------------------------------------------
+
+
+def test_check_all_keeps_only_the_bytes_that_match_and_records_every_file(tmp_path, unreadable):
+    (tmp_path / "good.onnx").write_bytes(b"good")
+    (tmp_path / "changed.pt").write_bytes(b"changed after export")
+    (tmp_path / "locked.pt2").write_bytes(b"locked")
+    (tmp_path / "folder.onnx").mkdir()  # a folder where the manifest names a file
+    unreadable.add("locked.pt2")
+    entries = [
+        _entry("good.onnx", b"good"),
+        _entry("changed.pt", b"as exported"),
+        _entry("missing.onnx", b"never written"),
+        _entry("locked.pt2", b"locked"),
+        _entry("folder.onnx", b"a file"),
+    ]
+    blobs, checks = check_all(tmp_path, entries)
+    assert blobs == {"good.onnx": b"good"}
+    assert [c.path for c in checks] == [e.path for e in entries]  # every file, in the manifest's order
+    by_path = {c.path: c for c in checks}
+    assert by_path["good.onnx"] == HashCheck("good.onnx", entries[0].sha256, entries[0].sha256)
+    assert by_path["good.onnx"].ok
+    changed = by_path["changed.pt"]
+    assert not changed.ok and changed.actual == sha256_bytes(b"changed after export") and changed.error is None
+    assert (by_path["missing.onnx"].actual, by_path["missing.onnx"].error) == (None, "missing")
+    assert (by_path["locked.pt2"].actual, by_path["locked.pt2"].error) == (None, "Permission denied")
+    assert (by_path["folder.onnx"].actual, by_path["folder.onnx"].error) == (None, "missing")
+    assert [c.ok for c in checks] == [True, False, False, False, False]
+
+
+def test_check_all_reads_each_file_once(tmp_path, monkeypatch):
+    for name in ("a.onnx", "b.pt"):
+        (tmp_path / name).write_bytes(name.encode())
+    reads: list[str] = []
+    read_bytes = Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda path: reads.append(path.name) or read_bytes(path))
+    blobs, _ = check_all(tmp_path, [_entry("a.onnx", b"a.onnx"), _entry("b.pt", b"b.pt")])
+    assert sorted(reads) == ["a.onnx", "b.pt"] and blobs == {"a.onnx": b"a.onnx", "b.pt": b"b.pt"}
+
+
+def test_check_all_refuses_a_manifest_path_that_leaves_the_folder(tmp_path):
+    (tmp_path / "inside").mkdir()
+    (tmp_path / "secret").write_bytes(b"outside")
+    with pytest.raises(ManifestError, match="not a plain path"):
+        check_all(tmp_path / "inside", [_entry("../secret", b"outside")])
+
+
+# --- read_checked ---------------------------------------------------------------------------------
+
+
+def test_read_checked_hands_back_the_bytes_that_match(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    assert read_checked(tmp_path, _entry("model.pt", b"weights")) == b"weights"
+
+
+@pytest.mark.parametrize("make", [lambda _p: None, lambda p: (p / "model.pt").mkdir()], ids=["absent", "a-folder"])
+def test_read_checked_calls_a_missing_file_a_usage_error(tmp_path, make):
+    make(tmp_path)
+    with pytest.raises(ArtifactDirError, match=r"^model\.pt is missing from .*: re-export$") as caught:
+        read_checked(tmp_path, _entry("model.pt", b"weights"))
+    assert caught.value.exit_code == 2
+
+
+def test_read_checked_calls_an_unreadable_file_a_usage_error(tmp_path, unreadable):
+    (tmp_path / "model.pt").write_bytes(b"weights")
+    unreadable.add("model.pt")
+    with pytest.raises(ArtifactDirError, match=r"cannot be read \(Permission denied\)"):
+        read_checked(tmp_path, _entry("model.pt", b"weights"))
+
+
+def test_read_checked_calls_a_mismatch_a_failure_not_a_usage_error(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"tampered")
+    with pytest.raises(ExporterError) as caught:
+        read_checked(tmp_path, _entry("model.pt", b"weights"), action="benchmark")
+    assert not isinstance(caught.value, UsageError) and caught.value.exit_code == 1
+    message = str(caught.value)
+    assert message.startswith("model.pt does not match its sha256 in the manifest: refusing to benchmark it")
+    assert f"run `exporter verify {tmp_path}`" in message and "\n" not in message
+
+
+# --- paths ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../x.onnx", "a/../../x", "", "C:\\x", "a\\..\\b", "\\\\host\\x"])
+def test_paths_that_could_leave_the_folder_are_refused(bad):
+    with pytest.raises(ManifestError, match="not a plain path inside the artifact folder"):
+        check_relative(bad)
+
+
+@pytest.mark.parametrize("good", ["model.onnx", "sub/model.onnx.data", "a.b/c"])
+def test_plain_relative_paths_are_accepted(good):
+    check_relative(good)
+
+
+def test_a_plain_member_path_is_accepted_inside_the_folder(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "model.onnx").write_bytes(b"x")
+    assert member_path(tmp_path, "sub/model.onnx") == tmp_path.resolve() / "sub" / "model.onnx"
+    assert read_member(tmp_path, "sub/model.onnx") == b"x"
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["to-outside", "to-inside"])
+def test_a_symlink_member_is_refused_wherever_it_points(tmp_path, inside):
+    folder = tmp_path / "art"
+    folder.mkdir()
+    (folder / "real.onnx").write_text("bytes")
+    (tmp_path / "secret").write_text("bytes")
+    (folder / "model.onnx").symlink_to(folder / "real.onnx" if inside else tmp_path / "secret")
+    with pytest.raises(ManifestError, match="is a symlink: refusing to follow it"):
+        member_path(folder, "model.onnx")
+    assert read_member(folder, "real.onnx") == b"bytes"  # the file itself is fine
+
+
+def test_a_symlinked_folder_on_the_way_is_refused(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "model.onnx").write_text("bytes")
+    folder = tmp_path / "art"
+    folder.mkdir()
+    (folder / "sub").symlink_to(outside)
+    with pytest.raises(ManifestError, match=r"'sub/model\.onnx' in .* is a symlink"):
+        read_member(folder, "sub/model.onnx")

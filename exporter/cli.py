@@ -19,12 +19,14 @@ from .config import (
     DEFAULT_FORMATS,
     FORMATS,
     ONNX_EXPORTERS,
+    PRECISIONS,
     RUNTIMES,
     ExportConfig,
     TritonConfig,
     VerifyConfig,
     parse_shape,
 )
+from .interface import parse_dynamic, parse_input
 from .options import (
     ExporterGroup,
     check_json_target,
@@ -40,6 +42,8 @@ from .options import (
 
 def _precheck_target(target: str) -> None:
     """Answer usage errors about TARGET (artifact folder or model name) before torch is imported."""
+    if target.endswith(".onnx") and Path(target).is_file():
+        return
     if Path(target).is_dir():
         from .manifest import Manifest
 
@@ -113,8 +117,30 @@ def models_command() -> None:
 @click.option(
     "--input-shape",
     callback=parsed(parse_shape),
-    help="Example input shape, batch first (1,28,28). Required for models outside the registry.",
+    help="Shorthand for one float input named 'input': its example shape, batch first (1,28,28).",
 )
+@click.option(
+    "--input",
+    "inputs",
+    multiple=True,
+    callback=parsed(lambda values: tuple(parse_input(v) for v in values)),
+    metavar="NAME:SHAPE[:DTYPE[:LOW..HIGH]]",
+    help="One input of forward (repeatable), named after its parameter: ids:1,32:int64:0..999. Integer inputs "
+    "need their range; floats default to [0, 1).",
+)
+@click.option(
+    "--dynamic",
+    multiple=True,
+    callback=parsed(lambda values: tuple(parse_dynamic(v) for v in values)),
+    metavar="NAME:AXIS[:LABEL]",
+    help="Another dynamic axis (repeatable), e.g. ids:1:seq. Axis 0, the batch, is dynamic for every input.",
+)
+@click.option(
+    "--output-names",
+    callback=parsed(lambda text: tuple(n.strip() for n in text.split(",") if n.strip())),
+    help="Names of forward's outputs, flattened in order (a,b). Default: from what forward returns.",
+)
+@click.option("--dtype", type=click.Choice(PRECISIONS), help="Export the model in this precision (default: as built).")
 @click.option(
     "--weights",
     type=click.Path(path_type=Path),
@@ -130,20 +156,20 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
     """Export MODEL to OUT/NAME/ and verify it.
 
     MODEL is a registered name (see `exporter models`), package.module:Class, or
-    path/to/file.py:Class (then give --input-shape). Weights are initialised from
-    --seed unless --weights is given. Exit 0 when verification passes, 1 when it
-    fails (the artifacts stay, marked failed in manifest.json), 2 on usage errors.
+    path/to/file.py:Class (then give --input-shape, or --input per input). Weights are
+    initialised from --seed unless --weights is given. Exit 0 when verification passes, 1
+    when it fails (the artifacts stay, marked failed in manifest.json), 2 on usage errors.
 
     \b
     Examples:
       exporter export mlp
       exporter export mlp --device cpu --format onnx --opset 18
       exporter export my_model.py:Net --input-shape 1,28,28 --weights net.safetensors
+      exporter export net.py:Tagger --input ids:1,32:int64:0..999 --dynamic ids:1:seq
+      exporter export net.py:Fusion --input image:1,3,32,32 --input features:1,8 --dtype float16
     """
     from .sources import resolve
 
-    resolve(model, kw["input_shape"])  # usage errors answer before torch is imported
-    check_json_target(json_path)
     config = ExportConfig(
         out=kw["out"],
         name=kw["name"],
@@ -154,10 +180,16 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
         opset=kw["opset"],
         onnx_exporter=kw["onnx_exporter"],
         input_shape=kw["input_shape"],
+        inputs=kw["inputs"] or (),
+        dynamic=kw["dynamic"] or (),
+        output_names=kw["output_names"],
+        dtype=kw["dtype"],
         weights=kw["weights"],
         verify=not no_verify,
-        verify_config=verify_config(**{**kw, "device": None, "weights": None}),
+        verify_config=verify_config(**{**kw, "device": None, "weights": None, "inputs": None}),
     )
+    resolve(model, config.example_inputs())  # usage errors answer before torch is imported
+    check_json_target(json_path)
     from .exporting import export
 
     result = export(model, config)
@@ -217,12 +249,14 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
 @source_option
 @json_option("the structure and parameter table")
 def inspect_command(target: str, seed: int, source: Path | None, json_path: str | None) -> None:
-    """Print the structure and parameter table of a model or an artifact folder.
+    """Print the structure and parameter table of a model or an artifact folder, or an ONNX file's
+    inputs, outputs, opset and initializers.
 
     \b
     Examples:
       exporter inspect mlp
       exporter inspect artifacts/mlp
+      exporter inspect artifacts/mlp/model.onnx
     """
     _precheck_target(target)
     check_json_target(json_path)

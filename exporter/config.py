@@ -13,8 +13,11 @@ from pathlib import Path
 from .formats import DEFAULTS as DEFAULT_FORMATS
 from .formats import NAMES as FORMATS
 from .formats import RUNTIMES
+from .interface import InputSpec
 
 ONNX_EXPORTERS = ("dynamo", "legacy")
+PRECISIONS = ("float32", "float16", "bfloat16")  # --dtype: the precision a model is exported in
+MAX_SEED = 2**63 - 1
 DISTRIBUTIONS = ("uniform", "normal")
 NAN_POLICIES = ("fail", "match")
 
@@ -31,6 +34,7 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "float16": (1e-3, 1e-3),
     "bfloat16": (1e-2, 1e-2),
 }
+EXACT_DTYPES = ("int64", "int32", "int16", "int8", "uint8", "bool")  # compared exactly, whatever --atol says
 # int8 weights (onnx-int8) move logits by the quantisation error: measured max abs diff
 # about 2.5e-3 on the seed network and the cnn (logits of size ~0.2). atol 0.01 leaves 4x
 # room; rtol 0.05 scales it for trained models with larger logits. Pass/fail also needs
@@ -78,7 +82,8 @@ class VerifyConfig:
     samples: int | None = None  # total samples, spread over the batch sizes; None: see samples_for
     batch_sizes: tuple[int, ...] = ()  # empty: batch 1, the export batch and 64
     distribution: str = "uniform"  # "uniform" like torch.rand, or "normal"
-    input_range: tuple[float, float] = (0.0, 1.0)  # uniform: [low, high); normal: mean +- 2 std
+    input_range: tuple[float, float] | None = None  # float inputs: [low, high); normal: mean +- 2 std;
+    # None: each input's own range (recorded at export), else [0, 1)
     atol: float | None = None  # None: the dtype default (DEFAULT_TOLERANCES)
     rtol: float | None = None
     nan_policy: str = "fail"  # "match": NaN/Inf at the same positions on both sides pass
@@ -102,9 +107,12 @@ class VerifyConfig:
             raise InputSpecError(f"--samples must be from 1 to {MAX_SAMPLES:,}, not {self.samples}")
         if any(not 1 <= b <= MAX_SAMPLES for b in self.batch_sizes):
             raise InputSpecError(f"--batch-size must be from 1 to {MAX_SAMPLES:,}")
-        low, high = self.input_range
-        if not (math.isfinite(low) and math.isfinite(high) and high > low):
-            raise InputSpecError(f"--input-range {low},{high}: give finite LOW < HIGH")
+        if self.input_range is not None:
+            low, high = self.input_range
+            if not (math.isfinite(low) and math.isfinite(high) and high > low):
+                raise InputSpecError(f"--input-range {low},{high}: give finite LOW < HIGH")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise InputSpecError(f"--seed must be an integer from 0 to {MAX_SEED}, not {self.seed!r}")
         if self.distribution not in DISTRIBUTIONS:
             raise UsageError(f"--distribution must be one of {', '.join(DISTRIBUTIONS)}")
         if self.nan_policy not in NAN_POLICIES:
@@ -124,6 +132,8 @@ class VerifyConfig:
 
     def tolerance(self, dtype: str, quantized: bool = False) -> Tolerance:
         """The tolerance for an output of ``dtype``, after overrides; ``quantized``: the int8 policy."""
+        if dtype in EXACT_DTYPES:
+            return Tolerance(atol=0.0, rtol=0.0)  # ids, indices, masks: one off is wrong
         if quantized:
             atol, rtol = QUANTIZED_TOLERANCE
             return Tolerance(atol=atol, rtol=rtol, min_agreement=self.min_agreement)
@@ -146,10 +156,21 @@ class ExportConfig:
     opset: int | None = None  # None: the exporter's default opset
     onnx_exporter: str = "dynamo"  # "dynamo" (torch.export based, torch's default) or "legacy"
     external_data: bool = False  # ONNX weights in model.onnx.data (automatic past 2 GB)
-    input_shape: tuple[int, ...] | None = None  # required for models outside the registry
+    input_shape: tuple[int, ...] | None = None  # shorthand for one float input named "input" (models outside
+    # the registry need it or ``inputs``)
+    inputs: tuple[InputSpec, ...] = ()  # every input of forward: name, example shape, dtype, range (--input)
+    dynamic: tuple[tuple[str, int, str], ...] = ()  # more dynamic axes: (input, axis, label) (--dynamic)
+    output_names: tuple[str, ...] | None = None  # None: from what forward returns (--output-names)
+    dtype: str | None = None  # export the model in this precision (float16, bfloat16); None: as it is
     weights: Path | None = None  # a state_dict (.pt/.pth) or .safetensors file
     verify: bool = True  # run verification after writing, and record it in the manifest
     verify_config: VerifyConfig = field(default_factory=VerifyConfig)
+
+    def example_inputs(self) -> tuple[InputSpec, ...] | None:
+        """The inputs given: ``inputs``, or ``input_shape`` as one float input named ``input``; None: none."""
+        if self.inputs:
+            return tuple(self.inputs)
+        return None if self.input_shape is None else (InputSpec("input", tuple(self.input_shape)),)
 
     def __post_init__(self) -> None:
         from .errors import UsageError
@@ -159,6 +180,12 @@ class ExportConfig:
             raise UsageError(f"unknown format {', '.join(unknown) or '(none)'}: choose from {', '.join(FORMATS)}")
         if self.onnx_exporter not in ONNX_EXPORTERS:
             raise UsageError(f"--onnx-exporter must be one of {', '.join(ONNX_EXPORTERS)}")
+        if self.dtype is not None and self.dtype not in PRECISIONS:
+            raise UsageError(f"--dtype must be one of {', '.join(PRECISIONS)}, not {self.dtype!r}")
+        if self.input_shape is not None and self.inputs:
+            raise UsageError("give --input-shape (one float input) or --input (per input), not both")
+        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise UsageError(f"--seed must be an integer from 0 to {MAX_SEED}, not {self.seed!r}")
         check_device(self.device)
         from .atomic import check_creatable_folder
 
@@ -254,7 +281,7 @@ def parse_range(text: str) -> tuple[float, float]:
     return low, high
 
 
-def parse_shape(text: str) -> tuple[int, ...]:
+def parse_shape(text: str, minimum_dims: int = 2) -> tuple[int, ...]:
     """Parse "1,28,28" into (1, 28, 28); raises InputSpecError on anything else."""
     from .errors import InputSpecError
 
@@ -265,6 +292,6 @@ def parse_shape(text: str) -> tuple[int, ...]:
         raise InputSpecError(
             f"input shape {text!r} is not a list of integers: write it as 1,28,28 (batch first)"
         ) from None
-    if len(shape) < 2 or any(d <= 0 for d in shape):
+    if len(shape) < minimum_dims or any(d <= 0 for d in shape):
         raise InputSpecError(f"input shape {text!r} needs a batch dimension and positive sizes, for example 1,28,28")
     return shape

@@ -25,7 +25,9 @@ from .atomic import current_umask, make_folder, move_into_place, staging_folder
 from .config import ExportConfig
 from .errors import ArtifactDirError, InputSpecError, UsageError
 from .formats import ExportSpec
+from .interface import Interface, with_dynamic
 from .manifest import ArtifactEntry, Manifest
+from .probing import cast_floats, describe_outputs, export_example, in_forward_order, specs_from_values
 from .report import VerificationReport
 from .sources import ModelSource, resolve
 from .verification import verify, write_report
@@ -71,25 +73,33 @@ def export(
     model: str | nn.Module,
     config: ExportConfig | None = None,
     *,
+    example_inputs: Any = None,
+    dynamic: dict[str, dict[int, str]] | None = None,
     example_input: torch.Tensor | None = None,
 ) -> ExportResult:
     """Export ``model`` (a registered name, ``pkg.mod:Class``, ``file.py:Class`` or an nn.Module).
 
-    Returns the folder, its manifest and the verification report. Raises UsageError
-    subclasses for anything the caller can fix (exit 2 in the CLI) and ExportFailedError
-    when an exporter cannot make an artifact (exit 1). A failed verification is not an
-    error: the artifacts are kept and ``result.passed`` is False.
+    ``example_inputs`` (an nn.Module's example): a tensor, a tuple of tensors (forward's
+    positional arguments) or a dict of tensors by parameter name; ``example_input`` is its
+    older single-tensor spelling. ``dynamic``: more dynamic axes, ``{"ids": {1: "seq"}}`` (the
+    batch, axis 0, is dynamic for every input already). Returns the folder, its manifest and
+    the verification report. Raises UsageError subclasses for anything the caller can fix (exit 2
+    in the CLI) and ExportFailedError when an exporter cannot make an artifact (exit 1). A failed
+    verification is not an error: the artifacts are kept and ``result.passed`` is False.
     """
     config = config or ExportConfig()
     if config.opset is not None and any(f.startswith("onnx") for f in config.formats):
         from .runners.onnxruntime import check_opset
 
         check_opset(config.opset)  # before anything is exported
+    values = example_inputs if example_inputs is not None else example_input
     instance = model if isinstance(model, nn.Module) else None
     if instance is not None:
-        source = _instance_source(instance, config, example_input)
+        source, given = _instance_source(instance, config, values)
     else:
-        source = resolve(str(model), config.input_shape)
+        source, given = resolve(str(model), config.example_inputs()), None
+    extra = [*config.dynamic, *((n, a, label) for n, axes in (dynamic or {}).items() for a, label in axes.items())]
+    specs = cast_floats(with_dynamic(source.inputs, extra), config.dtype)
     name = config.name or source.name
     if not _NAME.match(name):
         raise UsageError(f"artifact name {name!r} must be a plain folder name (letters, digits, _ . -)")
@@ -107,15 +117,19 @@ def export(
             state, info = weights.read_state_dict(config.weights)
             weights.apply(eager, state, str(config.weights))
             weights_record = {"original": info}
-        if example_input is not None:
-            example = example_input.to(device)
-        else:
-            example = inputs.example(source.input_shape, source.dtype, config.seed, device)
         if instance is not None and weights_record is None:
             weights_record = {}  # a user's module: its weights are its own, not the seed's
-        job = _Job(source, name, config, device, staging)
-        entries = _write_artifacts(job, eager, example)
-        manifest = _write_manifest(job, eager, example, entries, weights_record)
+        if config.dtype is not None:
+            eager = eager.to(getattr(torch, config.dtype))
+        specs = in_forward_order(eager, specs, registered=source.kind == "registry")
+        if given is None:
+            example = inputs.example(specs, config.seed, device)
+        else:
+            example = {s.name: given[s.name].to(device=device, dtype=getattr(torch, s.dtype)) for s in specs}
+        outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output")
+        job = _Job(source, name, config, device, staging, Interface(specs, outputs))
+        entries = _write_artifacts(job, eager, export_example(example, specs))
+        manifest = _write_manifest(job, eager, entries, weights_record)
         report = None
         if config.verify:
             report = verify(staging, config.verify_config, model=eager, write=False)
@@ -128,19 +142,27 @@ def export(
     return ExportResult(target, manifest, report)
 
 
-def _instance_source(model: nn.Module, config: ExportConfig, example: torch.Tensor | None) -> ModelSource:
-    shape = tuple(example.shape) if example is not None else config.input_shape
-    if shape is None:
-        raise InputSpecError("exporting an nn.Module needs example_input or ExportConfig(input_shape=...)")
+def _instance_source(model: nn.Module, config: ExportConfig, values: Any) -> tuple[ModelSource, dict | None]:
+    """Where a user's module comes from, and its example values by input name (None: draw them)."""
+    given = None
+    if values is not None:
+        specs, given = specs_from_values(values, model)
+    else:
+        specs = config.example_inputs()
+    if specs is None:
+        raise InputSpecError(
+            "exporting an nn.Module needs example_inputs (a tensor, a tuple or a dict of tensors) "
+            "or ExportConfig(inputs=...) / ExportConfig(input_shape=...)"
+        )
     cls = type(model)
-    dtype = str(example.dtype).removeprefix("torch.") if example is not None else "float32"
-    return ModelSource(
+    source = ModelSource(
         kind="import",
         target=f"{cls.__module__}:{cls.__qualname__}",
         name=cls.__name__,
-        input_shape=tuple(shape),
-        dtype=dtype,
+        inputs=specs,
+        output_names=config.output_names,
     )
+    return source, given
 
 
 def _staging(out: Path, name: str) -> Path:
@@ -161,14 +183,17 @@ class _Job:
     config: ExportConfig
     device: torch.device
     staging: Path
+    interface: Interface  # the inputs in forward's order, the flattened outputs
 
 
-def _write_artifacts(job: _Job, eager: nn.Module, example: torch.Tensor) -> list[ArtifactEntry]:
+def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]) -> list[ArtifactEntry]:
     """Each asked-for format's file (and any side file) into the staging folder, with its manifest entry."""
-    config, staging = job.config, job.staging
+    config, staging, interface = job.config, job.staging, job.interface
     spec = ExportSpec(
-        input_name=job.source.input_name,
-        output_names=job.source.output_names,
+        input_names=interface.input_names,
+        output_names=interface.output_names,
+        dynamic=tuple(s.axes for s in interface.inputs),
+        output_dynamic=tuple({i: d for i, d in enumerate(o.shape) if isinstance(d, str)} for o in interface.outputs),
         opset=config.opset,
         onnx_exporter=config.onnx_exporter,
         external_data=config.external_data,
@@ -176,16 +201,14 @@ def _write_artifacts(job: _Job, eager: nn.Module, example: torch.Tensor) -> list
     entries: list[ArtifactEntry] = []
     for name in config.formats:
         fmt = formats.FORMATS[name]
-        details = formats.exporter_module(name).export(eager, example, staging / fmt.file, spec)
+        details = formats.exporter_module(name).export(eager, args, staging / fmt.file, spec)
         entries.append(ArtifactEntry.for_file(staging, fmt.file, name, **details))
         if details.get("external_data"):
             entries.append(ArtifactEntry.for_file(staging, details["external_data"], formats.ONNX_DATA, of=fmt.file))
     return entries
 
 
-def _write_manifest(
-    job: _Job, eager: nn.Module, example: torch.Tensor, entries: list[ArtifactEntry], weights_record: dict | None
-) -> Manifest:
+def _write_manifest(job: _Job, eager: nn.Module, entries: list[ArtifactEntry], weights_record: dict | None) -> Manifest:
     """manifest.json for the written artifacts; ``weights_record``: set when the weights are not the seed's."""
     source = job.source
     if weights_record is not None:
@@ -194,26 +217,18 @@ def _write_manifest(
         entry = ArtifactEntry.for_file(job.staging, relpath, formats.WEIGHTS)
         entries = [*entries, entry]
         weights_record = {**weights_record, "path": relpath, "sha256": entry.sha256}
-    with torch.no_grad():
-        out = eager(example)
-    outs = out if isinstance(out, (tuple, list)) else [out]
-    batch_axes = {source.input_name: {"0": "batch"}, **{n: {"0": "batch"} for n in source.output_names}}
     manifest = Manifest(
         model={
             "name": job.name,
             "source": source.to_manifest(),
             "seed": job.config.seed,
+            "dtype": job.config.dtype,
             "parameters": reference.count_parameters(eager),
             "state_sha256": reference.state_sha256(eager),
             "weights": weights_record,
         },
-        input={
-            "name": source.input_name,
-            "shape": list(source.input_shape),
-            "dtype": source.dtype,
-            "dynamic_axes": batch_axes,
-        },
-        outputs=[{"name": n, "shape": list(o.shape)} for n, o in zip(source.output_names, outs, strict=False)],
+        inputs=[spec.to_manifest() for spec in job.interface.inputs],
+        outputs=[output.to_manifest() for output in job.interface.outputs],
         device=str(job.device),
         artifacts=entries,
         versions=versions(),

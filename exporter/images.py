@@ -1,8 +1,10 @@
-"""Inputs for `predict`: an image, a .npy array, or `random`.
+"""Inputs for `predict`: an image, a .npy array, an .npz of named arrays, or `random`.
 
-Images are read as MNIST loaders do: converted to grayscale, resized to the model's
-(height, width) when they differ, and scaled from 0..255 to [0, 1]. Every conversion
-made is returned as a note, so the output can say what was done to the picture.
+Images are read as MNIST loaders do: converted to grayscale (or to RGB for a 3-channel
+input of shape (3, H, W) or (H, W, 3)), resized to the model's (height, width) when they
+differ, and scaled from 0..255 to [0, 1]. Every conversion made is returned as a note, so
+the output can say what was done to the picture. An image or a .npy feeds a model with
+one input; an .npz holds one array per input name.
 """
 
 from __future__ import annotations
@@ -12,23 +14,44 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputSpecError
+from .interface import FLOAT_DTYPES, InputSpec
+from .runners.base import carrier
 
 
-def load_samples(spec: str, sample_shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, list[str]]:
-    """A batch (N, *sample_shape) of float32 samples from ``spec``, and notes on what was done."""
+def load_samples(spec: str, specs: tuple[InputSpec, ...], seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
+    """A batch from ``spec`` (an array per input, by name), and notes on what was done."""
     if spec == "random":
         from .inputs import seeded_batches
 
-        x = next(seeded_batches(sample_shape, "float32", seed, batch_size=1, samples=1))
-        return x, [f"a random sample, uniform in [0, 1), seed {seed}"]
+        feed = next(seeded_batches(specs, seed, batch_size=1, samples=1))
+        drawn = (
+            "uniform in [0, 1)"
+            if len(specs) == 1 and specs[0].dtype in FLOAT_DTYPES
+            else "; ".join(s.describe() for s in specs)
+        )
+        return feed, [f"a random sample, {drawn}, seed {seed}"]
     path = check_input_path(spec)
+    if path.suffix.lower() == ".npz":
+        from .inputs import InputSet
+
+        loaded = InputSet.load(path, specs, batch_size=None)
+        feed = {s.name: np.concatenate([group[s.name] for group in loaded.groups.values()]) for s in specs}
+        return feed, [f"{path.name}: one array per input ({', '.join(feed)})"]
+    if len(specs) != 1:
+        names = ", ".join(s.name for s in specs)
+        raise InputSpecError(f"this model takes {len(specs)} inputs ({names}): give an .npz with one array per input")
+    (only,) = specs
+    sample_shape = tuple(only.shape[1:])
     if path.suffix.lower() == ".npy":
         samples, notes = _npy(path, sample_shape)
     else:
         samples, notes = _image(path, sample_shape)
     if not np.isfinite(samples).all():
         raise InputSpecError(f"{path} holds NaN or Inf values: a prediction on them means nothing")
-    return samples, notes
+    if only.dtype != "float32":
+        samples = samples.astype(carrier(only.dtype))
+        notes.append(f"cast to {only.dtype}, the input's dtype")
+    return {only.name: samples}, notes
 
 
 def check_input_path(spec: str) -> Path:
@@ -61,27 +84,45 @@ def _npy(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[st
 
 
 def _image(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
+    """A grayscale (H, W) or (1, H, W), or an RGB (3, H, W) or (H, W, 3) sample from an image file."""
     try:
         from PIL import Image, UnidentifiedImageError
     except ImportError:
         raise InputSpecError("reading images needs Pillow: pip install pillow") from None
-    if len(sample_shape) != 2:
-        raise InputSpecError(f"this model takes samples of shape {sample_shape}, not 2-D grayscale images")
-    height, width = sample_shape
+    layout = _layout(sample_shape)
+    if layout is None:
+        raise InputSpecError(
+            f"this model takes samples of shape {sample_shape}: an image fits (H, W), (1, H, W), (3, H, W) or (H, W, 3)"
+        )
+    mode, height, width = layout
+    Image.MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # a decompression bomb is refused, not decoded
     try:
         with Image.open(path) as image:
             image.load()
             notes = [f"{path.name}: {image.format} image, {image.width}x{image.height} {image.mode}"]
-            if image.mode != "L":
-                notes.append(f"converted {image.mode} to grayscale")
-                image = image.convert("L")
+            if image.mode != mode:
+                notes.append(f"converted {image.mode} to {'grayscale' if mode == 'L' else 'RGB'}")
+                image = image.convert(mode)
             if image.size != (width, height):
                 notes.append(f"resized to {width}x{height}")
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         raise InputSpecError(
             f"{path} is not an image Pillow can read, nor a .npy array ({type(error).__name__})"
         ) from None
     notes.append("values scaled from 0..255 to [0, 1], as MNIST loaders do")
-    return (pixels / 255.0)[None], notes
+    if mode == "RGB" and sample_shape[0] == 3:
+        pixels = pixels.transpose(2, 0, 1)  # channels first, as the input is
+    return (pixels / 255.0).reshape(sample_shape)[None], notes
+
+
+def _layout(sample_shape: tuple[int, ...]) -> tuple[str, int, int] | None:
+    """(Pillow mode, height, width) of an image that fits ``sample_shape``; None: no image fits."""
+    if len(sample_shape) == 2:
+        return "L", *sample_shape
+    if len(sample_shape) == 3 and sample_shape[0] in (1, 3):
+        return ("L" if sample_shape[0] == 1 else "RGB"), sample_shape[1], sample_shape[2]
+    if len(sample_shape) == 3 and sample_shape[2] == 3:
+        return "RGB", sample_shape[0], sample_shape[1]
+    return None

@@ -1,20 +1,24 @@
 """Every input the tool makes or reads: seeded and generated, or replayed from a file.
 
-One generator recipe (``draw``) makes them all: verify's sets, bench's batches, the export
-example and predict's ``random``; the same seed gives the same values everywhere.
+One recipe (``draw``) makes them all: verify's sets, bench's batches, the export example and
+predict's ``random``; the same seed gives the same values everywhere. Each input is drawn
+as its ``InputSpec`` says: floats uniform in their range (or normal), integers uniform in
+[low, high], bools half False and half True.
 
-Samples are grouped by batch size: ``groups[b]`` holds ``n * b`` samples that are fed
-``b`` at a time, whole batches only. Every batch size runs the same number of batches
+Samples are grouped by ``Case``: a batch size, and a size for every other dynamic axis
+(a sequence length, say). ``groups[case]`` holds ``n * batch`` samples per input, fed
+``batch`` at a time, whole batches only. Every case runs the same number of batches
 ``n = ceil(samples / sum(batch sizes))``, so the large batches carry most samples (cheap
-per sample), batch 1 still runs ``n`` times, and the cost grows linearly with
-``samples``. The defaults cover batch 1, the export's batch and 64, so a batch size
-frozen into an artifact is caught. Saved sets are ``.npz`` files with one
-array ``batch_<B>`` per batch size, which ``load`` replays exactly.
+per sample), batch 1 still runs ``n`` times, and the cost grows linearly with ``samples``.
+The default cases cover batch 1, the export's batch and 64, and each other dynamic axis
+shorter and longer than the example, so a size frozen into an artifact is caught. Saved
+sets are ``.npz`` files (``batch_<B>[,LABEL=N...][:INPUT]`` arrays) that ``load`` replays.
 """
 
 from __future__ import annotations
 
 import math
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,11 +29,46 @@ import numpy as np
 
 from .config import VerifyConfig
 from .errors import InputSpecError
+from .interface import FLOAT_DTYPES, INT_DTYPES, InputSpec
 
 if TYPE_CHECKING:
     import torch
 
 DEFAULT_LARGE_BATCH = 64
+_SAVED = re.compile(r"^batch_(\d+)((?:,[A-Za-z_]\w*=\d+)*)(?::([A-Za-z_]\w*))?$")
+
+
+@dataclass(frozen=True, order=True)
+class Case:
+    """One shape the runtimes are fed: a batch size, and the size of every other dynamic axis."""
+
+    batch: int
+    sizes: tuple[tuple[str, int], ...] = ()  # (label, size) for dynamic axes other than the batch
+
+    @property
+    def label(self) -> str:
+        extra = ", ".join(f"{label}={size}" for label, size in self.sizes)
+        return f"{self.batch} ({extra})" if extra else str(self.batch)
+
+    def shape(self, spec: InputSpec) -> tuple[int, ...]:
+        """``spec``'s shape in this case: its dynamic axes resized."""
+        sizes = {"batch": self.batch, **dict(self.sizes)}
+        return tuple(sizes.get(spec.axes.get(i, ""), d) for i, d in enumerate(spec.shape))
+
+
+def default_batch_sizes(export_batch: int) -> tuple[int, ...]:
+    return tuple(sorted({1, export_batch, DEFAULT_LARGE_BATCH}))
+
+
+def default_cases(batch_sizes: tuple[int, ...], labels: dict[str, int]) -> list[Case]:
+    """Each batch size with the example's other sizes; then, at batch 2, each other dynamic axis
+    shorter (half) and longer (twice) than the example."""
+    example = tuple(sorted(labels.items()))
+    cases = [Case(b, example) for b in batch_sizes]
+    for label, size in sorted(labels.items()):
+        for other in sorted({max(1, size // 2), size * 2} - {size}):
+            cases.append(Case(2, tuple(sorted({**labels, label: other}.items()))))
+    return cases
 
 
 def draw(
@@ -39,86 +78,126 @@ def draw(
     distribution: str = "uniform",
     value_range: tuple[float, float] = (0.0, 1.0),
 ) -> torch.Tensor:
-    """Samples from ``generator``: uniform like ``torch.rand`` scaled to the range, or normal
-    with its mean in the middle of the range and ~95 % of samples inside it."""
+    """Samples from ``generator``: floats uniform like ``torch.rand`` scaled to the range, or normal
+    with its mean in the middle of the range and ~95 % of samples inside it; integers uniform in
+    [low, high]; bools uniform over False/True."""
     import torch
 
     low, high = value_range
+    if dtype == "bool":
+        return torch.randint(0, 2, shape, generator=generator).bool()
+    if dtype in INT_DTYPES:
+        return torch.randint(int(low), int(high) + 1, shape, generator=generator).to(getattr(torch, dtype))
     if distribution == "normal":
         x = torch.randn(shape, generator=generator, dtype=getattr(torch, dtype))
         return x * ((high - low) / 4) + (low + high) / 2
     return torch.rand(shape, generator=generator, dtype=getattr(torch, dtype)) * (high - low) + low
 
 
-def example(shape: tuple[int, ...], dtype: str, seed: int, device: torch.device) -> torch.Tensor:
-    """The export example (tracing input): uniform in [0, 1) like the seed's ``torch.rand``, seeded."""
+def sample(generator: torch.Generator, spec: InputSpec, shape: tuple[int, ...], config: VerifyConfig) -> np.ndarray:
+    """One input's samples as a numpy array of its carrier dtype (bfloat16 values carried in float32).
+
+    Floats are drawn in float32 and rounded to a half-precision dtype, so the same seed gives
+    the same values (to that precision) whatever the model's precision.
+    """
     import torch
 
-    return draw(torch.Generator().manual_seed(seed), tuple(shape), dtype).to(device)
+    if spec.dtype in FLOAT_DTYPES:
+        value_range = config.input_range or spec.low_high
+        x = draw(generator, shape, "float32", config.distribution, value_range)
+        if spec.dtype in ("float16", "bfloat16"):
+            x = x.to(getattr(torch, spec.dtype)).float()
+        return x.numpy().astype("float32" if spec.dtype == "bfloat16" else spec.dtype, copy=False)
+    return draw(generator, shape, spec.dtype, value_range=spec.low_high).numpy()
 
 
-def seeded_batches(sample_shape: tuple[int, ...], dtype: str, seed: int, batch_size: int, samples: int):
-    """Whole batches covering ``samples``, uniform in [0, 1), drawn in turn from one generator
-    seeded with ``seed`` (the same for every runtime), one batch at a time (bench)."""
+def example(specs: tuple[InputSpec, ...], seed: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """The export example (tracing input), each input at its example shape, seeded: floats uniform in
+    their range like the seed's ``torch.rand``, in the input's own dtype."""
     import torch
 
     generator = torch.Generator().manual_seed(seed)
+    return {s.name: draw(generator, s.shape, s.dtype, value_range=s.low_high).to(device) for s in specs}
+
+
+def seeded_batches(specs: tuple[InputSpec, ...], seed: int, batch_size: int, samples: int) -> Iterator[dict]:
+    """Whole batches covering ``samples``, drawn in turn from one generator seeded with ``seed``
+    (the same for every runtime), one batch at a time (bench, predict's random)."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    config = VerifyConfig()
     for _ in range(math.ceil(samples / batch_size)):
-        x = draw(generator, (batch_size, *sample_shape))
-        yield np.ascontiguousarray(x.numpy().astype(dtype, copy=False))
-
-
-def default_batch_sizes(export_batch: int) -> tuple[int, ...]:
-    return tuple(sorted({1, export_batch, DEFAULT_LARGE_BATCH}))
+        case = Case(batch_size)
+        yield {s.name: np.ascontiguousarray(sample(generator, s, case.shape(s), config)) for s in specs}
 
 
 @dataclass
 class InputSet:
-    groups: dict[int, np.ndarray]  # batch size -> (n_batches * batch size, *sample_shape)
+    groups: dict[Case, dict[str, np.ndarray]]  # case -> input name -> (n_batches * batch, ...)
     origin: str  # how the set was made, for the report
 
     @property
     def samples(self) -> int:
-        return sum(len(a) for a in self.groups.values())
+        return sum(self.count(case) for case in self.groups)
 
-    def batches(self, batch_size: int) -> Iterator[np.ndarray]:
-        data = self.groups[batch_size]
-        for start in range(0, len(data), batch_size):
-            yield data[start : start + batch_size]
+    @property
+    def batch_sizes(self) -> list[int]:
+        return sorted({case.batch for case in self.groups})
+
+    def count(self, case: Case) -> int:
+        return len(next(iter(self.groups[case].values())))
+
+    def batches(self, case: Case) -> Iterator[dict[str, np.ndarray]]:
+        arrays = self.groups[case]
+        for start in range(0, self.count(case), case.batch):
+            yield {name: data[start : start + case.batch] for name, data in arrays.items()}
 
     def save(self, path: Path) -> None:
+        single = len(next(iter(self.groups.values()))) == 1
+        arrays = {}
+        for case, named in self.groups.items():
+            key = f"batch_{case.batch}" + "".join(f",{label}={size}" for label, size in case.sizes)
+            for name, data in named.items():
+                arrays[key if single and not case.sizes else f"{key}:{name}"] = data
         try:
             with open(path, "wb") as handle:
-                np.savez(handle, **{f"batch_{b}": a for b, a in self.groups.items()})
+                np.savez(handle, **arrays)
         except OSError as error:
             raise InputSpecError(f"cannot write inputs to {path}: {error.strerror}") from None
 
     @classmethod
     def generate(
-        cls, sample_shape: tuple[int, ...], dtype: str, config: VerifyConfig, export_batch: int, quantized: bool = False
+        cls,
+        specs: tuple[InputSpec, ...],
+        config: VerifyConfig,
+        export_batch: int,
+        labels: dict[str, int] | None = None,
+        quantized: bool = False,
     ) -> InputSet:
-        """Seeded random samples: uniform like ``torch.rand`` (scaled to the range) or normal.
+        """Seeded samples of every input for every case (see ``default_cases``).
 
-        ``quantized``: a quantised runtime will be judged, so the default sample count is the
-        larger one its top-1 agreement gate needs (``VerifyConfig.samples_for``).
+        ``labels``: the example's size of each dynamic axis other than the batch. ``quantized``:
+        a quantised runtime will be judged, so the default sample count is the larger one its
+        top-1 agreement gate needs (``VerifyConfig.samples_for``).
         """
         import torch
 
-        sizes = config.batch_sizes or default_batch_sizes(export_batch)
-        samples = config.samples_for(quantized)
-        low, high = config.input_range  # VerifyConfig has checked them, and the sample and batch counts
-        batches = math.ceil(samples / sum(sizes))
+        cases = default_cases(config.batch_sizes or default_batch_sizes(export_batch), labels or {})
+        batches = math.ceil(config.samples_for(quantized) / sum(case.batch for case in cases))
         generator = torch.Generator().manual_seed(config.seed)
-        groups: dict[int, np.ndarray] = {}
-        for b in sizes:
-            x = draw(generator, (batches * b, *sample_shape), "float32", config.distribution, (low, high))
-            groups[b] = x.numpy().astype(dtype, copy=False)
-        origin = f"{config.distribution} in [{low:g}, {high:g}), seed {config.seed}"
-        return cls(groups, origin)
+        groups: dict[Case, dict[str, np.ndarray]] = {}
+        for case in cases:
+            groups[case] = {}
+            for spec in specs:
+                shape = case.shape(spec)
+                groups[case][spec.name] = sample(generator, spec, (batches * case.batch, *shape[1:]), config)
+        return cls(groups, _origin(specs, config))
 
     @classmethod
-    def load(cls, path: Path, sample_shape: tuple[int, ...], dtype: str, batch_size: int | None) -> InputSet:
-        """Replay a saved ``.npz`` (``batch_<B>`` arrays), or split one array of samples into batches."""
+    def load(cls, path: Path, specs: tuple[InputSpec, ...], batch_size: int | None) -> InputSet:
+        """Replay a saved ``.npz``; or split samples into batches: one array (one input), or an
+        ``.npz`` with one array per input name (the same number of samples each)."""
         path = Path(path)
         if not path.is_file():
             raise InputSpecError(f"inputs file {path} does not exist")
@@ -129,32 +208,86 @@ class InputSet:
             raise InputSpecError(f"{path} is not a readable .npz/.npy file ({error})") from None
         if not arrays:
             raise InputSpecError(f"{path} holds no arrays")
-        saved = {k: v for k, v in arrays.items() if k.startswith("batch_") and k[6:].isdigit()}
-        if saved and len(saved) == len(arrays):
-            groups = {int(k[6:]): v for k, v in saved.items()}
-        elif len(arrays) == 1:
-            (data,) = arrays.values()
-            if data.ndim == len(sample_shape):  # a single sample
-                data = data[None]
-            if data.ndim == 0 or len(data) == 0:
-                raise InputSpecError(f"{path} holds no samples")
-            b = batch_size or min(len(data), DEFAULT_LARGE_BATCH)
-            groups = {}
-            full = len(data) - len(data) % b
-            if full:
-                groups[b] = data[:full]
-            if len(data) % b:
-                groups[len(data) % b] = data[full:]
+        names = [s.name for s in specs]
+        if all(_SAVED.match(k) for k in arrays):
+            groups = _saved_groups(arrays, names, path)
+        elif set(names) <= set(arrays):
+            groups = _split({n: arrays[n] for n in names}, specs, batch_size, path)
+        elif len(arrays) == 1 and len(specs) == 1:
+            groups = _split({names[0]: next(iter(arrays.values()))}, specs, batch_size, path)
         else:
-            raise InputSpecError(f"{path} holds several arrays ({', '.join(arrays)}): give one, or batch_<B> arrays")
-        for b, data in groups.items():
-            if data.ndim != len(sample_shape) + 1 or tuple(data.shape[1:]) != tuple(sample_shape):
-                raise InputSpecError(
-                    f"{path}: samples must have shape {tuple(sample_shape)}, got {tuple(data.shape[1:])}"
-                )
-            if len(data) == 0 or len(data) % b:
-                raise InputSpecError(f"{path}: batch_{b} holds {len(data)} samples, not a multiple of {b}")
-            if not np.issubdtype(data.dtype, np.number):
-                raise InputSpecError(f"{path}: inputs must be numbers, got {data.dtype}")
-            groups[b] = np.ascontiguousarray(data.astype(dtype, copy=False))
+            raise InputSpecError(
+                f"{path} holds {', '.join(arrays)}: give one array per input ({', '.join(names)}), "
+                "or a set saved with --save-inputs"
+            )
+        for case, named in groups.items():
+            for spec in specs:
+                named[spec.name] = _checked(named[spec.name], spec, case, path)
         return cls(dict(sorted(groups.items())), f"file {path}")
+
+
+def _origin(specs: tuple[InputSpec, ...], config: VerifyConfig) -> str:
+    """How the set was made: one float input keeps the short form the seed's report has always shown."""
+    if len(specs) == 1 and specs[0].dtype in FLOAT_DTYPES:
+        low, high = config.input_range or specs[0].low_high
+        return f"{config.distribution} in [{low:g}, {high:g}), seed {config.seed}"
+    described = "; ".join(spec.describe() for spec in specs)
+    return f"{described}; seed {config.seed}" + (", floats normal" if config.distribution == "normal" else "")
+
+
+def _saved_groups(arrays: dict[str, np.ndarray], names: list[str], path: Path) -> dict[Case, dict]:
+    groups: dict[Case, dict[str, np.ndarray]] = {}
+    for key, data in arrays.items():
+        match = _SAVED.match(key)
+        sizes = tuple(sorted((p.split("=")[0], int(p.split("=")[1])) for p in match[2].split(",") if p))
+        name = match[3] or (names[0] if len(names) == 1 else None)
+        if name not in names:
+            raise InputSpecError(f"{path}: array {key!r} names no input of this model ({', '.join(names)})")
+        groups.setdefault(Case(int(match[1]), sizes), {})[name] = data
+    for case, named in groups.items():
+        missing = [n for n in names if n not in named]
+        if missing:
+            raise InputSpecError(f"{path}: batch {case.label} lacks input(s) {', '.join(missing)}")
+    return groups
+
+
+def _split(arrays: dict[str, np.ndarray], specs, batch_size: int | None, path: Path) -> dict[Case, dict]:
+    """Samples per input, split into whole batches of ``batch_size`` (default: up to 64) and a remainder."""
+    counts = set()
+    for spec in specs:
+        data = arrays[spec.name]
+        if data.ndim == len(spec.shape) - 1:  # a single sample
+            arrays[spec.name] = data = data[None]
+        if data.ndim == 0 or len(data) == 0:
+            raise InputSpecError(f"{path} holds no samples for {spec.name!r}")
+        counts.add(len(data))
+    if len(counts) != 1:
+        raise InputSpecError(f"{path}: every input needs the same number of samples, got {sorted(counts)}")
+    total = counts.pop()
+    b = batch_size or min(total, DEFAULT_LARGE_BATCH)
+    full = total - total % b
+    groups: dict[Case, dict[str, np.ndarray]] = {}
+    if full:
+        groups[Case(b)] = {n: a[:full] for n, a in arrays.items()}
+    if total % b:
+        groups[Case(total % b)] = {n: a[full:] for n, a in arrays.items()}
+    return groups
+
+
+def _checked(data: np.ndarray, spec: InputSpec, case: Case, path: Path) -> np.ndarray:
+    """``data`` as the input's carrier dtype, once its shape and values fit ``spec``."""
+    from .runners.base import carrier
+
+    fixed = [(i, d) for i, d in enumerate(spec.shape) if i not in spec.axes]
+    if data.ndim != len(spec.shape) or any(data.shape[i] != d for i, d in fixed):
+        want = ", ".join(spec.axes.get(i, str(d)) for i, d in enumerate(spec.shape))
+        raise InputSpecError(f"{path}: input {spec.name!r} must have shape ({want}), got {tuple(data.shape)}")
+    if len(data) == 0 or len(data) % case.batch:
+        raise InputSpecError(f"{path}: batch {case.label} holds {len(data)} samples, not a multiple of {case.batch}")
+    if data.dtype == np.bool_ and spec.dtype == "bool":
+        return np.ascontiguousarray(data)
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise InputSpecError(f"{path}: input {spec.name!r} must hold real numbers, got {data.dtype}")
+    if spec.dtype in INT_DTYPES and not np.issubdtype(data.dtype, np.integer):
+        raise InputSpecError(f"{path}: input {spec.name!r} is {spec.dtype}: give integers, not {data.dtype}")
+    return np.ascontiguousarray(data.astype(carrier(spec.dtype), copy=False))

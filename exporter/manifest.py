@@ -19,13 +19,14 @@ from typing import Any
 
 from .errors import ManifestError
 from .integrity import check_relative, sha256_file
-from .runners.base import InputMeta
+from .interface import InputSpec, Interface, OutputSpec
 
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "verification.json"
-SCHEMA = 1  # bumped when a key changes meaning
+SCHEMA = 2  # bumped when a key changes meaning. 2: "inputs" (a list) replaced "input"; outputs have dtypes
+READABLE_SCHEMAS = (1, 2)  # schema 1 folders are read as one float input
 _MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # a real manifest is a few KB; refuse a hostile giant
-REQUIRED_KEYS = ("model", "input", "outputs", "device", "artifacts", "versions")
+REQUIRED_KEYS = ("model", "inputs", "outputs", "device", "artifacts", "versions")
 
 
 @dataclass
@@ -46,9 +47,9 @@ class ArtifactEntry:
 
 @dataclass
 class Manifest:
-    model: dict[str, Any]  # name, source, seed, parameters, state_sha256, weights
-    input: dict[str, Any]  # name, shape, dtype, dynamic_axes
-    outputs: list[dict[str, Any]]  # [{name, shape}]
+    model: dict[str, Any]  # name, source, seed, dtype, parameters, state_sha256, weights
+    inputs: list[dict[str, Any]]  # [{name, shape, dtype, range, dynamic_axes}] in forward's order
+    outputs: list[dict[str, Any]]  # [{name, shape (dynamic axes by label), dtype}], flattened in order
     device: str
     artifacts: list[ArtifactEntry]
     versions: dict[str, str]
@@ -59,15 +60,19 @@ class Manifest:
         return next((a for a in self.artifacts if a.format == fmt), None)
 
     @property
-    def input_meta(self) -> InputMeta:
-        """What every runner of this folder is fed: the input's name, one sample's shape, its dtype."""
-        shape = tuple(int(d) for d in self.input.get("shape", ()))
-        return InputMeta(str(self.input.get("name", "input")), shape[1:], str(self.input.get("dtype", "float32")))
+    def interface(self) -> Interface:
+        """The inputs every runner of this folder is fed, and the outputs it returns (checked at load)."""
+        inputs = tuple(InputSpec.from_manifest(i) for i in self.inputs)
+        outputs = tuple(
+            OutputSpec(str(o["name"]), tuple(o.get("shape") or ()), str(o.get("dtype", "float32")))
+            for o in self.outputs
+        )
+        return Interface(inputs, outputs)
 
     @property
     def export_batch(self) -> int:
         """The batch size of the example the artifacts were exported from."""
-        return int(self.input.get("shape", [1])[0])
+        return int(self.inputs[0]["shape"][0])
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -111,17 +116,22 @@ class Manifest:
     def from_dict(cls, data: Any, where: str = MANIFEST_NAME) -> Manifest:
         if not isinstance(data, dict):
             raise ManifestError(f"{where} must hold a JSON object")
+        schema = data.get("schema", 1)
+        if schema not in READABLE_SCHEMAS or isinstance(schema, bool):
+            raise ManifestError(
+                f"{where} has schema {schema!r}; this exporter reads schemas {', '.join(map(str, READABLE_SCHEMAS))}: "
+                "re-export, or use the exporter version that wrote it"
+            )
+        if schema == 1 and isinstance(data.get("input"), dict):  # one input, and every axis 0 was the batch
+            outputs = data.get("outputs")
+            if isinstance(outputs, list) and all(isinstance(o, dict) and o.get("shape") for o in outputs):
+                outputs = [{**o, "shape": ["batch", *o["shape"][1:]]} for o in outputs]
+            data = {**data, "inputs": [{**data["input"], "dynamic_axes": {"0": "batch"}}], "outputs": outputs}
         missing = [k for k in REQUIRED_KEYS if k not in data]
         if missing:
             raise ManifestError(f"{where} lacks {', '.join(missing)}: re-export the model")
-        schema = data.get("schema", SCHEMA)
-        if schema != SCHEMA or isinstance(schema, bool):
-            raise ManifestError(
-                f"{where} has schema {schema!r}; this exporter reads schema {SCHEMA}: re-export, or use the "
-                "exporter version that wrote it"
-            )
         problems = []
-        for key, kind in (("model", dict), ("input", dict), ("outputs", list), ("device", str)):
+        for key, kind in (("model", dict), ("inputs", list), ("outputs", list), ("device", str)):
             if not isinstance(data[key], kind):
                 problems.append(f"{key} must be a {kind.__name__}")
         if not isinstance(data["artifacts"], list) or not data["artifacts"]:
@@ -143,9 +153,9 @@ class Manifest:
                 raise ManifestError(f"{where}: each artifact needs format, path, sha256 and bytes") from None
             check_relative(entry.path, where)
             artifacts.append(entry)
-        return cls(
+        manifest = cls(
             model=data["model"],
-            input=data["input"],
+            inputs=data["inputs"],
             outputs=data["outputs"],
             device=data["device"],
             artifacts=artifacts,
@@ -153,27 +163,18 @@ class Manifest:
             verification=data.get("verification"),
             schema=SCHEMA,
         )
+        manifest.interface  # noqa: B018 -- every input parses, or ManifestError names what is wrong
+        return manifest
 
 
-DTYPES = ("float32", "float16", "bfloat16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool")
-MAX_SAMPLE_ELEMENTS = 1 << 26  # elements in one input sample: far above any image model, far below memory
 _MAX_SEED = 2**63 - 1
 
 
 def _field_problems(data: dict[str, Any]) -> list[str]:
     """What is wrong with the fields verify, predict and inspect rely on (empty when sound)."""
     problems = []
-    shape = data["input"].get("shape") if isinstance(data["input"], dict) else None
-    if not (
-        isinstance(shape, list)
-        and len(shape) >= 2
-        and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
-    ):
-        problems.append("input.shape must be a list of positive integers, batch first")
-    elif _product(shape[1:]) > MAX_SAMPLE_ELEMENTS:
-        problems.append(f"input.shape {shape} is larger than this tool verifies")
-    if isinstance(data["input"], dict) and data["input"].get("dtype", "float32") not in DTYPES:
-        problems.append(f"input.dtype must be one of {', '.join(DTYPES)}")
+    if not data["inputs"] or not all(isinstance(i, dict) for i in data["inputs"]):
+        problems.append("inputs must be a non-empty list of {name, shape, dtype}")
     outputs = data["outputs"]
     if not outputs or not all(isinstance(o, dict) and isinstance(o.get("name"), str) and o["name"] for o in outputs):
         problems.append("outputs must be a non-empty list of {name, shape}")
@@ -184,13 +185,6 @@ def _field_problems(data: dict[str, Any]) -> list[str]:
     if model.get("weights") is not None and not isinstance(model.get("weights"), dict):
         problems.append("model.weights must be an object or null")
     return problems
-
-
-def _product(values: list[int]) -> int:
-    result = 1
-    for value in values:
-        result *= value
-    return result
 
 
 def write_text_atomic(path: Path, text: str) -> None:

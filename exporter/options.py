@@ -150,9 +150,9 @@ def comparison_options(func: Callable) -> Callable:
         click.option(
             "--input-range",
             callback=parsed(parse_range),
-            default="0,1",
-            show_default=True,
-            help="LOW,HIGH of the random inputs (normal: mean +- 2 std).",
+            default=None,
+            help="LOW,HIGH of the random float inputs (normal: mean +- 2 std). Default: each input's own range "
+            "(--input NAME:SHAPE:DTYPE:LOW..HIGH at export), else 0,1.",
         ),
         click.option(
             "--nan-policy",

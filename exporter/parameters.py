@@ -3,7 +3,9 @@
 Eager parameters come from ``named_parameters()`` (a tied tensor once, its other
 names kept as aliases). Buffers (BatchNorm statistics, normalisation constants) are
 listed apart. In an artifact a parameter is *matched* when a tensor of the same name
-(or alias) and shape is there; its values must then be identical. A parameter with
+(or alias) and shape is there; its values must then be identical. A tied parameter the
+artifact holds under several of its names is matched (and counted) once, and every one
+of those copies is claimed and compared: none is an exporter constant. A parameter with
 no tensor of its own is *unused* when a backward pass through the eager model leaves
 its gradient None (the artifact lacks weights the model declares: a failure unless
 allowed) or *folded* when forward uses it and the exporter merged it into another
@@ -19,6 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from .interface import flatten
+from .runners.base import to_numpy
 
 
 @dataclass
@@ -71,7 +76,7 @@ class ParameterReport:
         return data
 
 
-def eager_parameters(model: nn.Module, example: torch.Tensor | None) -> list[EagerParameter]:
+def eager_parameters(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tensor | None) -> list[EagerParameter]:
     """Unique parameters with their aliases; ``used`` from a backward pass when possible."""
     by_id: dict[int, EagerParameter] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
@@ -87,7 +92,7 @@ def eager_parameters(model: nn.Module, example: torch.Tensor | None) -> list[Eag
     return list(by_id.values())
 
 
-def _used_by_forward(model: nn.Module, example: torch.Tensor) -> dict[int, bool] | None:
+def _used_by_forward(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tensor) -> dict[int, bool] | None:
     """Which parameters get a gradient from one forward + backward (None if that cannot run)."""
     params = list(model.parameters())
     saved = [(p.requires_grad, p.grad) for p in params]
@@ -96,8 +101,8 @@ def _used_by_forward(model: nn.Module, example: torch.Tensor) -> dict[int, bool]
             p.requires_grad_(True)
             p.grad = None
         with torch.enable_grad():
-            out = model(example)
-            outs = out if isinstance(out, (tuple, list)) else [out]
+            out = model(*(example if isinstance(example, tuple) else (example,)))
+            outs = [leaf for _, leaf in flatten(out)]
             total = sum(o.float().sum() for o in outs if torch.is_tensor(o) and o.requires_grad)
             if not torch.is_tensor(total):
                 return None
@@ -123,6 +128,8 @@ def account(
 ) -> ArtifactParameters:
     """Match ``artifact`` tensors (name -> array) against the eager parameters.
 
+    Every name a parameter (or its aliases) is held under is matched to it and its values
+    compared; a differing alias copy is altered as ``{"name": parameter, "held_as": alias}``.
     A matched tensor whose values differ is a failure when the runtime's outputs also
     disagree (it explains them); when the outputs agree, the exporter rewrote it by a
     fold (BatchNorm into the convolution before it), which the outputs prove.
@@ -130,21 +137,27 @@ def account(
     result = ArtifactParameters(runtime)
     claimed: set[str] = set()
     for param in eager:
+        # Every name the artifact holds this tensor under (a tied weight may be there under each of
+        # its names: torch.export's state_dict is): all are claimed, each one's values compared.
         names = [param.name, *param.aliases]
-        hit = next((n for n in names if n in artifact and tuple(artifact[n].shape) == param.shape), None)
-        if hit is None:
+        hits = [n for n in names if n in artifact and tuple(artifact[n].shape) == param.shape]
+        if not hits:
             if param.used is False:
                 result.unused.append(param.name)
             else:
                 result.folded.append(param.name)
             continue
-        claimed.add(hit)
+        claimed.update(hits)
         result.matched.append(param.name)
-        reference = eager_values[param.name].detach().to("cpu").numpy()
-        values = np.asarray(artifact[hit])
-        if values.dtype != reference.dtype or not np.array_equal(values, reference):
-            diff = float(np.max(np.abs(values.astype(np.float64) - reference.astype(np.float64))))
-            result.altered.append({"name": param.name, "max_abs_diff": diff})
+        reference = to_numpy(eager_values[param.name])
+        for hit in hits:
+            values = np.asarray(artifact[hit])
+            if values.dtype != reference.dtype or not np.array_equal(values, reference):
+                diff = float(np.max(np.abs(values.astype(np.float64) - reference.astype(np.float64))))
+                item: dict[str, Any] = {"name": param.name, "max_abs_diff": diff}
+                if hit != param.name:
+                    item["held_as"] = hit  # the alias whose copy differs
+                result.altered.append(item)
     for name, values in artifact.items():
         if name in claimed:
             continue
@@ -178,7 +191,7 @@ def account(
         extra += f"; {len(result.buffers)} buffer(s) listed apart"
     if result.altered and outputs_agree:
         result.rewritten = True
-        names = ", ".join(a["name"] for a in result.altered)
+        names = ", ".join(_held(a) for a in result.altered)
         extra += f"; values of {names} rewritten by the exporter (a fold), proved by the outputs"
     result.explanation = f"{result.total:,} = " + " + ".join(parts) + extra
 
@@ -189,9 +202,14 @@ def account(
         )
     for item in [] if result.rewritten else result.altered:
         result.reasons.append(
-            f"parameter {item['name']} in the artifact differs from the eager model's "
+            f"parameter {_held(item)} in the artifact differs from the eager model's "
             f"(max abs diff {item['max_abs_diff']:.3g})"
         )
     if result.total != eager_total:
         result.reasons.append(f"parameter total {result.total:,} differs from eager's {eager_total:,}")
     return result
+
+
+def _held(item: dict[str, Any]) -> str:
+    """An altered parameter's name, with the alias it is held under when that copy is the one that differs."""
+    return f"{item['name']} (held as {item['held_as']})" if "held_as" in item else item["name"]

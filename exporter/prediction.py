@@ -21,7 +21,6 @@ from .errors import UsageError
 from .images import load_samples
 from .integrity import read_checked
 from .manifest import MANIFEST_NAME, Manifest
-from .runners import InputMeta
 from .tables import text_table
 
 
@@ -87,18 +86,19 @@ def predict(
     source = resolve(str(target))
     device = torch.device("cpu")
     model = reference.build(source, seed, device)
-    samples, notes = load_samples(input_spec, tuple(source.input_shape[1:]), seed)
-    meta = InputMeta(source.input_name, tuple(source.input_shape[1:]), source.dtype)
+    feed, notes = load_samples(input_spec, source.inputs, seed)
+    outputs = source.output_names or ("output",)
     result = Prediction(notes)
-    with runners.eager(model, device, meta, source.output_names) as runner:
-        _record(result, formats.EAGER, runner.infer(samples)[source.output_names[0]])
+    with runners.eager(model, device, source.inputs, outputs) as runner:
+        _record(result, formats.EAGER, runner.infer(feed)[outputs[0]])
     return result
 
 
 def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config: VerifyConfig) -> Prediction:
     manifest = Manifest.load(path)
     device = reference.resolve_device(config.device or manifest.device)
-    meta, outputs = manifest.input_meta, manifest.output_names
+    interface = manifest.interface
+    specs, outputs = interface.inputs, interface.output_names
     if runtime in ("all", formats.EAGER):
         entries = formats.select(manifest.artifacts, ()) if runtime == "all" else []
     else:
@@ -106,17 +106,17 @@ def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config
         if entry is None:
             raise UsageError(f"{path} has no {runtime} artifact: export it with --format {formats.get(runtime).name}")
         entries = [entry]
-    samples, notes = load_samples(input_spec, meta.sample_shape, seed)
+    feed, notes = load_samples(input_spec, specs, seed)
     result = Prediction(notes)
     if runtime in ("all", formats.EAGER):
         model = reference.rebuild(path, manifest, config, device)
-        with runners.eager(model, device, meta, outputs) as runner:
-            _record(result, formats.EAGER, runner.infer(samples)[outputs[0]])
+        with runners.eager(model, device, specs, outputs) as runner:
+            _record(result, formats.EAGER, runner.infer(feed)[outputs[0]])
     for entry in entries:
         needed = [entry, *(a for a in manifest.artifacts if a.path in manifest.side_files(entry))]
         files = {e.path: read_checked(path, e) for e in needed}
-        with runners.runner_for(entry.format, files[entry.path], files, device, meta, outputs) as runner:
-            _record(result, runner.runtime, runner.infer(samples)[outputs[0]])
+        with runners.runner_for(entry.format, files[entry.path], files, device, specs, outputs) as runner:
+            _record(result, runner.runtime, runner.infer(feed)[outputs[0]])
     return result
 
 

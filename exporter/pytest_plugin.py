@@ -38,14 +38,14 @@ class ExportCheck:
         self._test_name = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name)
         self._calls = 0
 
-    def exports_match(self, model: Any, example_input: Any, **options: Any):
-        """``exporter.testing.assert_exports_match`` into this test's tmp_path."""
+    def exports_match(self, model: Any, example_inputs: Any, **options: Any):
+        """``exporter.testing.assert_exports_match`` into this test's tmp_path (a tensor, tuple or dict)."""
         from exporter.testing import assert_exports_match
 
         self._calls += 1
         out = self._tmp_path / f"exporter-{self._calls}"
         try:
-            return assert_exports_match(model, example_input, out=out, **options)
+            return assert_exports_match(model, example_inputs, out=out, **options)
         except AssertionError as error:
             raise AssertionError(self._kept(error, out)) from None
 

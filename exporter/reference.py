@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .config import check_device
+from .config import PRECISIONS, check_device
 from .errors import DeviceError, ModelNotFoundError, UsageError, first_line
 from .manifest import Manifest
 from .sources import ModelSource
@@ -59,8 +59,8 @@ def build(source: ModelSource, seed: int, device: torch.device) -> nn.Module:
                 f"{source.target} cannot be built without arguments ({first_line(error)}): "
                 "give it defaults, or wrap it in a class that takes none"
             ) from error
-        except Exception as error:
-            raise ModelNotFoundError(f"building {source.target} failed: {first_line(error)}") from error
+        except (Exception, SystemExit) as error:  # the user's constructor may raise anything, or exit
+            raise ModelNotFoundError(f"building {source.target} failed: {first_line(error)}") from None
     return model.eval().to(device)
 
 
@@ -94,8 +94,13 @@ def rebuild(
     None). ``blobs``: files already hash-checked (a weights file not among them is checked
     here). Raises ReferenceUnavailable when the recorded weights fail their hash check.
     """
-    source = ModelSource.from_manifest(manifest.model, manifest.input, manifest.outputs).trusted(config.source)
+    source = ModelSource.from_manifest(manifest.model).trusted(config.source)
     model = build(source, int(manifest.model.get("seed", 0)), device)
+    precision = manifest.model.get("dtype")
+    if precision is not None:  # exported in half precision: the reference runs in it too
+        if precision not in PRECISIONS:
+            raise UsageError(f"the manifest's model.dtype {precision!r} is not one of {', '.join(PRECISIONS)}")
+        model = model.to(getattr(torch, precision))
     load_recorded_weights(model, manifest, config, folder, blobs)
     recorded = manifest.model.get("state_sha256")
     actual = state_sha256(model)

@@ -15,12 +15,18 @@ from .tables import text_table
 class BatchResult:
     batch_size: int
     samples: int
+    sizes: dict[str, int] = field(default_factory=dict)  # other dynamic axes' sizes (seq=16); empty: none
     outputs: list[OutputComparison] = field(default_factory=list)
     error: str | None = None  # the runtime raised: its first line
 
     @property
     def passed(self) -> bool:
         return self.error is None and bool(self.outputs) and all(self.outputs)
+
+    @property
+    def label(self) -> str:
+        extra = ", ".join(f"{label}={size}" for label, size in self.sizes.items())
+        return f"{self.batch_size} ({extra})" if extra else str(self.batch_size)
 
 
 @dataclass
@@ -73,9 +79,9 @@ class VerificationReport:
             lines += [f"{r.runtime}: {reason}" for reason in r.reasons]
             for b in r.batches:
                 if b.error:
-                    lines.append(f"{r.runtime} at batch {b.batch_size}: raised {b.error}")
+                    lines.append(f"{r.runtime} at batch {b.label}: raised {b.error}")
                 for o in b.outputs:
-                    lines += [f"{r.runtime} at batch {b.batch_size}, {o.output}: {reason}" for reason in o.reasons]
+                    lines += [f"{r.runtime} at batch {b.label}, {o.output}: {reason}" for reason in o.reasons]
             failed = r.error or any(not b.passed for b in r.batches)
             if failed:
                 lines += [f"{r.runtime}: note: {w}" for w in r.notes if "Warning" in w]
@@ -172,12 +178,12 @@ class VerificationReport:
             for b in r.batches:
                 for o in b.outputs or [None]:
                     if o is None:
-                        rows.append((r.runtime, str(b.batch_size), str(b.samples), *["-"] * 7, "FAIL (raised)"))
+                        rows.append((r.runtime, b.label, str(b.samples), *["-"] * 7, "FAIL (raised)"))
                         continue
                     rows.append(
                         (
                             r.runtime if len(b.outputs) == 1 else f"{r.runtime}/{o.output}",
-                            str(b.batch_size),
+                            b.label,
                             str(b.samples),
                             _num(o.max_abs_diff),
                             _num(o.max_rel_diff),
@@ -214,6 +220,10 @@ class VerificationReport:
             for note in r.notes:
                 if "Warning" not in note:
                     out.append(f"note: {r.runtime}: {note}")
+        against = self.reference.get("against_float32")
+        if against:
+            diffs = ", ".join(f"{rt} {_num(d)}" for rt, d in against.items())
+            out.append(f"note: against the model in float32 (same weights, upcast; not judged), max abs diff: {diffs}")
         failures = self.failures
         out.append("")
         if failures:

@@ -19,21 +19,20 @@ from typing import Any
 
 from .errors import ModelNotFoundError, first_line
 from .integrity import sha256_bytes
+from .interface import InputSpec
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 @dataclass(frozen=True)
 class ModelSource:
-    """A resolved model reference plus what its input looks like."""
+    """A resolved model reference: where its code is, and its inputs when they are known."""
 
     kind: str  # "registry" | "import" | "file"
     target: str  # "pkg.module:Class" (registry, import) or "Class" (file)
     name: str  # default artifact folder name
-    input_shape: tuple[int, ...] | None  # example input, batch first; None: not known yet
-    dtype: str = "float32"
-    input_name: str = "input"
-    output_names: tuple[str, ...] = ("logits",)
+    inputs: tuple[InputSpec, ...] | None = None  # the example inputs; None: not known yet
+    output_names: tuple[str, ...] | None = None  # None: named from what forward returns
     registry_name: str | None = None
     file: Path | None = None
     file_sha256: str | None = None
@@ -49,19 +48,14 @@ class ModelSource:
         return data
 
     @classmethod
-    def from_manifest(cls, model: dict[str, Any], input_spec: dict[str, Any], outputs: list) -> ModelSource:
+    def from_manifest(cls, model: dict[str, Any]) -> ModelSource:
+        """Where the manifest says the model's code is (never trusted until ``trusted``)."""
         from .errors import ManifestError
 
         source = model.get("source")
         if not isinstance(source, dict) or source.get("kind") not in ("registry", "import", "file"):
             raise ManifestError("manifest.json: model.source must say kind registry, import or file")
-        common = dict(
-            name=str(model.get("name", "model")),
-            input_shape=tuple(int(d) for d in input_spec.get("shape", ())) or None,
-            dtype=str(input_spec.get("dtype", "float32")),
-            input_name=str(input_spec.get("name", "input")),
-            output_names=tuple(str(o.get("name")) for o in outputs) or ("logits",),
-        )
+        common = dict(name=str(model.get("name", "model")))
         if source["kind"] == "file":
             digest = str(source.get("sha256") or "")
             if not re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -105,6 +99,11 @@ class ModelSource:
                     f"this artifact was exported from the model file {self.file}; the tool runs no code an "
                     "artifact names, so pass --source FILE (its sha256 is checked before it runs)"
                 )
+            location, _, class_name = str(given).rpartition(":")
+            if location.endswith(".py") and class_name:  # the spelling export takes: file.py:Class
+                if class_name != self.target:
+                    raise UsageError(f"--source {given}: this artifact was exported from class {self.target}")
+                given = location
             return ModelSource(**{**self.__dict__, "file": Path(given)})
         if str(given) != self.target:
             raise UsageError(
@@ -155,23 +154,23 @@ def _check_import_path(target: str) -> None:
         )
 
 
-def resolve(spec: str, input_shape: tuple[int, ...] | None = None, *, need_shape: bool = True) -> ModelSource:
+def resolve(spec: str, inputs: tuple[InputSpec, ...] | None = None, *, need_shape: bool = True) -> ModelSource:
     """Turn the MODEL argument into a ModelSource. Raises ModelNotFoundError or InputSpecError.
 
-    ``need_shape``: a model outside the registry needs ``input_shape`` (export, predict);
-    False for callers that only build the model (inspect).
+    ``inputs``: the example inputs (``--input``, or ``--input-shape`` as one float input);
+    a registered model has its own. ``need_shape``: a model outside the registry needs them
+    (export, predict); False for callers that only build the model (inspect).
     """
     from .errors import InputSpecError
 
     entry = _registry_entry(spec)
     if entry is not None:
+        default = (InputSpec(entry.input_name, tuple(entry.input_shape), entry.dtype),)
         return ModelSource(
             kind="registry",
             target=entry.target,
             name=entry.name,
-            input_shape=tuple(input_shape or entry.input_shape),
-            dtype=entry.dtype,
-            input_name=entry.input_name,
+            inputs=inputs or default,
             output_names=tuple(entry.output_names),
             registry_name=entry.name,
         )
@@ -195,17 +194,17 @@ def resolve(spec: str, input_shape: tuple[int, ...] | None = None, *, need_shape
             kind="file",
             target=class_name,
             name=class_name.split(".")[-1],
-            input_shape=input_shape,
+            inputs=inputs,
             file=path.resolve(),
             file_sha256=digest,
         )
     else:
         _check_import_path(spec)
-        source = ModelSource(kind="import", target=spec, name=class_name.split(".")[-1], input_shape=input_shape)
-    if source.input_shape is None and need_shape:
+        source = ModelSource(kind="import", target=spec, name=class_name.split(".")[-1], inputs=inputs)
+    if source.inputs is None and need_shape:
         raise InputSpecError(
-            f"{spec} is not a registered model, so its input shape is unknown: pass --input-shape, "
-            "for example --input-shape 1,28,28"
+            f"{spec} is not a registered model, so its inputs are unknown: pass --input-shape (one float input, "
+            "for example --input-shape 1,28,28) or --input NAME:SHAPE[:DTYPE[:LOW..HIGH]] per input"
         )
     return source
 
@@ -227,9 +226,17 @@ def _exec_file(path: Path | None, expected_sha256: str | None) -> types.ModuleTy
     module = types.ModuleType(module_name)
     module.__file__ = str(path)
     sys.modules[module_name] = module  # dataclasses and pickling look the module up by name
+    beside = str(Path(path).resolve().parent)  # the file may import modules that sit beside it
+    added = beside not in sys.path
+    if added:
+        sys.path.insert(0, beside)
     try:
         exec(compile(data, str(path), "exec"), module.__dict__)
-    except Exception as error:  # the user's file may raise anything
+    except (Exception, SystemExit) as error:  # the user's file may raise anything, or exit
         del sys.modules[module_name]
-        raise ModelNotFoundError(f"model file {path} failed to load: {first_line(error)}") from error
+        what = f"exits ({error.code!r})" if isinstance(error, SystemExit) else f"failed: {first_line(error)}"
+        raise ModelNotFoundError(f"model file {path} {what} while loading: a model file must only define") from None
+    finally:
+        if added and beside in sys.path:
+            sys.path.remove(beside)
     return module

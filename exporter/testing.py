@@ -30,8 +30,9 @@ if TYPE_CHECKING:
 
 def assert_exports_match(
     model: torch.nn.Module,
-    example_input: torch.Tensor,
+    example_inputs: Any,
     *,
+    dynamic: dict[str, dict[int, str]] | None = None,
     formats: tuple[str, ...] = DEFAULT_FORMATS,
     atol: float | None = None,
     rtol: float | None = None,
@@ -41,9 +42,12 @@ def assert_exports_match(
     out: str | Path | None = None,
     **verify_options: Any,
 ) -> VerificationReport:
-    """Export ``model`` (on ``example_input``'s device) and assert every artifact matches eager.
+    """Export ``model`` (on its example's device) and assert every artifact matches eager.
 
-    ``out``: keep the artifact folder there (default: a temporary folder, removed after).
+    ``example_inputs``: a tensor, a tuple of tensors (forward's arguments) or a dict of tensors
+    by parameter name; ``dynamic``: more dynamic axes, ``{"ids": {1: "seq"}}`` (axis 0, the
+    batch, is dynamic already). ``out``: keep the artifact folder there (default: a temporary
+    folder, removed after).
     ``verify_options``: any other VerifyConfig field (``nan_policy``, ``allow_unused``,
     ``min_agreement``, ``input_range``, ...). Raises AssertionError listing every mismatch,
     or naming the exporter step that failed.
@@ -52,7 +56,7 @@ def assert_exports_match(
 
     config = ExportConfig(
         out=Path(out) if out is not None else Path("."),
-        device=str(example_input.device),
+        device=_device_of(example_inputs),
         formats=tuple(formats),
         seed=seed,
         verify_config=_verify_config(atol, rtol, samples, batch_sizes, seed, verify_options),
@@ -61,7 +65,7 @@ def assert_exports_match(
         if out is None:
             config = replace(config, out=Path(scratch))
         try:
-            result = export(model, config, example_input=example_input)
+            result = export(model, config, example_inputs=example_inputs, dynamic=dynamic)
         except ExportFailedError as error:
             raise AssertionError(f"{type(model).__name__} could not be exported: {error}") from error
         kept = result.path if out is not None else None  # a temporary folder is gone by the time anyone reads this
@@ -92,6 +96,14 @@ def assert_artifacts_match(
     report = verify(artifact_dir, config, model=model, write=False)
     _raise_on_failure(report, f"artifacts in {artifact_dir} do not match eager PyTorch", None)
     return report
+
+
+def _device_of(values: Any) -> str:
+    """The device of the first tensor among the example values (cpu when there is none)."""
+    from .interface import flatten
+
+    devices = [str(leaf.device) for _, leaf in flatten(values) if hasattr(leaf, "device")]
+    return devices[0] if devices else "cpu"
 
 
 def _verify_config(atol, rtol, samples, batch_sizes, seed, options: dict[str, Any]) -> VerifyConfig:

@@ -253,52 +253,42 @@ def _onnx_type(value: Any, where: str) -> str:
 def _torchscript_model(
     name: str, entry: ArtifactEntry, manifest: Manifest, config: TritonConfig, onnx_types: dict[str, str]
 ) -> TritonModel:
-    """Triton's libtorch backend cannot read names from TorchScript: it takes ``<name>__<index>`` by position."""
-    spec = manifest.input
-    input_name, input_shape = spec.get("name"), _manifest_shape(spec.get("shape"), "input.shape")
-    outputs = manifest.outputs
-    if not isinstance(input_name, str) or not outputs or not all(isinstance(o, dict) for o in outputs):
-        raise ManifestError("the manifest's input needs a name and outputs a non-empty list of {name, shape}")
-    input_type = _torch_type(spec.get("dtype"), input_name)
-    axes = spec.get("dynamic_axes") or {}
-    names = [input_name, *(str(o.get("name")) for o in outputs)]
-    baked = [n for n in names if not isinstance(axes.get(n), dict) or "0" not in axes[n]]
+    """Triton's libtorch backend cannot read names from TorchScript: it takes ``<name>__<index>`` by position.
+
+    Dims come from the manifest's interface: dynamic axes (by label) are -1; when the batch is
+    Triton's, it leaves dims.
+    """
+    interface = manifest.interface
+    inputs_dims = [[interface_axis(s.axes, i, d) for i, d in enumerate(s.shape)] for s in interface.inputs]
+    outputs_dims = [[-1 if isinstance(d, str) else d for d in o.shape] for o in interface.outputs]
+    baked = [s.name for s in interface.inputs if s.axes.get(0) != "batch"]
+    baked += [o.name for o in interface.outputs if not o.shape or o.shape[0] != "batch"]
     batched = config.max_batch_size > 0 and not baked
+    first_in, first_out = interface.inputs[0].name, interface.outputs[0].name
     notes = [
         "names follow the <name>__<index> convention Triton's libtorch backend matches by position: "
-        f"{input_name}__0 is forward's first argument, {names[1]}__0 its first output"
+        f"{first_in}__0 is forward's first argument, {first_out}__0 its first output"
     ]
     if config.max_batch_size > 0 and baked:
         notes.append(
             f"the manifest records no dynamic batch axis for {', '.join(baked)}: max_batch_size 0 (Triton will not "
             "batch) and dims keep every dimension"
         )
-    inputs = [tensor(f"{input_name}__0", input_type, _vary_batch(input_shape, input_name, baked), batched)]
+    inputs = [
+        tensor(f"{s.name}__{i}", _torch_type(s.dtype, s.name), dims, batched)
+        for i, (s, dims) in enumerate(zip(interface.inputs, inputs_dims, strict=True))
+    ]
     outs = []
-    for index, out in enumerate(outputs):
-        out_name = str(out.get("name"))
-        shape = _manifest_shape(out.get("shape"), f"outputs[{index}].shape")
-        if "dtype" in out:
-            data_type = _torch_type(out["dtype"], out_name)
-        elif out_name in onnx_types:
-            data_type = onnx_types[out_name]  # the same model's ONNX graph records it
-        else:
-            data_type = input_type
-            notes.append(f"the manifest records no dtype for {out_name!r}: assumed the input's, {input_type}")
-        outs.append(tensor(f"{out_name}__{index}", data_type, _vary_batch(shape, out_name, baked), batched))
+    for index, (out, dims) in enumerate(zip(interface.outputs, outputs_dims, strict=True)):
+        data_type = onnx_types.get(out.name) or _torch_type(out.dtype, out.name)
+        outs.append(tensor(f"{out.name}__{index}", data_type, dims, batched))
     max_batch = config.max_batch_size if batched else 0
     return TritonModel(name, "torchscript", entry, max_batch, inputs, outs, config.dynamic_batching and batched, notes)
 
 
-def _vary_batch(shape: list[int], name: str, baked: list[str]) -> list[int]:
-    """The example's batch size is not the model's: a dynamic batch dim is -1 where dims keep it."""
-    return shape if name in baked else [-1, *shape[1:]]
-
-
-def _manifest_shape(shape: Any, where: str) -> list[int]:
-    if not isinstance(shape, list) or not shape or not all(type(d) is int and d >= 0 for d in shape):
-        raise ManifestError(f"the manifest's {where} must be a non-empty list of sizes, not {shape!r}")
-    return shape
+def interface_axis(axes: dict[int, str], axis: int, size: int) -> int:
+    """-1 for a dynamic axis (Triton's "any size"), else the size."""
+    return -1 if axis in axes else size
 
 
 def _torch_type(dtype: Any, name: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +28,13 @@ from . import formats, inputs, reference, runners
 from .compare import OutputComparison, pooled_agreement, small_sample_note
 from .config import Tolerance, VerifyConfig
 from .errors import ReferenceUnavailable, UsageError, first_line
-from .inputs import InputSet
+from .inputs import Case, InputSet
 from .integrity import check_all
+from .interface import InputSpec
 from .manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
 from .parameters import ParameterReport, account, eager_parameters
 from .report import BatchResult, RuntimeResult, VerificationReport
-from .runners import InputMeta, Runner
+from .runners import Runner
 
 
 def verify(
@@ -71,26 +72,26 @@ def _strict_float32() -> Iterator[None]:
 def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool) -> VerificationReport:
     manifest = Manifest.load(folder)
     device = _device(config, manifest)
-    meta, output_names = manifest.input_meta, manifest.output_names
-    dtype = meta.dtype
+    interface = manifest.interface
+    specs, output_names = interface.inputs, interface.output_names
 
     if config.inputs_path is not None:
         first = config.batch_sizes[0] if config.batch_sizes else None
-        feeds = InputSet.load(config.inputs_path, meta.sample_shape, dtype, first)
+        feeds = InputSet.load(config.inputs_path, specs, first)
     else:
         quantized = any(_is_quantized(entry) for entry in manifest.artifacts)
-        feeds = InputSet.generate(meta.sample_shape, dtype, config, manifest.export_batch, quantized)
+        feeds = InputSet.generate(specs, config, manifest.export_batch, interface.labels, quantized)
     if config.save_inputs:
         feeds.save(config.save_inputs)
 
-    tolerances = {name: config.tolerance(dtype) for name in output_names}  # eager and fp32 runtimes
+    tolerances = {o.name: config.tolerance(o.dtype) for o in interface.outputs}  # eager and fp32 runtimes
     report = VerificationReport(
         artifact_dir=str(folder),
         model=str(manifest.model.get("name")),
         device=str(device),
         inputs=feeds.origin,
         samples=feeds.samples,
-        batch_sizes=list(feeds.groups),
+        batch_sizes=feeds.batch_sizes,
         tolerances={},
         nan_policy=config.nan_policy,
     )
@@ -111,13 +112,13 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
             return report
         report.reference["state_sha256"] = reference.state_sha256(model)
 
-    with runners.eager(model, device, meta, output_names) as eager:
+    with runners.eager(model, device, specs, output_names) as eager:
         expected = _run_all(eager, feeds, report_errors=report.problems)
         again = _run_all(eager, feeds, report_errors=report.problems)
         report.reference["seconds"] = sum(eager.inference_times) / 2  # per run
     _check_determinism(expected, again, tolerances, report)
 
-    outputs: dict[str, dict[int, dict[str, np.ndarray]]] = {"eager": expected}
+    outputs: dict[str, dict[Case, dict[str, np.ndarray]]] = {"eager": expected}
     tensors: dict[str, dict[str, np.ndarray]] = {}
     for entry in manifest.artifacts:
         if entry.format in formats.SIDE_FILES:
@@ -125,15 +126,18 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         if entry.format not in formats.FORMATS:
             report.problems.append(f"{entry.path}: unknown format {entry.format!r}; this exporter cannot check it")
             continue
-        runtime_tolerances = {name: config.tolerance(dtype, _is_quantized(entry)) for name in output_names}
+        runtime_tolerances = {o.name: config.tolerance(o.dtype, _is_quantized(entry)) for o in interface.outputs}
         result = RuntimeResult(formats.runtime_name(entry.format), entry.format, entry.path)
         report.runtimes.append(result)
         report.tolerances[result.runtime] = {k: _tolerance_dict(v) for k, v in runtime_tolerances.items()}
-        run = _RuntimeRun(entry, manifest.side_files(entry), blobs, device, meta, output_names, config.nan_policy)
+        run = _RuntimeRun(entry, manifest.side_files(entry), blobs, device, specs, output_names, config.nan_policy)
         outputs[result.runtime], found = run.execute(feeds, expected, runtime_tolerances, result, report)
         if found is not None:
             tensors[result.runtime] = found
 
+    example_sizes = {**interface.labels, "batch": manifest.export_batch}
+    for result in report.runtimes:
+        result.reasons += _frozen_axes(result, example_sizes)
     if not report.runtimes:
         report.problems.append("the folder holds no artifact a runtime can run: there is nothing to compare with eager")
     # Whether each runtime's outputs agree element-wise: what proves a fold that rewrote a weight.
@@ -141,7 +145,9 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         r.runtime: r.error is None and bool(r.batches) and all(b.passed for b in r.batches) for r in report.runtimes
     }
     quantized = {f.runtime for f in formats.TABLE if f.quantized}
-    report.parameters = _account_parameters(model, device, meta, tensors, agree, quantized, config.allow_unused)
+    report.parameters = _account_parameters(model, device, specs, tensors, agree, quantized, config.allow_unused)
+    if manifest.model.get("dtype") in ("float16", "bfloat16"):
+        report.reference["against_float32"] = _against_float32(model, device, interface, feeds, outputs)
     if config.save_outputs:
         _save_outputs(config.save_outputs, outputs)
     if write:
@@ -185,7 +191,7 @@ class _RuntimeRun:
     sidecars: list[str]  # files the artifact needs beside it (ONNX external data)
     blobs: dict[str, bytes]
     device: torch.device
-    meta: InputMeta
+    specs: tuple[InputSpec, ...]
     output_names: tuple[str, ...]
     nan_policy: str
 
@@ -197,7 +203,7 @@ class _RuntimeRun:
             result.error = "not run: its file or a file it needs failed the hash check"
             return {}, None
         try:
-            runner = runners.runner_for(self.entry.format, data, self.blobs, self.device, self.meta, self.output_names)
+            runner = runners.runner_for(self.entry.format, data, self.blobs, self.device, self.specs, self.output_names)
             runner.activate()
         except UsageError:
             raise  # a hostile file (external data pointing outside the folder): refuse outright
@@ -228,13 +234,13 @@ def _device(config: VerifyConfig, manifest: Manifest) -> torch.device:
     return reference.resolve_device(wanted)
 
 
-def _run_all(runner: Runner, feeds: InputSet, report_errors: list[str]) -> dict[int, dict[str, np.ndarray]]:
-    results: dict[int, dict[str, np.ndarray]] = {}
-    for b in feeds.groups:
+def _run_all(runner: Runner, feeds: InputSet, report_errors: list[str]) -> dict[Case, dict[str, np.ndarray]]:
+    results: dict[Case, dict[str, np.ndarray]] = {}
+    for case in feeds.groups:
         try:
-            results[b] = runner.infer_all(feeds.batches(b))
+            results[case] = runner.infer_all(feeds.batches(case))
         except Exception as error:
-            report_errors.append(f"eager (the reference) raised at batch {b}: {first_line(error)}")
+            report_errors.append(f"eager (the reference) raised at batch {case.label}: {first_line(error)}")
     return results
 
 
@@ -257,21 +263,21 @@ def _check_determinism(first, second, tolerances: dict[str, Tolerance], report: 
 
 
 def _run_runtime(runner: Runner, feeds: InputSet, expected, tolerances, nan_policy, result: RuntimeResult):
-    got: dict[int, dict[str, np.ndarray]] = {}
-    for b in feeds.groups:
-        batch = BatchResult(batch_size=b, samples=len(feeds.groups[b]))
+    got: dict[Case, dict[str, np.ndarray]] = {}
+    for case in feeds.groups:
+        batch = BatchResult(batch_size=case.batch, samples=feeds.count(case), sizes=dict(case.sizes))
         result.batches.append(batch)
         try:
-            outs = runner.infer_all(feeds.batches(b))
+            outs = runner.infer_all(feeds.batches(case))
         except Exception as error:
             batch.error = first_line(error)
             continue
-        got[b] = outs
-        if b not in expected:
+        got[case] = outs
+        if case not in expected:
             batch.error = "no reference output at this batch size (eager failed)"
             continue
         for name, tol in tolerances.items():
-            batch.outputs.append(OutputComparison.from_arrays(name, expected[b][name], outs[name], tol, nan_policy))
+            batch.outputs.append(OutputComparison.from_arrays(name, expected[case][name], outs[name], tol, nan_policy))
     for name in tolerances:
         pooled = [o for b in result.batches for o in b.outputs if o.output == name]
         reason, note = pooled_agreement(pooled), small_sample_note(pooled)
@@ -282,8 +288,57 @@ def _run_runtime(runner: Runner, feeds: InputSet, expected, tolerances, nan_poli
     return got
 
 
-def _account_parameters(model, device, meta: InputMeta, tensors, agree, quantized, allow_unused) -> ParameterReport:
-    params = eager_parameters(model, inputs.example((2, *meta.sample_shape), meta.dtype, 0, device))
+def _against_float32(model: nn.Module, device, interface, feeds: InputSet, outputs) -> dict[str, float | None]:
+    """Max abs diff of eager and each runtime against the model in float32 (the same weights, upcast):
+    what the half precision itself costs. Reported, not judged: it depends on the model, not the export."""
+    import copy
+
+    specs = tuple(replace(s, dtype="float32") if s.dtype in ("float16", "bfloat16") else s for s in interface.inputs)
+    cast = InputSet(
+        {
+            c: {n: a.astype("float32") if a.dtype == np.float16 else a for n, a in g.items()}
+            for c, g in feeds.groups.items()
+        },
+        "",
+    )
+    with runners.eager(copy.deepcopy(model).float(), device, specs, interface.output_names) as full:
+        reference = _run_all(full, cast, report_errors=[])
+    diffs: dict[str, float | None] = {}
+    for runtime, per_case in outputs.items():
+        worst = [
+            float(np.max(np.abs(got[name].astype(np.float64) - reference[case][name].astype(np.float64))))
+            for case, got in per_case.items()
+            if case in reference
+            for name in got
+            if got[name].size and got[name].shape == reference[case][name].shape
+        ]
+        diffs[runtime] = max(worst) if worst else None
+    return diffs
+
+
+def _frozen_axes(result: RuntimeResult, example_sizes: dict[str, int]) -> list[str]:
+    """Name a dynamic axis the artifact froze: it passes exactly where that axis has the example's size."""
+    passing = [b for b in result.batches if b.passed]
+    failing = [b for b in result.batches if not b.passed]
+    found = []
+    for label, size in example_sizes.items():
+
+        def at(b: BatchResult, label: str = label) -> int | None:
+            return b.batch_size if label == "batch" else b.sizes.get(label)
+
+        if passing and failing and all(at(b) == size for b in passing) and all(at(b) != size for b in failing):
+            others = ", ".join(sorted({str(at(b)) for b in failing}))
+            found.append(
+                f"{label} is frozen to {size}: it passes only where {label} is {size} (the export example's) and "
+                f"fails at {label} {others}; make forward keep {label} symbolic (no int(x.shape[...]), no Python "
+                "arithmetic on sizes)"
+            )
+    return found
+
+
+def _account_parameters(model, device, specs, tensors, agree, quantized, allow_unused) -> ParameterReport:
+    example = inputs.example(tuple(replace(s, shape=(2, *s.shape[1:])) for s in specs), 0, device)
+    params = eager_parameters(model, tuple(example.values()))
     values = dict(model.named_parameters())
     buffer_names = {n for n, _ in model.named_buffers()}
     report = ParameterReport(
@@ -300,11 +355,11 @@ def _account_parameters(model, device, meta: InputMeta, tensors, agree, quantize
     return report
 
 
-def _save_outputs(path: Path, outputs: dict[str, dict[int, dict[str, Any]]]) -> None:
+def _save_outputs(path: Path, outputs: dict[str, dict[Case, dict[str, Any]]]) -> None:
     arrays = {
-        f"{rt}__batch_{b}__{name}": v
+        f"{rt}__batch_{case.label.replace(' ', '')}__{name}": v
         for rt, per in outputs.items()
-        for b, outs in per.items()
+        for case, outs in per.items()
         for name, v in outs.items()
     }
     try:

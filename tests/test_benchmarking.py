@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import shutil
 import subprocess
 import sys
 from dataclasses import replace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -20,7 +22,6 @@ from torch import nn
 from exporter import ExportConfig, export
 from exporter.bench import BenchConfig, bench
 from exporter.bench.measure import MatmulPeak, count_flops, measure_matmul_peak
-from exporter.config import BENCH_BATCH_SIZES as DEFAULT_BATCH_SIZES
 from exporter.config import FORMATS
 from exporter.errors import ExporterError, UsageError
 from exporter.integrity import sha256_file
@@ -57,6 +58,7 @@ def private_copy(every_format, tmp_path):
 # ---------------------------------------------------------------- structure and JSON
 
 
+@pytest.mark.slow
 def test_every_runtime_is_measured_at_every_batch_size(report):
     assert {(r.runtime, r.batch_size) for r in report.results} == {(rt, b) for rt in RUNTIMES for b in (1, 3)}
     assert report.errors == []
@@ -65,15 +67,23 @@ def test_every_runtime_is_measured_at_every_batch_size(report):
         assert row.throughput_per_s > 0 and row.gflops_per_s > 0 and row.threads >= 1
 
 
+@pytest.mark.slow
 def test_rows_are_grouped_by_batch_size_with_eager_first(report):
     assert [r.batch_size for r in report.results] == sorted(r.batch_size for r in report.results)
     assert next(r.runtime for r in report.results if r.batch_size == 1) == "eager"
 
 
-def test_the_defaults_are_batch_1_64_and_1024():
-    assert BenchConfig().batch_sizes == DEFAULT_BATCH_SIZES == (1, 64, 1024)
+def test_the_defaults_are_batch_1_64_and_1024_as_the_help_says():
+    from click.testing import CliRunner
+
+    from exporter.cli import cli
+
+    assert BenchConfig().batch_sizes == (1, 64, 1024)
+    help_text = " ".join(CliRunner().invoke(cli, ["bench", "--help"]).output.split())  # unwrapped
+    assert "Default: 1, 64 and 1024." in help_text
 
 
+@pytest.mark.slow
 def test_json_holds_every_result_with_the_documented_keys(report):
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))  # strict JSON: no NaN
     assert len(data["results"]) == len(RUNTIMES) * 2
@@ -83,6 +93,7 @@ def test_json_holds_every_result_with_the_documented_keys(report):
     assert data["matmul_peak"]["gflops_per_s"] > 0 and "2048x2048" in data["matmul_peak"]["method"]
 
 
+@pytest.mark.slow
 def test_onnxruntime_settings_are_recorded_in_each_onnxruntime_row(report):
     for row in report.results:
         if row.runtime.startswith("onnxruntime"):
@@ -93,6 +104,7 @@ def test_onnxruntime_settings_are_recorded_in_each_onnxruntime_row(report):
             assert row.settings["mode"] == "torch.inference_mode"
 
 
+@pytest.mark.slow
 def test_sizes_are_the_artifact_files_and_eager_has_none(report, every_format):
     manifest = Manifest.load(every_format)
     for row in report.results:
@@ -100,6 +112,7 @@ def test_sizes_are_the_artifact_files_and_eager_has_none(report, every_format):
         assert row.size_bytes == (None if row.runtime == "eager" else entry.bytes)
 
 
+@pytest.mark.slow
 def test_the_table_names_every_runtime_and_the_peak(report):
     text = report.render()
     assert "matmul peak" in text and "GFLOP/s" in text and "of peak" in text
@@ -111,6 +124,7 @@ def test_the_table_names_every_runtime_and_the_peak(report):
 # ---------------------------------------------------------------- agreement with eager
 
 
+@pytest.mark.slow
 def test_fp32_runtimes_match_eager_closely(report):
     for row in report.results:
         if row.runtime in ("torchscript", "onnxruntime", "pt2"):
@@ -118,6 +132,7 @@ def test_fp32_runtimes_match_eager_closely(report):
             assert row.top1_agreement == 1.0
 
 
+@pytest.mark.slow
 def test_int8_differs_from_eager_by_more_than_fp32_but_within_its_policy(report):
     for b in (1, 3):
         int8, fp32 = report.result("onnxruntime-int8", b), report.result("onnxruntime", b)
@@ -126,14 +141,30 @@ def test_int8_differs_from_eager_by_more_than_fp32_but_within_its_policy(report)
         assert fp32.top1_agreement_within_tolerance is None  # only the quantised runtime gets the near-tie figure
 
 
+def _wilson(successes: int, trials: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval, from the textbook formula (written here apart from exporter.compare's)."""
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z / (1 + z * z / trials) * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+@pytest.mark.slow
 def test_accuracy_is_measured_on_whole_batches_covering_the_accuracy_samples(report):
     for row in report.results:
         assert row.accuracy_samples == {1: 12, 3: 12}[row.batch_size], row  # eager: its reference's count
-        if row.runtime != "eager":
-            low, high = row.top1_agreement_interval
-            assert low <= row.top1_agreement <= high
+        if row.runtime == "eager":
+            assert row.top1_agreement_interval is None  # eager is not compared with itself
+            continue
+        agreed = round(row.top1_agreement * row.accuracy_samples)
+        # the 95 % interval of the share agreeing among every accuracy sample (not among the batches)
+        assert row.top1_agreement_interval == pytest.approx(_wilson(agreed, row.accuracy_samples), abs=1e-12), row
+    fp32 = report.result("onnxruntime", 3)
+    assert fp32.top1_agreement == 1.0  # 12 of 12: the interval is (12 / (12 + 1.96^2), 1)
+    assert fp32.top1_agreement_interval == pytest.approx((0.7575, 1.0), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_batch_1_agreement_is_a_share_of_many_samples_not_one(every_format):
     config = replace(FAST, batch_sizes=(1, 64), runtimes=("onnx-int8",), accuracy_samples=100)
     rows = {r.batch_size: r for r in bench(every_format, config).results if r.runtime == "onnxruntime-int8"}
@@ -142,21 +173,44 @@ def test_batch_1_agreement_is_a_share_of_many_samples_not_one(every_format):
     assert bench(every_format, one).result("onnxruntime-int8", 1).accuracy_samples == 1
 
 
-def test_the_timed_batch_is_the_first_accuracy_batch():
-    from exporter.bench.run import _accuracy_feeds
-    from exporter.runners.base import InputMeta
+@pytest.mark.slow
+def test_the_timed_batch_is_the_first_accuracy_batch(every_format, monkeypatch):
+    from exporter.runners.base import Runner
 
-    meta = InputMeta("input", (28, 28), "float32")
-    feeds = list(_accuracy_feeds(4, meta, seed=0, samples=10))
-    assert [f.shape for f in feeds] == [(4, 28, 28)] * 3
-    timed = next(_accuracy_feeds(4, meta, seed=0, samples=1))  # what _Run.start times
-    assert (feeds[0] == timed).all() and not (feeds[1] == feeds[0]).all()
+    inferred: dict[tuple[str, int], list[np.ndarray]] = {}  # what each runtime was compared on, in order
+    prepared: dict[tuple[str, int], np.ndarray] = {}  # what each runtime was timed on
+    infer, prepare = Runner.infer, Runner.prepare
+
+    def spy_infer(self, feed):
+        inferred.setdefault((self.runtime, len(feed["input"])), []).append(feed["input"].copy())
+        return infer(self, feed)
+
+    def spy_prepare(self, feed):
+        prepared[(self.runtime, len(feed["input"]))] = feed["input"].copy()
+        return prepare(self, feed)
+
+    monkeypatch.setattr(Runner, "infer", spy_infer)
+    monkeypatch.setattr(Runner, "prepare", spy_prepare)
+    bench(every_format, replace(FAST, batch_sizes=(1, 4), runtimes=("onnx", "pt2"), accuracy_samples=10))
+    runtimes = ("eager", "onnxruntime", "pt2")
+    assert set(prepared) == set(inferred) == {(rt, b) for rt in runtimes for b in (1, 4)}
+    for key, timed in prepared.items():
+        batches = inferred[key]
+        assert len(batches) == {1: 10, 4: 3}[key[1]], key  # whole batches covering the 10 samples
+        assert np.array_equal(timed, batches[0]) and not np.array_equal(timed, batches[1]), key
+        eager = inferred[("eager", key[1])]  # every runtime is fed the same batches
+        assert all(np.array_equal(a, b) for a, b in zip(batches, eager, strict=True)), key
 
 
+@pytest.mark.slow
 def test_eager_is_the_reference_and_is_not_compared_with_itself(report):
     for row in report.results:
+        eager = report.result("eager", row.batch_size)
         if row.runtime == "eager":
             assert row.max_abs_diff is None and row.speedup_vs_eager == pytest.approx(1.0)
+        else:  # each runtime against eager at its own batch size
+            assert row.max_abs_diff is not None
+            assert row.speedup_vs_eager == pytest.approx(row.throughput_per_s / eager.throughput_per_s)
 
 
 # ---------------------------------------------------------------- FLOPs
@@ -219,13 +273,15 @@ def test_counting_flops_leaves_no_hooks_behind():
 # ---------------------------------------------------------------- threads and the peak
 
 
+@pytest.mark.slow
 def test_threads_are_set_for_the_run_reported_and_restored(every_format):
     before = torch.get_num_threads()
-    result = bench(every_format, replace(FAST, batch_sizes=(2,), threads=1))
+    threads = 2 if before == 1 else 1  # another count than torch's, so that restoring it shows
+    result = bench(every_format, replace(FAST, batch_sizes=(2,), threads=threads))
     assert torch.get_num_threads() == before
-    assert result.threads["torch_intra_op"] == 1 and result.threads["onnxruntime_intra_op"] == 1
-    assert result.onnxruntime_settings["intra_op_num_threads"] == 1
-    assert {r.threads for r in result.results} == {1}
+    assert result.threads["torch_intra_op"] == threads and result.threads["onnxruntime_intra_op"] == threads
+    assert result.onnxruntime_settings["intra_op_num_threads"] == threads
+    assert {r.threads for r in result.results} == {threads}
 
 
 def test_matmul_peak_is_positive_and_says_how_it_was_measured():
@@ -234,11 +290,15 @@ def test_matmul_peak_is_positive_and_says_how_it_was_measured():
     assert peak.method == "torch.mm of two 256x256 float32 matrices, median of 2 runs"
 
 
-def test_the_peak_keeps_the_higher_of_two_measurements(report):
+def test_the_peak_keeps_the_higher_of_two_measurements():
     low = MatmulPeak(10.0, 1.0, 256, 2, 1, [10.0])
     high = MatmulPeak(30.0, 0.3, 256, 2, 1, [30.0])
     assert low.combine(high).gflops_per_s == high.combine(low).gflops_per_s == 30.0
     assert low.combine(high).measured_gflops_per_s == [10.0, 30.0]
+
+
+@pytest.mark.slow
+def test_the_reported_peak_is_the_higher_of_two_and_each_row_a_share_of_it(report):
     assert len(report.peak.measured_gflops_per_s) == 2  # bench measures before and after the runtimes
     assert report.peak.gflops_per_s == max(report.peak.measured_gflops_per_s)
     for row in report.results:
@@ -248,6 +308,7 @@ def test_the_peak_keeps_the_higher_of_two_measurements(report):
 # ---------------------------------------------------------------- refusals and failures
 
 
+@pytest.mark.slow
 def test_a_tampered_artifact_is_refused_before_anything_loads(private_copy, monkeypatch):
     import exporter.runners.onnxruntime as ort_runner
 
@@ -263,16 +324,19 @@ def test_a_tampered_artifact_is_refused_before_anything_loads(private_copy, monk
     assert loaded == []
 
 
+@pytest.mark.slow
 def test_the_untampered_copy_runs(private_copy):
     assert bench(private_copy, replace(FAST, batch_sizes=(1,))).errors == []
 
 
+@pytest.mark.slow
 def test_a_missing_artifact_is_refused(private_copy):
     (private_copy / "model.pt2").unlink()
     with pytest.raises(ExporterError, match=r"model\.pt2 is missing"):
         bench(private_copy, FAST)
 
 
+@pytest.mark.slow
 def test_a_runtime_that_cannot_load_fails_its_rows_and_the_others_still_run(private_copy):
     # Garbage with its hash re-stamped: it passes the hash check, then ONNX Runtime rejects it.
     bad = private_copy / "model.int8.onnx"
@@ -302,12 +366,13 @@ def test_a_runtime_that_cannot_load_fails_its_rows_and_the_others_still_run(priv
     ],
     ids=["zero", "negative", "none", "threads", "repeats", "runtime", "accuracy"],
 )
-def test_bad_settings_are_usage_errors(every_format, change, message):
+def test_bad_settings_are_usage_errors_before_any_folder_is_read(change, message):
     with pytest.raises(UsageError, match=message) as caught:
-        bench(every_format, replace(FAST, **change))
+        replace(FAST, **change)  # the config refuses them as it is made: bench never sees them
     assert caught.value.exit_code == 2
 
 
+@pytest.mark.slow
 def test_an_unknown_runtime_is_refused_before_torch_is_imported_naming_both_spellings(every_format):
     code = (
         "import sys; from exporter.cli import cli\n"
@@ -320,6 +385,7 @@ def test_an_unknown_runtime_is_refused_before_torch_is_imported_naming_both_spel
     assert "no runtime 'int8'" in run.stderr and "onnxruntime-int8 (onnx-int8)" in run.stderr
 
 
+@pytest.mark.slow
 def test_a_runtime_filter_keeps_eager_and_the_named_runtimes(every_format):
     config = replace(FAST, batch_sizes=(2,), runtimes=("onnx", "pt2"))
     assert [r.runtime for r in bench(every_format, config).results] == ["eager", "onnxruntime", "pt2"]
@@ -333,6 +399,7 @@ def test_a_folder_without_a_manifest_is_a_usage_error(tmp_path):
 # ---------------------------------------------------------------- progress
 
 
+@pytest.mark.slow
 def test_progress_is_told_once_per_measurement(every_format):
     seen: list[str] = []
     bench(every_format, replace(FAST, runtimes=("onnx",)), progress=seen.append)
@@ -366,6 +433,7 @@ def test_progress_line_writes_whole_lines_elsewhere():
 # ---------------------------------------------------------------- the command, once cli.py has it
 
 
+@pytest.mark.slow
 def test_the_bench_command_writes_json_and_refuses_a_bad_batch_size(every_format, tmp_path):
     from click.testing import CliRunner
 

@@ -102,6 +102,7 @@ def test_unwritable_output_folder_is_a_usage_error(tmp_path):
     assert result.returncode == 2 and "not a folder" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_verify_prints_the_table_and_exits_0(mlp_dir):
     result = CliRunner().invoke(cli, ["verify", str(mlp_dir), "--samples", "130"])
     assert result.exit_code == 0, result.output
@@ -110,6 +111,7 @@ def test_verify_prints_the_table_and_exits_0(mlp_dir):
     assert report["passed"] is True and report["samples"] >= 130
 
 
+@pytest.mark.slow
 def test_verify_json_to_stdout_and_elsewhere(mlp_dir, tmp_path):
     result = CliRunner().invoke(cli, ["verify", str(mlp_dir), "--samples", "64", "--json", "-"])
     assert result.exit_code == 0 and json.loads(result.output)["passed"] is True
@@ -118,6 +120,7 @@ def test_verify_json_to_stdout_and_elsewhere(mlp_dir, tmp_path):
     assert result.exit_code == 0 and json.loads(target.read_text())["passed"] is True
 
 
+@pytest.mark.slow
 def test_verify_no_record_leaves_the_folder_as_it_was_and_a_plain_verify_does_not(mlp_dir, tmp_path):
     before = {name: (mlp_dir / name).read_bytes() for name in ("manifest.json", "verification.json")}
     target = tmp_path / "quick.json"
@@ -131,6 +134,7 @@ def test_verify_no_record_leaves_the_folder_as_it_was_and_a_plain_verify_does_no
     assert json.loads((mlp_dir / "manifest.json").read_text())["verification"]["passed"] is False
 
 
+@pytest.mark.slow
 def test_verify_exits_1_when_an_artifact_is_tampered(mlp_dir):
     data = bytearray((mlp_dir / "model.pt").read_bytes())
     data[-100] ^= 0xFF
@@ -147,6 +151,7 @@ def test_inspect_prints_the_parameter_table_and_total():
     assert "Total parameters: 669,706" in result.output
 
 
+@pytest.mark.slow
 def test_inspect_an_artifact_folder_rebuilds_the_same_weights(mlp_dir):
     spec = CliRunner().invoke(cli, ["inspect", "mlp", "--json"])
     folder = CliRunner().invoke(cli, ["inspect", str(mlp_dir), "--json"])
@@ -154,6 +159,7 @@ def test_inspect_an_artifact_folder_rebuilds_the_same_weights(mlp_dir):
     assert json.loads(folder.output)["parameters"] == json.loads(spec.output)["parameters"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "extra, message",
     [
@@ -172,6 +178,7 @@ def test_verify_option_values_that_would_fail_open_or_late_are_usage_errors(mlp_
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_verify_with_empty_inputs_is_a_usage_error(mlp_dir, tmp_path):
     import numpy as np
 

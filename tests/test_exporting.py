@@ -16,6 +16,7 @@ from exporter.errors import ExportFailedError, UsageError
 from .conftest import BROKEN
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(models.REGISTRY), ids=str)
 def test_every_registered_model_exports_and_verifies(tmp_path, name):
     result = export(name, ExportConfig(out=tmp_path, device="cpu"))
@@ -25,6 +26,7 @@ def test_every_registered_model_exports_and_verifies(tmp_path, name):
     assert result.manifest.model["parameters"] == params.eager_total
 
 
+@pytest.mark.slow
 def test_export_writes_both_artifacts_the_manifest_and_the_report(mlp_export):
     names = sorted(p.name for p in mlp_export.path.iterdir())
     assert names == ["manifest.json", "model.onnx", "model.pt", "verification.json"]
@@ -32,6 +34,7 @@ def test_export_writes_both_artifacts_the_manifest_and_the_report(mlp_export):
     assert mlp_export.passed and mlp_export.manifest.verification["passed"] is True
 
 
+@pytest.mark.slow
 def test_onnx_file_is_self_contained_checked_and_has_a_dynamic_batch(mlp_export):
     path = mlp_export.path / "model.onnx"
     onnx.checker.check_model(str(path), full_check=True)
@@ -41,12 +44,14 @@ def test_onnx_file_is_self_contained_checked_and_has_a_dynamic_batch(mlp_export)
     assert all(not i.HasField("data_location") or i.data_location == 0 for i in model.graph.initializer)
 
 
+@pytest.mark.slow
 def test_torchscript_file_loads_and_runs_other_batch_sizes(mlp_export):
     module = torch.jit.load(str(mlp_export.path / "model.pt"))
     assert module(torch.rand(5, 28, 28)).shape == (5, 10)
     assert sum(p.numel() for p in module.parameters()) == 669_706
 
 
+@pytest.mark.slow
 def test_the_same_seed_gives_the_same_weights_and_another_seed_does_not(tmp_path, mlp_export):
     again = export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("torchscript",), verify=False))
     other = export("mlp", ExportConfig(out=tmp_path, name="other", device="cpu", seed=1, formats=("torchscript",)))
@@ -56,6 +61,7 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_does_not(tmp_path
     assert [a.format for a in other.manifest.artifacts] == ["torchscript"] and other.passed
 
 
+@pytest.mark.slow
 def test_a_failed_export_keeps_the_earlier_folder_and_leaves_nothing_half_written(tmp_path, mlp_export):
     shutil.copytree(mlp_export.path, tmp_path / "mlp")
     before = (tmp_path / "mlp" / "manifest.json").read_text()
@@ -66,6 +72,7 @@ def test_a_failed_export_keeps_the_earlier_folder_and_leaves_nothing_half_writte
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp"]
 
 
+@pytest.mark.slow
 def test_a_successful_export_replaces_the_earlier_folder(tmp_path):
     (tmp_path / "mlp").mkdir()
     (tmp_path / "mlp" / "stale.txt").write_text("old")
@@ -74,6 +81,7 @@ def test_a_successful_export_replaces_the_earlier_folder(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp"]
 
 
+@pytest.mark.slow
 def test_a_failed_verification_keeps_the_artifacts_marked_failed(tmp_path):
     config = ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28))
     result = export(f"{BROKEN}:UnusedParameter", config)
@@ -82,6 +90,7 @@ def test_a_failed_verification_keeps_the_artifacts_marked_failed(tmp_path):
     assert manifest["verification"]["passed"] is False and (result.path / "model.onnx").exists()
 
 
+@pytest.mark.slow
 def test_a_model_file_is_recorded_with_its_sha256(tmp_path):
     result = export(f"{BROKEN}:TiedWeights", ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28)))
     source = result.manifest.model["source"]
@@ -95,22 +104,25 @@ def test_names_that_are_not_plain_folder_names_are_refused(tmp_path, name):
         export("mlp", ExportConfig(out=tmp_path, name=name or None, device="cpu", formats=()))
 
 
+@pytest.mark.slow
 def test_an_nn_module_instance_exports_with_its_own_weights(tmp_path):
     from models.mlp import NeuralNetwork
 
     model = NeuralNetwork()
     result = export(model, ExportConfig(out=tmp_path, device="cpu"), example_input=torch.rand(2, 28, 28))
     assert result.passed, result.report.failures
-    assert result.manifest.artifact("weights") is not None and result.manifest.input["shape"] == [2, 28, 28]
+    assert result.manifest.artifact("weights") is not None and result.manifest.inputs[0]["shape"] == [2, 28, 28]
     assert model.training  # the caller's model is not switched to eval or moved
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: this machine has none")
 def test_export_and_verify_on_cuda(tmp_path):
     result = export("mlp", ExportConfig(out=tmp_path, device="cuda"))
     assert result.manifest.device.startswith("cuda") and result.passed, result.report.failures
 
 
+@pytest.mark.slow
 def test_staging_folders_left_by_a_killed_run_are_cleaned_but_fresh_ones_kept(tmp_path):
     import os
     import time

@@ -38,6 +38,7 @@ def all_formats(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(models.REGISTRY), ids=str)
 def test_every_format_exports_and_verifies(all_formats, name):
     result = all_formats[name]
@@ -49,6 +50,7 @@ def test_every_format_exports_and_verifies(all_formats, name):
     assert all(a.total == result.report.parameters.eager_total for a in accounts.values())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(models.REGISTRY), ids=str)
 def test_int8_is_under_a_third_of_fp32_and_its_agreement_is_in_the_manifest(all_formats, name):
     result = all_formats[name]
@@ -65,6 +67,7 @@ def _comparison_rows(report, runtime: str) -> list[str]:
     return [line for line in report.render().splitlines() if re.match(rf"{runtime}\s+\d+\s+\d+\s", line)]
 
 
+@pytest.mark.slow
 def test_int8_mlp_passes_the_default_agreement_on_the_default_8192_samples(all_formats):
     report = verify(all_formats["mlp"].path, VerifyConfig())  # the default: 99 % of samples keep their class
     assert report.passed, report.failures
@@ -79,6 +82,7 @@ def test_int8_mlp_passes_the_default_agreement_on_the_default_8192_samples(all_f
     assert report.summary()["runtimes"]["onnxruntime-int8"]["top1_agreement"] == 1 - flips / report.samples
 
 
+@pytest.mark.slow
 def test_int8_cnn_fails_the_default_agreement_on_random_weights_and_says_why(all_formats):
     report = verify(all_formats["cnn"].path, VerifyConfig())
     int8 = next(r for r in report.runtimes if r.runtime == "onnxruntime-int8")
@@ -93,12 +97,14 @@ def test_int8_cnn_fails_the_default_agreement_on_random_weights_and_says_why(all
     assert "quantised, or folded then quantised, into int8 tensors" in how and "features.0.bn.weight" in how
 
 
+@pytest.mark.slow
 def test_int8_on_too_few_samples_says_the_sample_cannot_tell(all_formats):
     report = verify(all_formats["mlp"].path, VerifyConfig(samples=130))  # 2 batches of 1, 2 of 64
     int8 = next(r for r in report.runtimes if r.runtime == "onnxruntime-int8")
     assert not int8.passed and "130 samples are too few to judge" in int8.reasons[0]
 
 
+@pytest.mark.slow
 def test_int8_passing_on_few_samples_is_noted(all_formats):
     report = verify(all_formats["mlp"].path, VerifyConfig(samples=130, min_agreement=0.9))
     int8 = next(r for r in report.runtimes if r.runtime == "onnxruntime-int8")
@@ -106,11 +112,13 @@ def test_int8_passing_on_few_samples_is_noted(all_formats):
     assert "passed on only 130 samples" in report.render()
 
 
+@pytest.mark.slow
 def test_int8_agreement_is_a_real_gate(all_formats):
     assert not verify(all_formats["mlp"].path, VerifyConfig(min_agreement=1.0)).passed
     assert verify(all_formats["mlp"].path, VerifyConfig(min_agreement=0.9)).passed
 
 
+@pytest.mark.slow
 def test_int8_keeps_its_own_tolerance_when_fp32_is_made_exact(all_formats):
     report = verify(all_formats["mlp"].path, VerifyConfig(atol=0, rtol=0, min_agreement=RANDOM_WEIGHTS_AGREEMENT))
     by_runtime = {r.runtime: r for r in report.runtimes}
@@ -120,18 +128,21 @@ def test_int8_keeps_its_own_tolerance_when_fp32_is_made_exact(all_formats):
     assert report.tolerances["onnxruntime-int8"]["logits"]["atol"] == 0.01
 
 
+@pytest.mark.slow
 def test_pt2_refuses_value_branches_with_the_line(tmp_path):
     config = ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28), formats=("pt2",))
     with pytest.raises(ExportFailedError, match=r"torch.export failed: forward branches on tensor values \(at"):
         export(f"{BROKEN}:ValueBranch", config)
 
 
+@pytest.mark.slow
 def test_pt2_refuses_a_frozen_batch_size(tmp_path):
     config = ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28), formats=("pt2",))
     with pytest.raises(ExportFailedError, match="fixes the batch size"):
         export(f"{BROKEN}:FrozenBatch", config)
 
 
+@pytest.mark.slow
 def test_the_legacy_onnx_exporter_is_recorded_and_verified(tmp_path):
     result = export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("onnx",), onnx_exporter="legacy"))
     assert result.passed and result.manifest.artifact("onnx").details["exporter"] == "legacy"
@@ -142,6 +153,7 @@ def external(tmp_path):
     return export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("onnx",), external_data=True))
 
 
+@pytest.mark.slow
 def test_external_data_round_trip(external):
     assert external.passed, external.report.failures
     entries = {a.path: a.format for a in external.manifest.artifacts}
@@ -153,6 +165,7 @@ def test_external_data_round_trip(external):
     assert verify(external.path, VerifyConfig(samples=64)).passed
 
 
+@pytest.mark.slow
 def test_a_changed_external_data_file_is_caught_by_its_hash(external):
     data = bytearray((external.path / "model.onnx.data").read_bytes())
     data[100] ^= 0xFF
@@ -161,6 +174,7 @@ def test_a_changed_external_data_file_is_caught_by_its_hash(external):
     assert not report.passed and any("model.onnx.data: sha256" in f for f in report.failures)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("location", ["../outside.data", "/etc/hostname", "sub/../../x.data"])
 def test_external_data_pointing_outside_the_folder_is_refused(external, location):
     path = external.path / "model.onnx"
@@ -179,6 +193,7 @@ def test_external_data_pointing_outside_the_folder_is_refused(external, location
     assert cli.returncode == 2 and "refusing it" in cli.stderr and "Traceback" not in cli.stderr
 
 
+@pytest.mark.slow
 def test_external_data_behind_a_symlink_is_refused(external, tmp_path):
     target = tmp_path / "elsewhere.data"
     target.write_bytes((external.path / "model.onnx.data").read_bytes())
@@ -195,6 +210,7 @@ def test_an_opset_too_new_for_onnxruntime_is_refused_before_export(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.slow
 def test_a_file_whose_opset_is_too_new_gives_a_clear_verification_failure(mlp_dir):
     path = mlp_dir / "model.onnx"
     proto = onnx.load(str(path))
@@ -208,11 +224,13 @@ def test_a_file_whose_opset_is_too_new_gives_a_clear_verification_failure(mlp_di
     assert f"cannot load opset {runtime_max_opset() + 1}" in line and f"--opset {runtime_max_opset()}" in line
 
 
+@pytest.mark.slow
 def test_a_supported_opset_is_used(tmp_path):
     result = export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("onnx",), opset=18))
     assert result.passed and result.manifest.artifact("onnx").details["opset"] == 18
 
 
+@pytest.mark.slow
 def test_past_the_protobuf_limit_onnx_runtime_loads_a_private_copy_of_the_checked_files(external, monkeypatch):
     import exporter.formats.onnx as onnx_format
 

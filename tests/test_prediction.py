@@ -25,6 +25,7 @@ def digit(tmp_path):
     return path
 
 
+@pytest.mark.slow
 def test_an_image_is_converted_and_every_runtime_agrees(mlp_dir, digit):
     result = predict(mlp_dir, str(digit))
     assert set(result.classes) == {"eager", "torchscript", "onnxruntime"} and result.agree  # keyed by runtime
@@ -35,6 +36,7 @@ def test_an_image_is_converted_and_every_runtime_agrees(mlp_dir, digit):
     assert int(result.classes["onnxruntime"][0]) == int(np.argmax(result.probabilities["onnxruntime"][0]))
 
 
+@pytest.mark.slow
 def test_an_npy_batch_gives_a_list_per_runtime_in_json(mlp_dir, tmp_path):
     np.save(tmp_path / "batch.npy", np.random.default_rng(0).random((3, 28, 28)))
     result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", str(tmp_path / "batch.npy"), "--json"])
@@ -45,6 +47,7 @@ def test_an_npy_batch_gives_a_list_per_runtime_in_json(mlp_dir, tmp_path):
     assert len(onnx) == 3 and len(onnx[0]["probabilities"]) == 10
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["onnx", "onnxruntime"])  # a format name or its runtime name
 def test_a_single_runtime_and_the_json_contract(mlp_dir, name):
     result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", "random", "--runtime", name, "--json"])
@@ -53,6 +56,7 @@ def test_a_single_runtime_and_the_json_contract(mlp_dir, name):
     assert len(data["onnxruntime"]["probabilities"]) == 10
 
 
+@pytest.mark.slow
 def test_predict_json_to_a_file_keeps_the_table_on_stdout(mlp_dir, tmp_path):
     target = tmp_path / "p.json"
     result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", "random", "--json", str(target)])
@@ -65,12 +69,14 @@ def test_a_registered_model_name_predicts_with_eager_only():
     assert result.exit_code == 0 and "predicted" in result.output and "eager" in result.output
 
 
+@pytest.mark.slow
 def test_the_table_shows_runtimes_side_by_side(mlp_dir, digit):
     result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", str(digit)])
     assert result.exit_code == 0
     assert "eager" in result.output and "torchscript" in result.output and "runtimes agree: yes" in result.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "make, message",
     [
@@ -88,6 +94,7 @@ def test_bad_input_is_one_line_and_exit_2(mlp_dir, tmp_path, make, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_a_tampered_artifact_is_not_loaded(mlp_dir):
     (mlp_dir / "model.onnx").write_bytes(b"not the exported file")
     result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", "random", "--runtime", "onnx"])

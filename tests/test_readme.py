@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from exporter.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,3 +49,21 @@ def test_the_readme_stays_short_and_its_docs_links_resolve():
 def test_the_readme_gives_exactly_the_two_setup_commands():
     block = re.search(r"## Two commands on a fresh machine\n\n```sh\n(.*?)```", README, re.S)
     assert block and [line.split()[:2] for line in block[1].strip().splitlines()] == [["make", "run"], ["make", "test"]]
+
+
+@pytest.mark.slow
+def test_every_kind_of_model_the_readme_lists_exports_and_passes(tmp_path):
+    from click.testing import CliRunner
+
+    block = re.search(r"<!-- kinds -->\n```sh\n(.*?)```", README, re.S)
+    assert block, "the README lost its list of model kinds"
+    lines = [line.split("#")[0].split() for line in block[1].strip().splitlines()]
+    assert len(lines) == 5
+    root = Path(__file__).resolve().parent.parent
+    for words in lines:
+        assert words[:2] == ["exporter", "export"], words
+        args = [str(root / w) if w.startswith("models/") else w for w in words[2:]]
+        quick = ["--out", str(tmp_path), "--device", "cpu", "--samples", "32"]
+        result = CliRunner().invoke(cli, ["export", *args, *quick])
+        assert result.exit_code == 0, f"{' '.join(words)}\n{result.output[-2000:]}"
+        assert "PASSED" in result.output, words

@@ -73,12 +73,14 @@ def edit_manifest(folder: Path, change) -> None:
 # --- what is written ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_the_repository_holds_one_model_per_artifact_and_nothing_else(repo):
     assert files(repo.repository) == EXPECTED_FILES
     assert [m.name for m in repo.models] == ["mlp_onnx", "mlp_torchscript"]
     assert [m.path for m in repo.models] == [repo.repository / "mlp_onnx", repo.repository / "mlp_torchscript"]
 
 
+@pytest.mark.slow
 def test_model_files_are_byte_identical_to_the_hash_bound_artifacts(repo, mlp_export):
     for model, fmt in ((repo.models[0], "onnx"), (repo.models[1], "torchscript")):
         entry = mlp_export.manifest.artifact(fmt)
@@ -87,6 +89,7 @@ def test_model_files_are_byte_identical_to_the_hash_bound_artifacts(repo, mlp_ex
         assert sha256_file(copied) == entry.sha256
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder", ["mlp_onnx", "mlp_torchscript"])
 def test_every_config_parses_with_tritons_schema_and_is_what_the_result_reports(repo, schema, folder):
     config = parse(schema, repo.repository / folder)
@@ -97,6 +100,7 @@ def test_every_config_parses_with_tritons_schema_and_is_what_the_result_reports(
     assert model.source.sha256 in model.config_text
 
 
+@pytest.mark.slow
 def test_the_onnx_config_matches_the_onnx_graph_and_the_manifest(repo, schema, mlp_export):
     config = parse(schema, repo.repository / "mlp_onnx")
     graph = onnx.load(str(mlp_export.path / "model.onnx")).graph
@@ -108,20 +112,21 @@ def test_the_onnx_config_matches_the_onnx_graph_and_the_manifest(repo, schema, m
             dims = graph_dims(value)
             assert dims[0] == "batch" and list(tensor.dims) == dims[1:]  # the batch dim is Triton's, not in dims
     manifest = mlp_export.manifest
-    assert [t.name for t in config.input] == [manifest.input["name"]]
+    assert [t.name for t in config.input] == [manifest.inputs[0]["name"]]
     assert [t.name for t in config.output] == [o["name"] for o in manifest.outputs]
-    assert list(config.input[0].dims) == manifest.input["shape"][1:] == [28, 28]
+    assert list(config.input[0].dims) == manifest.inputs[0]["shape"][1:] == [28, 28]
     assert list(config.output[0].dims) == manifest.outputs[0]["shape"][1:] == [10]
 
 
+@pytest.mark.slow
 def test_the_torchscript_config_uses_libtorch_names_by_position_and_the_manifest(repo, schema, mlp_export):
     config = parse(schema, repo.repository / "mlp_torchscript")
     onnx_config = parse(schema, repo.repository / "mlp_onnx")
     manifest = mlp_export.manifest
     assert (config.platform, config.backend) == ("pytorch_libtorch", "pytorch")
     assert [t.name for t in config.input] == ["input__0"] and [t.name for t in config.output] == ["logits__0"]
-    assert schema.DataType.Name(config.input[0].data_type) == "TYPE_FP32" and manifest.input["dtype"] == "float32"
-    assert list(config.input[0].dims) == manifest.input["shape"][1:]
+    assert schema.DataType.Name(config.input[0].data_type) == "TYPE_FP32" and manifest.inputs[0]["dtype"] == "float32"
+    assert list(config.input[0].dims) == manifest.inputs[0]["shape"][1:]
     assert list(config.output[0].dims) == manifest.outputs[0]["shape"][1:]
     # Same model, two backends: only the names differ.
     for ours, theirs in ((config.input, onnx_config.input), (config.output, onnx_config.output)):
@@ -129,6 +134,7 @@ def test_the_torchscript_config_uses_libtorch_names_by_position_and_the_manifest
     assert "<name>__<index>" in repo.models[1].config_text  # the convention is documented in the config
 
 
+@pytest.mark.slow
 def test_the_render_lists_each_model_and_how_to_serve(repo):
     text = repo.render()
     assert "mlp_onnx" in text and "input__0 [28, 28] TYPE_FP32 -> logits__0 [10] TYPE_FP32" in text
@@ -144,6 +150,7 @@ def test_importing_the_module_does_not_import_torch_or_onnx():
 # --- batching ----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_max_batch_size_is_configurable(mlp_dir, tmp_path, schema):
     result = write_repository(mlp_dir, tmp_path / "repo", TritonConfig(max_batch_size=8, dynamic_batching=False))
     for model in result.models:
@@ -151,6 +158,7 @@ def test_max_batch_size_is_configurable(mlp_dir, tmp_path, schema):
         assert config.max_batch_size == 8 and not config.HasField("dynamic_batching")
 
 
+@pytest.mark.slow
 def test_max_batch_size_zero_keeps_the_batch_dimension_in_dims(mlp_dir, tmp_path, schema):
     result = write_repository(mlp_dir, tmp_path / "repo", TritonConfig(max_batch_size=0))
     onnx_config, ts_config = (parse(schema, m.path) for m in result.models)
@@ -159,6 +167,7 @@ def test_max_batch_size_zero_keeps_the_batch_dimension_in_dims(mlp_dir, tmp_path
     assert list(ts_config.input[0].dims) == [-1, 28, 28] and list(ts_config.output[0].dims) == [-1, 10]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", [-1, 2**31, 1.5, True])
 def test_a_bad_max_batch_size_is_a_usage_error_and_writes_nothing(mlp_dir, tmp_path, bad):
     with pytest.raises(UsageError, match="max-batch-size") as caught:
@@ -166,13 +175,19 @@ def test_a_bad_max_batch_size_is_a_usage_error_and_writes_nothing(mlp_dir, tmp_p
     assert caught.value.exit_code == 2 and not (tmp_path / "repo").exists()
 
 
+@pytest.mark.slow
 def test_a_batch_baked_into_the_artifacts_turns_batching_off_with_a_note(mlp_dir, tmp_path, schema):
     model = onnx.load(str(mlp_dir / "model.onnx"))
     for value in (*model.graph.input, *model.graph.output):
         value.type.tensor_type.shape.dim[0].dim_value = 1  # as a trace that froze the batch size leaves it
     onnx.save(model, str(mlp_dir / "model.onnx"))
     restamp(mlp_dir)
-    edit_manifest(mlp_dir, lambda data: data["input"].update(dynamic_axes={}))
+
+    def no_dynamic_axes(data):
+        data["inputs"][0]["dynamic_axes"] = {}
+        data["outputs"][0]["shape"] = [1, 10]
+
+    edit_manifest(mlp_dir, no_dynamic_axes)
     result = write_repository(mlp_dir, tmp_path / "repo")
     onnx_config, ts_config = (parse(schema, m.path) for m in result.models)
     assert onnx_config.max_batch_size == 0 and list(onnx_config.input[0].dims) == [1, 28, 28]
@@ -184,6 +199,7 @@ def test_a_batch_baked_into_the_artifacts_turns_batching_off_with_a_note(mlp_dir
 # --- refusing to overwrite ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_non_empty_model_folder_is_refused_without_force_and_left_intact(mlp_dir, tmp_path):
     repository = tmp_path / "repo"
     write_repository(mlp_dir, repository)
@@ -196,6 +212,7 @@ def test_a_non_empty_model_folder_is_refused_without_force_and_left_intact(mlp_d
     assert not [p for p in repository.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_force_replaces_the_model_folders_whole(mlp_dir, tmp_path, schema):
     repository = tmp_path / "repo"
     write_repository(mlp_dir, repository)
@@ -206,6 +223,7 @@ def test_force_replaces_the_model_folders_whole(mlp_dir, tmp_path, schema):
     assert not [p for p in repository.iterdir() if p.name.startswith(".")]
 
 
+@pytest.mark.slow
 def test_an_empty_model_folder_and_other_models_in_the_repository_are_fine(mlp_dir, tmp_path):
     repository = tmp_path / "repo"
     (repository / "mlp_onnx").mkdir(parents=True)
@@ -215,6 +233,7 @@ def test_an_empty_model_folder_and_other_models_in_the_repository_are_fine(mlp_d
     assert files(repository) == sorted([*EXPECTED_FILES, "other_model/config.pbtxt"])
 
 
+@pytest.mark.slow
 def test_a_symlinked_model_folder_is_refused_even_with_force(mlp_dir, tmp_path):
     repository, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
     repository.mkdir()
@@ -225,6 +244,7 @@ def test_a_symlinked_model_folder_is_refused_even_with_force(mlp_dir, tmp_path):
     assert list(elsewhere.iterdir()) == [] and not (repository / "mlp_torchscript").exists()
 
 
+@pytest.mark.slow
 def test_an_unwritable_repository_is_one_line_and_exit_2(mlp_dir, tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
     with pytest.raises(ArtifactDirError, match="REPOSITORY") as caught:
@@ -237,6 +257,7 @@ def test_an_unwritable_repository_is_one_line_and_exit_2(mlp_dir, tmp_path):
 # --- hash checks and hostile manifests ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("tampered", ["model.onnx", "model.pt"])
 def test_a_tampered_artifact_is_refused_and_nothing_is_written(mlp_dir, tmp_path, tampered):
     with open(mlp_dir / tampered, "ab") as handle:
@@ -249,6 +270,7 @@ def test_a_tampered_artifact_is_refused_and_nothing_is_written(mlp_dir, tmp_path
     assert not repository.exists()
 
 
+@pytest.mark.slow
 def test_a_missing_artifact_is_a_usage_error(mlp_dir, tmp_path):
     (mlp_dir / "model.pt").unlink()
     with pytest.raises(ArtifactDirError, match=r"model\.pt"):
@@ -256,6 +278,7 @@ def test_a_missing_artifact_is_a_usage_error(mlp_dir, tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["../escaped", "a/b", "", None])
 def test_a_model_name_that_could_leave_the_repository_is_refused(mlp_dir, tmp_path, name):
     edit_manifest(mlp_dir, lambda data: data["model"].update(name=name))
@@ -264,10 +287,12 @@ def test_a_model_name_that_could_leave_the_repository_is_refused(mlp_dir, tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp"]
 
 
+@pytest.mark.slow
 def test_a_failed_verification_is_noted_in_every_config(mlp_dir, tmp_path, repo):
-    assert not any("FAILED" in note for m in repo.models for note in m.notes)
+    assert not any("FAILED" in m.config_text for m in repo.models)
     edit_manifest(mlp_dir, lambda data: data["verification"].update(passed=False))
     result = write_repository(mlp_dir, tmp_path / "repo")
+    assert [m.name for m in result.models] == ["mlp_onnx", "mlp_torchscript"]  # a failed folder is still written
     assert all("FAILED verification" in m.config_text for m in result.models)
 
 
@@ -279,19 +304,26 @@ def test_a_folder_without_a_manifest_is_refused(tmp_path):
 # --- one format, other dtypes and shapes --------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_an_onnx_only_folder_gives_only_the_onnx_model(mlp_dir, tmp_path):
     edit_manifest(mlp_dir, lambda data: data.update(artifacts=[a for a in data["artifacts"] if a["format"] == "onnx"]))
     result = write_repository(mlp_dir, tmp_path / "repo")
     assert [m.name for m in result.models] == ["mlp_onnx"] and files(tmp_path / "repo") == EXPECTED_FILES[:2]
 
 
-def test_a_torchscript_only_folder_notes_the_output_dtype_it_assumed(mlp_dir, tmp_path, schema):
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype, triton_type", [("float32", "TYPE_FP32"), ("int64", "TYPE_INT64")])
+def test_a_torchscript_only_folder_takes_output_dtypes_from_the_manifest(mlp_dir, tmp_path, schema, dtype, triton_type):
     keep = [a for a in json.loads((mlp_dir / "manifest.json").read_text())["artifacts"] if a["format"] != "onnx"]
-    edit_manifest(mlp_dir, lambda data: data.update(artifacts=keep))
+
+    def torchscript_only(data):
+        data.update(artifacts=keep)
+        data["outputs"][0]["dtype"] = dtype
+
+    edit_manifest(mlp_dir, torchscript_only)
     result = write_repository(mlp_dir, tmp_path / "repo")
     (model,) = result.models
-    assert schema.DataType.Name(parse(schema, model.path).output[0].data_type) == "TYPE_FP32"
-    assert any("no dtype for 'logits'" in note for note in model.notes)
+    assert schema.DataType.Name(parse(schema, model.path).output[0].data_type) == triton_type
 
 
 def tiny_onnx_folder(root: Path, output_type: int = TensorProto.FLOAT) -> Path:
@@ -310,8 +342,8 @@ def tiny_onnx_folder(root: Path, output_type: int = TensorProto.FLOAT) -> Path:
     onnx.save(helper.make_model(graph), str(folder / "model.onnx"))
     Manifest(
         model={"name": "tiny"},
-        input={"name": "ids", "shape": [1, 4], "dtype": "int64", "dynamic_axes": {"ids": {"0": "batch"}}},
-        outputs=[{"name": "score", "shape": [1]}],
+        inputs=[{"name": "ids", "shape": [1, 4], "dtype": "int64", "range": [0, 9], "dynamic_axes": {"0": "batch"}}],
+        outputs=[{"name": "score", "shape": ["batch"], "dtype": "float32"}],
         device="cpu",
         artifacts=[ArtifactEntry.for_file(folder, "model.onnx", "onnx")],
         versions={},
@@ -336,6 +368,7 @@ def test_a_type_triton_cannot_serve_is_refused(tmp_path):
     assert not (tmp_path / "repo").exists()
 
 
+@pytest.mark.slow
 def test_onnx_external_data_is_inlined_into_one_servable_file(tmp_path):
     import numpy as np
     import onnxruntime as ort
@@ -353,6 +386,7 @@ def test_onnx_external_data_is_inlined_into_one_servable_file(tmp_path):
     assert np.array_equal(served, original)
 
 
+@pytest.mark.slow
 def test_a_tampered_external_data_file_is_refused(tmp_path):
     from exporter import ExportConfig, export
 

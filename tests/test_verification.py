@@ -13,6 +13,8 @@ from exporter.errors import UsageError
 from .conftest import BROKEN
 from .helpers import change_onnx_weight, restamp
 
+pytestmark = pytest.mark.slow  # every test verifies an exported folder
+
 
 def test_a_fresh_export_passes_at_two_batch_sizes(mlp_dir):
     report = verify(mlp_dir, VerifyConfig(samples=200))

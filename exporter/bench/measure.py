@@ -66,14 +66,16 @@ class MatmulPeak:
         return MatmulPeak(best.gflops_per_s, best.seconds_median, best.size, best.runs, best.threads, measured)
 
 
-def count_flops(model: nn.Module, example: torch.Tensor) -> FlopCount:
-    """FLOPs per sample of ``model`` on ``example`` (a batch), from hooks on nn.Linear and nn.Conv2d.
+def count_flops(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tensor) -> FlopCount:
+    """FLOPs per sample of ``model`` on ``example`` (forward's argument, or a tuple of them: a batch),
+    from hooks on nn.Linear and nn.Conv2d.
 
     A Linear layer does ``in_features`` multiply-accumulates per output element, a Conv2d
     ``in_channels / groups * kernel height * kernel width``; FLOPs are twice that. Shapes
     come from one real forward pass, so a layer called twice counts twice and one never
     called counts zero. Runs under torch.inference_mode; the model is left as it was.
     """
+    example = example if isinstance(example, tuple) else (example,)
     macs: dict[str, int] = {}
     names = {module: name for name, module in model.named_modules()}
 
@@ -89,11 +91,11 @@ def count_flops(model: nn.Module, example: torch.Tensor) -> FlopCount:
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, FLOP_LAYERS)]
     try:
         with torch.inference_mode():
-            model(example)
+            model(*example)
     finally:
         for handle in handles:
             handle.remove()
-    batch = int(example.shape[0])
+    batch = int(example[0].shape[0])
     layers = {name: 2 * count // batch for name, count in macs.items()}
     return FlopCount(sum(layers.values()) if layers else None, layers)
 

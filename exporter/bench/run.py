@@ -31,8 +31,9 @@ from ..compare import OutputComparison, wilson_interval
 from ..config import BenchConfig, VerifyConfig
 from ..errors import UsageError, first_line
 from ..integrity import read_checked
+from ..interface import InputSpec
 from ..manifest import ArtifactEntry, Manifest
-from ..runners import InputMeta, Runner
+from ..runners import Feed, Runner
 from ..runners.onnxruntime import tuned_settings
 from .measure import (
     available_cores,
@@ -84,7 +85,7 @@ class _Run:
     manifest: Manifest
     config: BenchConfig
     model: nn.Module
-    meta: InputMeta
+    specs: tuple[InputSpec, ...]
     output_names: tuple[str, ...]
     feeds: dict[int, np.ndarray]  # batch size -> the timed input, the first of its accuracy batches
     report: BenchReport
@@ -98,9 +99,10 @@ class _Run:
         """Rebuild eager (UsageError if it is not the exported model), count FLOPs, measure the peak."""
         cpu = torch.device("cpu")
         model = reference.rebuild(folder, manifest, VerifyConfig(device="cpu", source=config.source), cpu)
-        meta = manifest.input_meta
+        interface = manifest.interface
+        specs = interface.inputs
         batch_sizes = tuple(sorted({int(b) for b in config.batch_sizes}))
-        feeds = {b: next(_accuracy_feeds(b, meta, config.seed, samples=1)) for b in batch_sizes}  # the timed inputs
+        feeds = {b: next(_accuracy_feeds(b, specs, config.seed, samples=1)) for b in batch_sizes}  # the timed inputs
         report = BenchReport(
             artifact_dir=str(folder),
             model=str(manifest.model.get("name")),
@@ -111,7 +113,7 @@ class _Run:
                 "onnxruntime_intra_op": threads,
                 "onnxruntime_inter_op": 1,
             },
-            flops=count_flops(model, torch.from_numpy(feeds[batch_sizes[0]])),
+            flops=count_flops(model, tuple(_tensors(feeds[batch_sizes[0]], specs))),
             peak=measure_matmul_peak(threads, runs=config.peak_runs),
             onnxruntime_settings=tuned_settings(threads),
             config=config_dict(config, batch_sizes, threads),
@@ -119,14 +121,14 @@ class _Run:
             versions=machine_versions(),
         )
         steps *= len(batch_sizes)
-        return cls(manifest, config, model, meta, manifest.output_names, feeds, report, progress, steps)
+        return cls(manifest, config, model, specs, interface.output_names, feeds, report, progress, steps)
 
     @property
     def threads(self) -> int:
         return self.report.threads["onnxruntime_intra_op"]
 
     def eager(self) -> None:
-        target = runners.eager(self.model, torch.device("cpu"), self.meta, self.output_names)
+        target = runners.eager(self.model, torch.device("cpu"), self.specs, self.output_names)
         target.activate()
         for b in self.feeds:
             self._measure(target, BenchResult("eager", "eager", b, threads=self.threads))
@@ -138,7 +140,7 @@ class _Run:
         rows = [BenchResult(runtime, entry.format, b, size_bytes=entry.bytes + sidecars) for b in self.feeds]
         try:
             target = runners.runner_for(
-                entry.format, blobs[entry.path], blobs, torch.device("cpu"), self.meta, self.output_names,
+                entry.format, blobs[entry.path], blobs, torch.device("cpu"), self.specs, self.output_names,
                 threads=self.threads,
             )  # fmt: skip
             target.activate()
@@ -188,7 +190,7 @@ class _Run:
                 self.reference[row.batch_size] = got
                 row.accuracy_samples = len(next(iter(got.values()), ()))
             elif row.batch_size in self.reference:
-                _compare(row, self.reference[row.batch_size], got, self.meta.dtype)
+                _compare(row, self.reference[row.batch_size], got, self.manifest.interface.outputs)
             call = target.prepare(self.feeds[row.batch_size])
             fill_timing(row, time_calls(call, self.config), self.report.flops)
         except Exception as error:
@@ -196,20 +198,30 @@ class _Run:
 
     def _outputs(self, target: Runner, batch_size: int) -> dict[str, np.ndarray]:
         """The target's outputs over every accuracy batch of ``batch_size``, concatenated by name."""
-        return target.infer_all(_accuracy_feeds(batch_size, self.meta, self.config.seed, self.config.accuracy_samples))
+        return target.infer_all(_accuracy_feeds(batch_size, self.specs, self.config.seed, self.config.accuracy_samples))
 
 
-def _accuracy_feeds(batch_size: int, meta: InputMeta, seed: int, samples: int):
-    """Whole batches covering ``samples`` (uniform [0, 1) like verify's default), the timed batch first."""
-    return inputs.seeded_batches(meta.sample_shape, meta.dtype, seed, batch_size, samples)
+def _accuracy_feeds(batch_size: int, specs: tuple[InputSpec, ...], seed: int, samples: int):
+    """Whole batches covering ``samples`` (drawn as verify draws them by default), the timed batch first."""
+    return inputs.seeded_batches(specs, seed, batch_size, samples)
 
 
-def _compare(result: BenchResult, expected: dict[str, np.ndarray], got: dict[str, np.ndarray], dtype: str) -> None:
+def _tensors(feed: Feed, specs: tuple[InputSpec, ...]):
+    """Forward's arguments for one feed (bfloat16 inputs are carried as float32)."""
+    for spec in specs:
+        value = torch.from_numpy(feed[spec.name])
+        yield value.to(torch.bfloat16) if spec.dtype == "bfloat16" else value
+
+
+def _compare(result: BenchResult, expected: dict[str, np.ndarray], got: dict[str, np.ndarray], outputs) -> None:
     """Max abs diff over every output, and top-1 agreement on the first, by verify's rules (ties allowed)."""
-    tolerance = VerifyConfig().tolerance(dtype, formats.FORMATS[result.format].quantized)
+    quantized = formats.FORMATS[result.format].quantized
     diffs = []
-    for index, (name, values) in enumerate(expected.items()):
-        cmp = OutputComparison.from_arrays(name, values, got[name], tolerance)
+    for index, output in enumerate(outputs):
+        values = expected[output.name]
+        cmp = OutputComparison.from_arrays(
+            output.name, values, got[output.name], VerifyConfig().tolerance(output.dtype, quantized)
+        )
         diffs.append(cmp.max_abs_diff)  # None: a shape mismatch, or no finite element to compare
         if index == 0:
             result.accuracy_samples = int(values.shape[0]) if values.ndim else 1

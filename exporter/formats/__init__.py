@@ -58,13 +58,26 @@ SIDE_FILES: tuple[str, ...] = (WEIGHTS, ONNX_DATA)
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """What every format's ``export(model, example, path, spec)`` is told; each reads what it needs."""
+    """What every format's ``export(model, args, path, spec)`` is told; each reads what it needs.
 
-    input_name: str
-    output_names: tuple[str, ...]
+    ``args`` are forward's positional arguments, already enlarged so no dynamic axis has size
+    0 or 1 (``probing.export_example``).
+    """
+
+    input_names: tuple[str, ...]  # in forward's order
+    output_names: tuple[str, ...]  # flattened, in order
+    dynamic: tuple[dict[int, str], ...]  # per input: axis -> label ("batch", "seq", ...)
+    output_dynamic: tuple[dict[int, str], ...] = ()  # per output: axis -> label (the legacy ONNX exporter's)
     opset: int | None = None  # ONNX: None for the exporter's default
     onnx_exporter: str = "dynamo"  # ONNX: "dynamo" (torch.export based) or "legacy" (TorchScript based)
     external_data: bool = False  # ONNX: weights in a side file (automatic past protobuf's 2 GB limit)
+
+    def dynamic_shapes(self) -> tuple[dict, ...]:
+        """torch.export's ``dynamic_shapes``: one ``Dim`` per label, shared by every axis that has it."""
+        import torch
+
+        dims = {label: torch.export.Dim(label) for axes in self.dynamic for label in axes.values()}
+        return tuple({axis: dims[label] for axis, label in axes.items()} for axes in self.dynamic)
 
 
 def get(name: str) -> Format | None:

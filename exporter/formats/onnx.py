@@ -26,24 +26,26 @@ from . import ExportSpec
 from ._explain import explain_torch_export, strip_ansi
 
 DATA_SUFFIX = ".data"  # external data goes to the ONNX file's name + DATA_SUFFIX
-BATCH_AXIS = "batch"
 PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GB
 _AUTO_EXTERNAL = int(PROTOBUF_LIMIT * 0.9)  # leave room for the graph itself
 
 
-def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec) -> dict[str, Any]:
+def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:
     """Export ``model`` to ``path``; returns details for the manifest. Raises ExportFailedError."""
-    input_name, output_names, onnx_exporter = spec.input_name, spec.output_names, spec.onnx_exporter
-    external_data = spec.external_data
+    onnx_exporter, external_data = spec.onnx_exporter, spec.external_data
     warned: list[str] = []
     kwargs: dict[str, Any] = dict(
-        input_names=[input_name], output_names=list(output_names), opset_version=spec.opset, external_data=False
+        input_names=list(spec.input_names),
+        output_names=list(spec.output_names),
+        opset_version=spec.opset,
+        external_data=False,
     )
     if onnx_exporter == "dynamo":
-        # The forward argument's own name keys dynamic_shapes; a positional tuple avoids needing it.
-        kwargs.update(dynamo=True, dynamic_shapes=({0: torch.export.Dim(BATCH_AXIS)},), verbose=False)
+        # A positional tuple keys dynamic_shapes by position, as the args are passed.
+        kwargs.update(dynamo=True, dynamic_shapes=spec.dynamic_shapes(), verbose=False)
     else:
-        axes = {input_name: {0: BATCH_AXIS}, **{name: {0: BATCH_AXIS} for name in output_names}}
+        axes = dict(zip(spec.input_names, spec.dynamic, strict=True))
+        axes.update({n: a for n, a in zip(spec.output_names, spec.output_dynamic, strict=False) if a})
         kwargs.update(dynamo=False, dynamic_axes=axes, do_constant_folding=True)
     weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     if weight_bytes > _AUTO_EXTERNAL and not external_data:
@@ -53,27 +55,31 @@ def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec
         kwargs["external_data"] = True
     try:
         with quiet_export(warned), torch.no_grad():
-            torch.onnx.export(model, (example,), str(path), **kwargs)
+            torch.onnx.export(model, args, str(path), **kwargs)
     except Exception as error:
         raise ExportFailedError(_explain(error, onnx_exporter)) from error
     details: dict[str, Any] = {"exporter": onnx_exporter}
     if external_data:
         details["external_data"] = _externalise(path)
-    return describe(path, details, warned)
+    return describe(path, details, warned, spec)
 
 
-def describe(path: Path, details: dict[str, Any], warned: list[str]) -> dict[str, Any]:
-    """Check the file, and record its opset, its warnings and any frozen batch dimension."""
+def describe(path: Path, details: dict[str, Any], warned: list[str], spec: ExportSpec) -> dict[str, Any]:
+    """Check the file, and record its opset, its warnings and every dynamic axis it froze."""
     import onnx
 
     check(path)
     proto = onnx.load(str(path), load_external_data=False)
-    batch_dim = proto.graph.input[0].type.tensor_type.shape.dim[0] if proto.graph.input else None
-    if batch_dim is not None and batch_dim.HasField("dim_value"):
-        warned.append(
-            f"ExportWarning: the ONNX input's batch dimension is fixed to {batch_dim.dim_value}: forward "
-            "specialised it (int(x.shape[0]) or a constant reshape?), so other batch sizes will fail"
-        )
+    graph_inputs = {i.name: i for i in proto.graph.input}
+    for name, axes in zip(spec.input_names, spec.dynamic, strict=True):
+        dims = graph_inputs[name].type.tensor_type.shape.dim if name in graph_inputs else []
+        for axis, label in axes.items():
+            if axis < len(dims) and dims[axis].HasField("dim_value"):
+                warned.append(
+                    f"ExportWarning: input {name!r} axis {axis} ({label}) is fixed to {dims[axis].dim_value} in the "
+                    f"ONNX file: forward specialised it (int(x.shape[{axis}]) or a constant reshape?), so other "
+                    f"{label} sizes will fail"
+                )
     return {**details, "opset": opset_of(proto), "warnings": warned}
 
 

@@ -24,7 +24,7 @@ from . import FORMATS, ExportSpec
 from . import onnx as fp32
 
 
-def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec) -> dict[str, Any]:
+def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:
     """Quantise the folder's fp32 ONNX file (exporting one first if --format onnx was not asked for)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -32,7 +32,7 @@ def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec
     temporary = not source.exists()
     if temporary:
         source = path.parent / ".fp32-for-int8.onnx"
-        fp32.export(model, example, source, replace(spec, external_data=False))
+        fp32.export(model, args, source, replace(spec, external_data=False))
     warned: list[str] = []
     try:
         with quiet_export(warned):
@@ -45,7 +45,7 @@ def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec
             source.unlink(missing_ok=True)
     _drop_node_metadata(path)
     details = {"quantization": "dynamic, int8 weights (onnxruntime quantize_dynamic, QInt8)", "fp32_bytes": fp32_bytes}
-    return fp32.describe(path, details, warned)
+    return fp32.describe(path, details, warned, spec)
 
 
 def _drop_node_metadata(path: Path) -> None:

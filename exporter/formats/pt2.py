@@ -1,9 +1,10 @@
 """torch.export: an ExportedProgram saved with ``torch.export.save``, batch dimension dynamic.
 
 torch.export (the upstream successor of TorchScript) refuses what tracing would silently
-freeze: data-dependent control flow and a batch size made constant both fail the export,
-with the line at fault. torch.export specialises sizes 0 and 1, so a batch-1 example is
-doubled to batch 2 before export; the graph is the same.
+freeze: data-dependent control flow and a dynamic size made constant both fail the export,
+with the line at fault. Every input's dynamic axes (the batch, and any given with --dynamic)
+stay dynamic; the example arrives with no dynamic axis of size 0 or 1, which torch.export
+would specialise.
 """
 
 from __future__ import annotations
@@ -20,13 +21,11 @@ from . import ExportSpec
 from ._explain import explain_torch_export
 
 
-def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec) -> dict[str, Any]:  # noqa: ARG001
+def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:
     warned: list[str] = []
-    if example.shape[0] == 1:
-        example = torch.cat([example, example])  # a hint of 1 would be specialised to a constant
     try:
         with quiet_export(warned), torch.no_grad():
-            program = torch.export.export(model, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+            program = torch.export.export(model, args, dynamic_shapes=spec.dynamic_shapes())
             torch.export.save(program, str(path))
     except Exception as error:
         raise ExportFailedError(

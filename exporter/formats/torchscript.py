@@ -19,12 +19,13 @@ from ..errors import ExportFailedError, first_line
 from . import ExportSpec
 
 
-def export(model: nn.Module, example: torch.Tensor, path: Path, spec: ExportSpec) -> dict[str, Any]:  # noqa: ARG001
-    """Trace ``model`` on ``example`` and save it to ``path``. Returns details for the manifest."""
+def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:  # noqa: ARG001
+    """Trace ``model`` on ``args`` and save it to ``path``. Returns details for the manifest."""
     warned: list[str] = []
     try:
         with quiet_export(warned), torch.no_grad():
-            traced = torch.jit.trace(model, (example,), check_trace=False)
+            # strict=False: forward may return a list or a dict, which the runner flattens like eager's
+            traced = torch.jit.trace(model, args, check_trace=False, strict=False)
             traced.save(str(path))
     except Exception as error:
         raise ExportFailedError(

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import InputMeta, Runner
+from ..interface import InputSpec
+from .base import Feed, Runner
 
 if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["InputMeta", "Runner", "eager", "runner_for"]
+__all__ = ["Feed", "Runner", "eager", "runner_for"]
 
 
 def runner_for(
@@ -23,7 +24,7 @@ def runner_for(
     data: bytes,
     files: dict[str, bytes],
     device: torch.device,
-    meta: InputMeta,
+    specs: tuple[InputSpec, ...],
     output_names: tuple[str, ...],
     *,
     threads: int | None = None,
@@ -36,19 +37,21 @@ def runner_for(
     """
     from ..formats import FORMATS
 
-    spec = FORMATS[fmt]
-    if spec.engine == "onnxruntime":
+    fmt_spec = FORMATS[fmt]
+    if fmt_spec.engine == "onnxruntime":
         from . import onnxruntime
 
-        return onnxruntime.runner(spec.runtime, data, files, device, meta, output_names, threads)
+        return onnxruntime.runner(fmt_spec.runtime, data, files, device, specs, output_names, threads)
     from . import torch as torch_runners
 
-    load = torch_runners.torchscript if spec.engine == "torch.jit" else torch_runners.pt2
-    return load(spec.runtime, data, device, meta, output_names)
+    load = torch_runners.torchscript if fmt_spec.engine == "torch.jit" else torch_runners.pt2
+    return load(fmt_spec.runtime, data, device, specs, output_names)
 
 
-def eager(model: nn.Module, device: torch.device, meta: InputMeta, output_names: tuple[str, ...]) -> Runner:
+def eager(
+    model: nn.Module, device: torch.device, specs: tuple[InputSpec, ...], output_names: tuple[str, ...]
+) -> Runner:
     """The reference: the eager model itself."""
     from . import torch as torch_runners
 
-    return torch_runners.eager(model, device, meta, output_names)
+    return torch_runners.eager(model, device, specs, output_names)

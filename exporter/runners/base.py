@@ -21,15 +21,15 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputSpecError
+from ..interface import InputSpec, flatten
+
+Feed = dict[str, np.ndarray]  # one batch: an array per input, by name
 
 
-@dataclass(frozen=True)
-class InputMeta:
-    """What a runner accepts: a batch of ``sample_shape`` samples of ``dtype``."""
-
-    name: str
-    sample_shape: tuple[int, ...]  # shape of one sample, without the batch dimension
-    dtype: str
+def carrier(dtype: str) -> np.dtype:
+    """The numpy dtype that carries ``dtype``: itself, or float32 for bfloat16 (numpy has none;
+    every bfloat16 value is exactly a float32 value, so nothing is lost)."""
+    return np.dtype("float32" if dtype == "bfloat16" else dtype)
 
 
 @dataclass
@@ -37,8 +37,8 @@ class Runner:
     """Base class. Subclasses implement ``_activate``, ``_infer`` and optionally ``_deactivate``."""
 
     runtime: str  # the name used in reports: "eager", "torchscript", "onnxruntime"
-    input_meta: InputMeta
-    output_names: tuple[str, ...]
+    inputs: tuple[InputSpec, ...]  # what it is fed, in forward's order
+    output_names: tuple[str, ...]  # its flattened outputs, in order
     notes: list[str] = field(default_factory=list)  # facts worth reporting (execution provider, ...)
     inference_times: list[float] = field(default_factory=list)  # seconds per infer() call
     is_active: bool = False
@@ -60,7 +60,7 @@ class Runner:
             self._deactivate()
             self.is_active = False
 
-    def infer(self, feed: np.ndarray) -> dict[str, np.ndarray]:
+    def infer(self, feed: Feed) -> dict[str, np.ndarray]:
         """Run one batch. Raises InputSpecError when ``feed`` does not fit ``input_meta``."""
         self._check(feed)
         start = time.perf_counter()
@@ -68,12 +68,18 @@ class Runner:
         self.inference_times.append(time.perf_counter() - start)
         return outputs
 
-    def infer_all(self, batches: Iterable[np.ndarray]) -> dict[str, np.ndarray]:
-        """Run every batch in turn; each output concatenated over the batches, by name."""
+    def infer_all(self, batches: Iterable[Feed]) -> dict[str, np.ndarray]:
+        """Run every batch in turn; each output concatenated over the batches, by name.
+
+        Raises ValueError when ``batches`` is empty: there is nothing to concatenate, and an
+        empty result would pass for a run of zero samples.
+        """
         parts = [self.infer(batch) for batch in batches]
+        if not parts:
+            raise ValueError(f"{self.runtime}: no batches to run")
         return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
-    def prepare(self, feed: np.ndarray) -> Callable[[], dict[str, np.ndarray]]:
+    def prepare(self, feed: Feed) -> Callable[[], dict[str, np.ndarray]]:
         """A call that runs ``feed`` once (checked here, once); its outputs may be reused buffers.
 
         The default goes through ``infer``; runners with a faster path for a fixed feed override
@@ -92,24 +98,32 @@ class Runner:
         """How the runtime is configured, as a report records it."""
         return {}
 
-    def _check(self, feed: np.ndarray) -> None:
+    def _check(self, feed: Feed) -> None:
+        """Every input by name, with its dtype, rank and every size that is not dynamic."""
         if not self.is_active:
             raise RuntimeError(f"{self.runtime} runner used outside its `with` block")
-        meta = self.input_meta
-        if feed.ndim != len(meta.sample_shape) + 1 or tuple(feed.shape[1:]) != meta.sample_shape:
+        expected = [spec.name for spec in self.inputs]
+        if sorted(feed) != sorted(expected):
             raise InputSpecError(
-                f"{self.runtime} expects input {meta.name!r} of shape (batch, "
-                f"{', '.join(map(str, meta.sample_shape))}), got {tuple(feed.shape)}"
+                f"{self.runtime} expects inputs {', '.join(expected)}, got {', '.join(feed) or 'none'}"
             )
-        if feed.dtype != np.dtype(meta.dtype):
-            raise InputSpecError(f"{self.runtime} expects {meta.dtype} input, got {feed.dtype}")
+        for spec in self.inputs:
+            value, axes = feed[spec.name], spec.axes
+            shape = ", ".join(axes.get(i, str(d)) for i, d in enumerate(spec.shape))
+            fixed = all(value.shape[i] == d for i, d in enumerate(spec.shape) if i not in axes)
+            if value.ndim != len(spec.shape) or not fixed:
+                raise InputSpecError(
+                    f"{self.runtime} expects input {spec.name!r} of shape ({shape}), got {value.shape}"
+                )
+            if value.dtype != carrier(spec.dtype):
+                raise InputSpecError(f"{self.runtime} expects {spec.dtype} input {spec.name!r}, got {value.dtype}")
 
     def _named(self, values: object) -> dict[str, np.ndarray]:
-        """Name a model's return value (tensor, tuple or list) with ``output_names``."""
-        items = list(values) if isinstance(values, (tuple, list)) else [values]
-        if len(items) != len(self.output_names):
-            raise ValueError(f"{self.runtime} returned {len(items)} outputs, expected {len(self.output_names)}")
-        return {name: _to_numpy(v) for name, v in zip(self.output_names, items, strict=True)}
+        """Name forward's return value (a tensor, a tuple/list or a dict, nested) with ``output_names``."""
+        leaves = flatten(values)
+        if len(leaves) != len(self.output_names):
+            raise ValueError(f"{self.runtime} returned {len(leaves)} outputs, expected {len(self.output_names)}")
+        return {name: to_numpy(v) for name, (_, v) in zip(self.output_names, leaves, strict=True)}
 
     def _activate(self) -> None:
         raise NotImplementedError
@@ -117,20 +131,24 @@ class Runner:
     def _deactivate(self) -> None:
         pass
 
-    def _infer(self, feed: np.ndarray) -> dict[str, np.ndarray]:
+    def _infer(self, feed: Feed) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def _prepare(self, feed: np.ndarray) -> Callable[[], dict[str, np.ndarray]]:
+    def _prepare(self, feed: Feed) -> Callable[[], dict[str, np.ndarray]]:
         return lambda: self._infer(feed)
 
     def _tensors(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
 
-def _to_numpy(value: object) -> np.ndarray:
+def to_numpy(value: object) -> np.ndarray:
+    """A tensor (or array) as a numpy array on the CPU; bfloat16 as float32, which holds it exactly."""
     if isinstance(value, np.ndarray):
         return value
     detach = getattr(value, "detach", None)
     if detach is not None:
-        return detach().to("cpu").numpy()
+        tensor = detach().to("cpu")
+        if str(tensor.dtype) == "torch.bfloat16":
+            tensor = tensor.float()  # numpy has no bfloat16; float32 holds every value exactly
+        return tensor.numpy()
     return np.asarray(value)

@@ -22,7 +22,8 @@ import torch
 
 from ..errors import UsageError
 from ..formats import onnx as onnx_file
-from .base import InputMeta, Runner
+from ..interface import InputSpec
+from .base import Feed, Runner
 
 
 def tuned_settings(threads: int) -> dict[str, Any]:
@@ -71,11 +72,21 @@ class OnnxRuntimeRunner(Runner):
             self.workdir.cleanup()
             self.workdir = None
 
-    def _infer(self, feed: np.ndarray) -> dict[str, np.ndarray]:
-        values = self.session.run(list(self.output_names), {self.input_meta.name: feed})
+    def _infer(self, feed: Feed) -> dict[str, np.ndarray]:
+        values = self.session.run(list(self.output_names), self._ort_feed(feed))
         return self._named(values)
 
-    def _prepare(self, feed: np.ndarray) -> Callable[[], dict[str, np.ndarray]]:
+    def _ort_feed(self, feed: Feed) -> Feed:
+        """Each input as ONNX Runtime takes it: bfloat16 through ml_dtypes (it is carried as float32)."""
+        converted = dict(feed)
+        for spec in self.inputs:
+            if spec.dtype == "bfloat16":
+                import ml_dtypes
+
+                converted[spec.name] = feed[spec.name].astype(ml_dtypes.bfloat16)
+        return converted
+
+    def _prepare(self, feed: Feed) -> Callable[[], dict[str, np.ndarray]]:
         # One plain run learns the output shapes at this batch size; later calls write into
         # arrays allocated here, once, through IO binding. ``call`` returns (and so keeps alive)
         # those arrays: ORT holds only their addresses, and writing into a freed one would crash.
@@ -85,8 +96,11 @@ class OnnxRuntimeRunner(Runner):
         for name, array in outputs.items():
             binding.bind_output(name, "cpu", 0, array.dtype, list(array.shape), array.ctypes.data)
 
+        bound = self._ort_feed(feed)
+
         def call() -> dict[str, np.ndarray]:
-            binding.bind_cpu_input(self.input_meta.name, feed)
+            for name, value in bound.items():
+                binding.bind_cpu_input(name, value)
             self.session.run_with_iobinding(binding)
             return outputs
 
@@ -110,7 +124,7 @@ def runner(
     data: bytes,
     files: dict[str, bytes],
     device: torch.device,
-    meta: InputMeta,
+    specs: tuple[InputSpec, ...],
     output_names: tuple[str, ...],
     threads: int | None = None,
 ) -> OnnxRuntimeRunner:
@@ -121,7 +135,7 @@ def runner(
     """
     model, workdir = onnx_file.loadable(data, files)
     return OnnxRuntimeRunner(
-        runtime, meta, tuple(output_names), data=model, device=device, threads=threads, workdir=workdir
+        runtime, tuple(specs), tuple(output_names), data=model, device=device, threads=threads, workdir=workdir
     )
 
 
@@ -144,6 +158,13 @@ def session(data: bytes | str, device: torch.device | None, threads: int | None 
         return ort.InferenceSession(data, sess_options=options, providers=providers)
     except Exception as error:
         import onnx
+
+        if "NOT_IMPLEMENTED" in str(error):  # no kernel for an op at this dtype (bfloat16 on the CPU, say)
+            raise RuntimeError(
+                f"onnxruntime {ort.__version__} on {', '.join(p if isinstance(p, str) else p[0] for p in providers)} "
+                f"has no kernel for this model ({_missing_kernel(error)}): it cannot run it here; export "
+                "float16 or float32 for ONNX Runtime, or use a provider that has the kernel"
+            ) from error
 
         proto = onnx.load(data, load_external_data=False) if isinstance(data, str) else onnx.load_from_string(data)
         opset = onnx_file.opset_of(proto)
@@ -189,3 +210,11 @@ def check_opset(opset: int) -> None:
             f"--opset {opset} is newer than onnxruntime {ort.__version__} can load (up to opset {newest}): "
             f"choose {newest} or lower, or upgrade onnxruntime"
         )
+
+
+def _missing_kernel(error: Exception) -> str:
+    """``Gemm(13) node with name 'node_linear'`` out of ORT's NOT_IMPLEMENTED message, else its first line."""
+    import re
+
+    match = re.search(r"implementation for (\S+\(\d+\)) node", str(error))
+    return f"no implementation for {match[1]}" if match else str(error).splitlines()[0][:200]

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 
 from .._capture import quiet_export
-from .base import InputMeta, Runner
+from ..interface import InputSpec
+from .base import Feed, Runner, to_numpy
 
 
 @dataclass
@@ -42,50 +43,60 @@ class TorchModuleRunner(Runner):
         if self.loader is not None:
             self.module, self.held = None, None
 
-    def _infer(self, feed: np.ndarray) -> dict[str, np.ndarray]:
+    def _infer(self, feed: Feed) -> dict[str, np.ndarray]:
         with torch.no_grad():
-            return self._named(self.module(torch.from_numpy(feed).to(self.device)))
+            return self._named(self.module(*self._args(feed)))
 
-    def _prepare(self, feed: np.ndarray) -> Callable[[], dict[str, np.ndarray]]:
-        x = torch.from_numpy(feed).to(self.device)
+    def _prepare(self, feed: Feed) -> Callable[[], dict[str, np.ndarray]]:
+        args = self._args(feed)
 
         def call() -> dict[str, np.ndarray]:
             with torch.inference_mode():
-                return self._named(self.module(x))
+                return self._named(self.module(*args))
 
         return call
+
+    def _args(self, feed: Feed) -> list[torch.Tensor]:
+        """Forward's positional arguments, each a fresh tensor (forward may change its input in place)."""
+        args = []
+        for spec in self.inputs:
+            x = torch.from_numpy(np.array(feed[spec.name], copy=True))  # on the CPU this shares the copy
+            if spec.dtype == "bfloat16":
+                x = x.to(torch.bfloat16)  # carried as float32 (see base.carrier): exact
+            args.append(x.to(self.device))
+        return args
 
     def _tensors(self) -> dict[str, np.ndarray]:
         if self.held is not None:
             found = self.held
         else:
             found = {**dict(self.module.named_parameters()), **dict(self.module.named_buffers())}
-        return {name: t.detach().cpu().numpy() for name, t in found.items()}
+        return {name: to_numpy(t) for name, t in found.items()}
 
     def settings(self) -> dict[str, Any]:
         return {"torch.set_num_threads": torch.get_num_threads(), "mode": "torch.inference_mode"}
 
 
-def eager(model: nn.Module, device: torch.device, meta: InputMeta, output_names: tuple[str, ...]) -> TorchModuleRunner:
-    return TorchModuleRunner(runtime="eager", input_meta=meta, output_names=output_names, device=device, module=model)
+def eager(model: nn.Module, device: torch.device, specs: tuple[InputSpec, ...], output_names) -> TorchModuleRunner:
+    return TorchModuleRunner("eager", tuple(specs), tuple(output_names), device=device, module=model)
 
 
-def torchscript(runtime: str, data: bytes, device: torch.device, meta: InputMeta, output_names) -> TorchModuleRunner:
+def torchscript(runtime: str, data: bytes, device: torch.device, specs, output_names) -> TorchModuleRunner:
     def load() -> tuple[nn.Module, dict[str, torch.Tensor]]:
         module = load_torchscript(data, device)
         return module, {**dict(module.named_parameters()), **dict(module.named_buffers())}
 
-    return TorchModuleRunner(runtime, meta, tuple(output_names), device=device, loader=load)
+    return TorchModuleRunner(runtime, tuple(specs), tuple(output_names), device=device, loader=load)
 
 
-def pt2(runtime: str, data: bytes, device: torch.device, meta: InputMeta, output_names) -> TorchModuleRunner:
+def pt2(runtime: str, data: bytes, device: torch.device, specs, output_names) -> TorchModuleRunner:
     def load() -> tuple[nn.Module, dict[str, torch.Tensor]]:
         program = load_pt2(data)
         held = dict(program.state_dict)  # parameters and buffers, and the lifted constants:
         held.update({name: t for name, t in program.constants.items() if torch.is_tensor(t)})
         return program.module().to(device), held
 
-    return TorchModuleRunner(runtime, meta, tuple(output_names), device=device, loader=load)
+    return TorchModuleRunner(runtime, tuple(specs), tuple(output_names), device=device, loader=load)
 
 
 def load_torchscript(data: bytes, device: torch.device) -> torch.jit.ScriptModule:

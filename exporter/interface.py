@@ -1,0 +1,242 @@
+"""A model's interface: its named inputs (shape, dtype, value range, dynamic axes) and named outputs.
+
+Plain data, no torch: the CLI parses ``--input`` and ``--dynamic`` into these before deciding
+whether torch is needed, and the manifest records them. Outputs are whatever forward returns
+(a tensor, a tuple or list, a dict, nested), flattened in order with stable dotted names by
+``flatten``; every runtime's outputs are flattened the same way and named by position.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .errors import InputSpecError
+
+FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
+INT_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
+DTYPES = (*FLOAT_DTYPES, *INT_DTYPES, "bool")
+BATCH = "batch"  # the label of axis 0, dynamic for every input by default
+MAX_SAMPLE_ELEMENTS = 1 << 26  # elements in one input sample: far above any image model, far below memory
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RANGE = re.compile(r"^(-?[0-9.eE+-]+)\.\.(-?[0-9.eE+-]+)$")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input of forward: its example's shape (batch first), dtype, value range and dynamic axes.
+
+    ``value_range`` is [low, high) for floats (default [0, 1), like ``torch.rand``) and
+    [low, high] for integers (no default: ids of an Embedding need the vocabulary's size,
+    so an integer input without a range is an error, never all zeros). bool draws False/True.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    value_range: tuple[float, float] | None = None
+    dynamic: tuple[tuple[int, str], ...] = ((0, BATCH),)  # (axis, label); axis 0 is the batch
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise InputSpecError(f"input name {self.name!r} must be an identifier (a forward parameter's name)")
+        if len(self.shape) < 1 or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.shape):
+            raise InputSpecError(f"input {self.name!r}: shape {list(self.shape)} needs positive sizes, batch first")
+        if math.prod(self.shape[1:]) > MAX_SAMPLE_ELEMENTS:
+            raise InputSpecError(
+                f"input {self.name!r}: one sample of shape {list(self.shape[1:])} has more than "
+                f"{MAX_SAMPLE_ELEMENTS:,} elements, more than this tool verifies"
+            )
+        if self.dtype not in DTYPES:
+            raise InputSpecError(f"input {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+        if self.value_range is not None:
+            low, high = self.value_range
+            if not (math.isfinite(low) and math.isfinite(high) and high >= low):
+                raise InputSpecError(f"input {self.name!r}: range {low}..{high} must be finite with LOW <= HIGH")
+            if self.dtype in FLOAT_DTYPES and not high > low:
+                raise InputSpecError(f"input {self.name!r}: a float range needs LOW < HIGH")
+        elif self.dtype in INT_DTYPES:
+            raise InputSpecError(
+                f"integer input {self.name!r} needs the range its values come from (token ids: the vocabulary): "
+                f"--input {self.name}:{','.join(map(str, self.shape))}:{self.dtype}:0..999"
+            )
+        for axis, label in self.dynamic:
+            if not 0 <= axis < len(self.shape):
+                raise InputSpecError(f"input {self.name!r} has no axis {axis} (shape {list(self.shape)})")
+            if not _NAME.match(label):
+                raise InputSpecError(f"dynamic axis label {label!r} must be an identifier, like seq")
+
+    @property
+    def axes(self) -> dict[int, str]:
+        return dict(self.dynamic)
+
+    @property
+    def batch(self) -> int:
+        return self.shape[0]
+
+    @property
+    def low_high(self) -> tuple[float, float]:
+        if self.dtype == "bool":
+            return (0, 1)
+        return self.value_range if self.value_range is not None else (0.0, 1.0)
+
+    def describe(self) -> str:
+        """What is drawn for it, for the report: ``ids int64 (1, 32) uniform integers in [0, 999]``."""
+        low, high = self.low_high
+        if self.dtype == "bool":
+            what = "False/True, half each"
+        elif self.dtype in INT_DTYPES:
+            what = f"uniform integers in [{low:g}, {high:g}]"
+        else:
+            what = f"uniform in [{low:g}, {high:g})"
+        dims = ", ".join(self.axes.get(i, str(d)) for i, d in enumerate(self.shape))
+        return f"{self.name} {self.dtype} ({dims}) {what}"
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "shape": list(self.shape),
+            "dtype": self.dtype,
+            "range": None if self.value_range is None else list(self.value_range),
+            "dynamic_axes": {str(axis): label for axis, label in self.dynamic},
+        }
+
+    @classmethod
+    def from_manifest(cls, data: Any, where: str = "manifest.json") -> InputSpec:
+        from .errors import ManifestError
+
+        try:
+            if not isinstance(data, dict):
+                raise TypeError("not an object")
+            shape = data["shape"]
+            if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in shape):
+                raise TypeError("shape is not a list of integers")
+            rng = data.get("range")
+            axes = data.get("dynamic_axes")
+            axes = {"0": BATCH} if axes is None else axes  # {}: no dynamic axis at all
+            return cls(
+                name=str(data["name"]),
+                shape=tuple(shape),
+                dtype=str(data.get("dtype", "float32")),
+                value_range=None if rng is None else (float(rng[0]), float(rng[1])),
+                dynamic=tuple(sorted((int(a), str(label)) for a, label in dict(axes).items())),
+            )
+        except InputSpecError as error:
+            raise ManifestError(f"{where}: {error}") from None
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise ManifestError(
+                f"{where}: an input needs name, shape (a list of integers) and dtype ({error})"
+            ) from None
+
+
+def parse_input(text: str) -> InputSpec:
+    """``NAME:SHAPE[:DTYPE[:LOW..HIGH]]``, e.g. ``ids:1,32:int64:0..999``. Raises InputSpecError."""
+    parts = text.split(":")
+    if not 2 <= len(parts) <= 4:
+        raise InputSpecError(
+            f"--input {text!r} is not NAME:SHAPE[:DTYPE[:LOW..HIGH]] (for example ids:1,32:int64:0..999)"
+        )
+    from .config import parse_shape
+
+    name, shape = parts[0], parse_shape(parts[1], minimum_dims=1)
+    dtype = parts[2] if len(parts) > 2 and parts[2] else "float32"
+    value_range = None
+    if len(parts) == 4:
+        match = _RANGE.match(parts[3].strip())
+        if not match:
+            raise InputSpecError(f"--input {text!r}: the range must be LOW..HIGH, for example 0..999")
+        try:
+            value_range = (float(match[1]), float(match[2]))
+        except ValueError:
+            raise InputSpecError(f"--input {text!r}: the range must be LOW..HIGH, for example 0..999") from None
+    return InputSpec(name, shape, dtype, value_range)
+
+
+def parse_dynamic(text: str) -> tuple[str, int, str]:
+    """``NAME:AXIS[:LABEL]``, e.g. ``ids:1:seq`` (label default: ``NAME_AXIS``). Raises InputSpecError."""
+    parts = text.split(":")
+    if len(parts) not in (2, 3) or not parts[1].isdigit():
+        raise InputSpecError(f"--dynamic {text!r} is not NAME:AXIS[:LABEL] (for example ids:1:seq)")
+    axis = int(parts[1])
+    if axis == 0:
+        raise InputSpecError(f"--dynamic {text!r}: axis 0 is the batch, dynamic already")
+    return parts[0], axis, parts[2] if len(parts) == 3 else f"{parts[0]}_{axis}"
+
+
+def with_dynamic(specs: Iterable[InputSpec], extra: Iterable[tuple[str, int, str]]) -> tuple[InputSpec, ...]:
+    """``specs`` with the ``--dynamic`` axes added; UsageError naming an unknown input."""
+    specs = tuple(specs)
+    by_name = {s.name: s for s in specs}
+    added: dict[str, list[tuple[int, str]]] = {}
+    for name, axis, label in extra:
+        if name not in by_name:
+            raise InputSpecError(f"--dynamic names input {name!r}, but the inputs are {', '.join(by_name)}")
+        added.setdefault(name, []).append((axis, label))
+    return tuple(replace(s, dynamic=tuple(sorted({**s.axes, **dict(added.get(s.name, []))}.items()))) for s in specs)
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One flattened output: its name, its shape at the example (dynamic axes by label) and dtype."""
+
+    name: str
+    shape: tuple[int | str, ...] = ()
+    dtype: str = "float32"
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+
+
+def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Leaves of a nested tuple/list/dict, in order, with dotted paths (``0``, ``logits``, ``aux.1``).
+
+    A bare leaf gets the path ``""``: the caller names it (``output``, or the registry's name).
+    """
+    if isinstance(value, dict):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, (tuple, list)):
+        items = enumerate(value)
+    else:
+        return [(prefix, value)]
+    leaves: list[tuple[str, Any]] = []
+    for key, item in items:
+        leaves += flatten(item, f"{prefix}.{key}" if prefix else str(key))
+    return leaves
+
+
+def output_names(value: Any, single: str = "output") -> tuple[str, ...]:
+    """Default names of forward's flattened outputs: ``single`` for one tensor, ``output_0``, ``output_1``...
+    for a tuple (``output_1.0`` when nested), the keys (dotted when nested) for a dict."""
+    leaves = flatten(value)
+    if len(leaves) == 1 and leaves[0][0] == "":
+        return (single,)
+    return tuple(path if isinstance(value, dict) else f"output_{path}" for path, _ in leaves)
+
+
+@dataclass(frozen=True)
+class Interface:
+    """Every input and output of a model, as the manifest records them."""
+
+    inputs: tuple[InputSpec, ...]
+    outputs: tuple[OutputSpec, ...] = field(default=())
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.inputs)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(o.name for o in self.outputs)
+
+    @property
+    def labels(self) -> dict[str, int]:
+        """Every dynamic axis label other than the batch, with its size in the example."""
+        found: dict[str, int] = {}
+        for spec in self.inputs:
+            for axis, label in spec.dynamic:
+                if label != BATCH:
+                    found.setdefault(label, spec.shape[axis])
+        return found

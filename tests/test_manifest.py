@@ -59,7 +59,8 @@ def test_a_symlink_member_is_refused(tmp_path):
         ("[]", "JSON object"),
         ('{"model": {}}', "lacks"),
         (
-            '{"model": {}, "input": {"shape": [1, 28, 28]}, "outputs": [{"name": "logits"}], "device": "cpu",'
+            '{"model": {}, "input": {"name": "input", "dtype": "float32", "shape": [1, 28, 28]},'
+            ' "outputs": [{"name": "logits"}], "device": "cpu",'
             ' "versions": {}, "artifacts": [{"format": "onnx", "path": "../../etc/passwd",'
             ' "sha256": "0", "bytes": 1}]}',
             "not a plain path",

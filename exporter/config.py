@@ -90,10 +90,12 @@ class VerifyConfig:
     device: str | None = None  # None: the device recorded in the manifest
     source: Path | None = None  # model file for artifacts exported from `file.py:Class`
     weights: Path | None = None  # original weights file, checked against the manifest's sha256
+    trust: bool = False  # load TorchScript and pt2 (code) even when the folder's signature does not check
 
     def __post_init__(self) -> None:
         from .errors import InputSpecError, UsageError
 
+        check_seed(self.seed)
         for name in ("atol", "rtol"):
             if getattr(self, name) is not None:
                 _check_number(name, getattr(self, name), 0.0, math.inf)
@@ -154,6 +156,7 @@ class ExportConfig:
     def __post_init__(self) -> None:
         from .errors import UsageError
 
+        check_seed(self.seed)
         unknown = [f for f in self.formats if f not in FORMATS]
         if unknown or not self.formats:
             raise UsageError(f"unknown format {', '.join(unknown) or '(none)'}: choose from {', '.join(FORMATS)}")
@@ -180,11 +183,13 @@ class BenchConfig:
     runtimes: tuple[str, ...] = ()  # runtime or format names to time (eager always runs); empty: all
     peak_runs: int = 5  # timed matmuls per peak measurement (before and after the runtimes); medians kept
     source: str | Path | None = None  # the code the artifact came from (file.py or pkg.mod:Class), as --source
+    trust: bool = False  # load TorchScript and pt2 (code) even when the folder's signature does not check
 
     def __post_init__(self) -> None:
         """UsageError for values that cannot be benchmarked (a batch size < 1, say)."""
         from .errors import UsageError
 
+        check_seed(self.seed)
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
             raise UsageError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
         if self.threads is not None and self.threads < 1:
@@ -208,6 +213,7 @@ class TritonConfig:
     # 0 turns Triton's batching off, and dims then keep the batch dimension
     dynamic_batching: bool = True  # let Triton merge requests into batches (only when max_batch_size > 0)
     force: bool = False  # replace a non-empty model folder
+    allow_unverified: bool = False  # write it even when no passed verification of this manifest is recorded
 
     def __post_init__(self) -> None:
         from .errors import UsageError
@@ -218,6 +224,17 @@ class TritonConfig:
 
 
 MAX_SAMPLES = 1_000_000  # a bound that keeps a typo from allocating the machine away
+MAX_SAMPLE_ELEMENTS = 1 << 26  # elements in one input sample: far above any image model, far below memory
+MAX_EXPORT_BATCH = 1 << 16  # the export example's batch: verify feeds batches of this size
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed torch cannot take (negative, or past 2**63-1): UsageError, exit 2."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        from .errors import UsageError
+
+        raise UsageError(f"--seed must be an integer from 0 to 2**63-1, not {seed!r}")
 
 
 def _check_number(name: str, value: float, low: float, high: float) -> None:
@@ -267,4 +284,9 @@ def parse_shape(text: str) -> tuple[int, ...]:
         ) from None
     if len(shape) < 2 or any(d <= 0 for d in shape):
         raise InputSpecError(f"input shape {text!r} needs a batch dimension and positive sizes, for example 1,28,28")
+    if math.prod(shape[1:]) > MAX_SAMPLE_ELEMENTS or shape[0] > MAX_EXPORT_BATCH:
+        raise InputSpecError(
+            f"input shape {text!r} is larger than this tool exports (a sample of at most {MAX_SAMPLE_ELEMENTS:,} "
+            f"elements, a batch of at most {MAX_EXPORT_BATCH:,})"
+        )
     return shape

@@ -13,6 +13,8 @@ import numpy as np
 
 from .errors import InputSpecError
 
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # decoded before it is resized: a bound far above any photo, far below memory
+
 
 def load_samples(spec: str, sample_shape: tuple[int, ...], seed: int = 0) -> tuple[np.ndarray, list[str]]:
     """A batch (N, *sample_shape) of float32 samples from ``spec``, and notes on what was done."""
@@ -42,10 +44,12 @@ def check_input_path(spec: str) -> Path:
 
 
 def _npy(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise InputSpecError(f"{path} is not a readable .npy array ({error})") from None
+    from .arrays import read_arrays
+
+    arrays = read_arrays(path)  # the header is checked before anything is allocated
+    if len(arrays) != 1:
+        raise InputSpecError(f"{path} holds {len(arrays)} arrays: give one .npy array")
+    (data,) = arrays.values()
     if tuple(data.shape) == sample_shape:
         data = data[None]
     if data.ndim != len(sample_shape) + 1 or tuple(data.shape[1:]) != sample_shape:
@@ -70,6 +74,11 @@ def _image(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[
     height, width = sample_shape
     try:
         with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise InputSpecError(
+                    f"{path} is {image.width}x{image.height} pixels, more than this tool decodes "
+                    f"({MAX_IMAGE_PIXELS:,}): resize it first"
+                )
             image.load()
             notes = [f"{path.name}: {image.format} image, {image.width}x{image.height} {image.mode}"]
             if image.mode != "L":
@@ -79,6 +88,10 @@ def _image(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[
                 notes.append(f"resized to {width}x{height}")
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
+    except Image.DecompressionBombError:
+        raise InputSpecError(
+            f"{path} has more pixels than this tool decodes ({MAX_IMAGE_PIXELS:,}): resize it first"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InputSpecError(
             f"{path} is not an image Pillow can read, nor a .npy array ({type(error).__name__})"

@@ -15,7 +15,6 @@ array ``batch_<B>`` per batch size, which ``load`` replays exactly.
 from __future__ import annotations
 
 import math
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,14 +121,14 @@ class InputSet:
         path = Path(path)
         if not path.is_file():
             raise InputSpecError(f"inputs file {path} does not exist")
-        try:
-            loaded = np.load(path, allow_pickle=False)
-            arrays = dict(loaded.items()) if isinstance(loaded, np.lib.npyio.NpzFile) else {"inputs": loaded}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise InputSpecError(f"{path} is not a readable .npz/.npy file ({error})") from None
+        from .arrays import read_arrays
+
+        arrays = read_arrays(path)  # headers checked first; no pickles, no complex numbers
         if not arrays:
             raise InputSpecError(f"{path} holds no arrays")
         saved = {k: v for k, v in arrays.items() if k.startswith("batch_") and k[6:].isdigit()}
+        if any(int(k[6:]) < 1 for k in saved):
+            raise InputSpecError(f"{path} holds an array named batch_0: saved batches are batch_<B> with B >= 1")
         if saved and len(saved) == len(arrays):
             groups = {int(k[6:]): v for k, v in saved.items()}
         elif len(arrays) == 1:

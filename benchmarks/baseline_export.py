@@ -12,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
-from models.mlp import NeuralNetwork
+from exporter.models.mlp import NeuralNetwork
 
 out = Path(sys.argv[1])
 out.mkdir(parents=True, exist_ok=True)

@@ -40,6 +40,16 @@ _LAZY = {
 __all__ = ["__version__", *_LAZY]
 
 
+def _install_models() -> None:
+    """Make ``exporter.models`` (the built-in models, plain data) importable in a checkout too (see _models)."""
+    from ._models import registry
+
+    registry()
+
+
+_install_models()
+
+
 def __getattr__(name: str) -> Any:
     if name not in _LAZY:
         raise AttributeError(f"module 'exporter' has no attribute {name!r}")

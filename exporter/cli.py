@@ -22,11 +22,9 @@ from .config import (
     PRECISIONS,
     RUNTIMES,
     ExportConfig,
-    TritonConfig,
     VerifyConfig,
-    parse_shape,
 )
-from .interface import parse_dynamic, parse_input
+from .interface import parse_dynamic, parse_input, parse_shape
 from .options import (
     ExporterGroup,
     check_json_target,
@@ -35,7 +33,9 @@ from .options import (
     emit,
     json_option,
     parsed,
+    seed_option,
     source_option,
+    trust_option,
     verify_config,
 )
 
@@ -74,9 +74,9 @@ def models_command() -> None:
     Example:
       exporter models
     """
-    import models
+    from ._models import registry
 
-    for entry in models.REGISTRY.values():
+    for entry in registry().REGISTRY.values():
         shape = "x".join(map(str, entry.input_shape))
         click.echo(f"{entry.name:<8} input {shape} {entry.dtype:<8} {entry.description}")
 
@@ -92,13 +92,7 @@ def models_command() -> None:
 )
 @click.option("--name", help="Artifact folder name (default: the model name or class name).")
 @device_option("auto (CUDA when available), cpu, cuda or cuda:N.", default="auto")
-@click.option(
-    "--seed",
-    type=int,
-    default=0,
-    show_default=True,
-    help="Seeds the weight initialisation, the example input and the verification inputs.",
-)
+@seed_option("Seeds the weight initialisation, the example input and the verification inputs.")
 @click.option(
     "--format",
     "formats",
@@ -200,7 +194,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
 
 @cli.command("verify")
 @click.argument("artifact_dir", type=click.Path(path_type=Path))
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the random inputs.")
+@seed_option("Seeds the random inputs.")
 @device_option("Device to verify on (default: the export's).")
 @click.option("--inputs", type=click.Path(path_type=Path), help="Replay inputs from an .npz (or .npy) file.")
 @click.option("--save-inputs", type=click.Path(path_type=Path), help="Save the inputs used, as .npz.")
@@ -213,6 +207,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
     is_flag=True,
     help="Check only: leave verification.json and the manifest's recorded result as they are.",
 )
+@trust_option
 @comparison_options
 def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, **kw: Any) -> None:
     """Check ARTIFACT_DIR's hashes, then compare every runtime with eager PyTorch.
@@ -245,7 +240,7 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
 
 @cli.command("inspect")
 @click.argument("target")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the weights of a model spec.")
+@seed_option("Seeds the weights of a model spec.")
 @source_option
 @json_option("the structure and parameter table")
 def inspect_command(target: str, seed: int, source: Path | None, json_path: str | None) -> None:
@@ -280,9 +275,10 @@ def inspect_command(target: str, seed: int, source: Path | None, json_path: str 
     show_default=True,
     help="Which runtime to run (a runtime or its format name), or all: eager and every runtime the folder has.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds 'random' (and a model name's weights).")
+@seed_option("Seeds 'random' (and a model name's weights).")
 @device_option("Device (default: the export's, or cpu).")
 @source_option
+@trust_option
 @json_option('the predictions ({"predictions": {RUNTIME: {class, probabilities}}, "agree": ...})')
 def predict_command(target: str, input_spec: str, runtime: str, json_path: str | None, **kw: Any) -> None:
     """Predict the class of an input with each runtime: Softmax, then argmax.
@@ -304,7 +300,7 @@ def predict_command(target: str, input_spec: str, runtime: str, json_path: str |
     check_json_target(json_path)
     from .prediction import predict
 
-    config = VerifyConfig(device=kw["device"], source=kw["source"])
+    config = VerifyConfig(device=kw["device"], source=kw["source"], trust=kw["trust"])
     emit(predict(target, input_spec, runtime, seed=kw["seed"], config=config), json_path)
 
 
@@ -333,7 +329,7 @@ def predict_command(target: str, input_spec: str, runtime: str, json_path: str |
 @click.option(
     "--min-time", type=click.FloatRange(min=0), help="Seconds of timed calls per row, at least (default 0.5)."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the benchmark's input.")
+@seed_option("Seeds the benchmark's input.")
 @click.option(
     "--accuracy-samples",
     type=click.IntRange(min=1),
@@ -341,6 +337,7 @@ def predict_command(target: str, input_spec: str, runtime: str, json_path: str |
     "(whole batches; default 1024).",
 )
 @source_option
+@trust_option
 @json_option("the results")
 def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     """Time every runtime in ARTIFACT_DIR at each batch size, beside eager PyTorch.
@@ -361,7 +358,8 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     from .config import BENCH_BATCH_SIZES, BenchConfig
     from .manifest import Manifest
 
-    given = {k: kw[k] for k in ("warmup", "repeats", "seed", "source", "accuracy_samples") if kw[k] is not None}
+    keys = ("warmup", "repeats", "seed", "source", "accuracy_samples", "trust")
+    given = {k: kw[k] for k in keys if kw[k] is not None}
     if kw["min_time"] is not None:
         given["min_time_s"] = kw["min_time"]
     batch_sizes = tuple(kw["batch_sizes"]) or BENCH_BATCH_SIZES
@@ -381,37 +379,15 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
         click.get_current_context().exit(1)
 
 
-@cli.command("triton")
-@click.argument("artifact_dir", type=click.Path(path_type=Path))
-@click.argument("repository", type=click.Path(path_type=Path))
-@click.option(
-    "--max-batch-size",
-    type=click.IntRange(0, 2**31 - 1),
-    default=64,
-    show_default=True,
-    help="Largest batch Triton forms; 0 turns batching off (dims then keep the batch dimension).",
-)
-@click.option("--force", is_flag=True, help="Replace model folders that are not empty.")
-def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, force: bool) -> None:
-    """Write ARTIFACT_DIR's ONNX and TorchScript artifacts as a Triton model repository.
+from .cli_folders import triton_command, trust_command  # noqa: E402  (commands on artifact folders)
 
-    REPOSITORY gets NAME_onnx/ (onnxruntime_onnx) and NAME_torchscript/ (pytorch_libtorch),
-    each a config.pbtxt and 1/model.onnx or 1/model.pt. Artifacts are hash-checked first;
-    names, data types and dims come from the artifacts, the batch dimension left out.
-    TorchScript tensors are named input__0, logits__0 (Triton's <name>__<index> rule).
-    A model folder that is not empty is replaced only with --force.
-
-    \b
-    Examples:
-      exporter triton artifacts/mlp triton
-      exporter triton artifacts/mlp triton --max-batch-size 256 --force
-    """
-    config = TritonConfig(max_batch_size=max_batch_size, force=force)
-    from .triton import write_repository
-
-    result = write_repository(artifact_dir, repository, config)
-    click.echo(result.render())
+cli.add_command(triton_command)
+cli.add_command(trust_command)
 
 
 def main() -> None:
+    import signal
+
+    if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, a write fails with EFBIG (one line), not a kill
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     cli.main(prog_name="exporter")

@@ -17,7 +17,6 @@ from .interface import InputSpec
 
 ONNX_EXPORTERS = ("dynamo", "legacy")
 PRECISIONS = ("float32", "float16", "bfloat16")  # --dtype: the precision a model is exported in
-MAX_SEED = 2**63 - 1
 DISTRIBUTIONS = ("uniform", "normal")
 NAN_POLICIES = ("fail", "match")
 
@@ -95,10 +94,12 @@ class VerifyConfig:
     device: str | None = None  # None: the device recorded in the manifest
     source: Path | None = None  # model file for artifacts exported from `file.py:Class`
     weights: Path | None = None  # original weights file, checked against the manifest's sha256
+    trust: bool = False  # load TorchScript and pt2 (code) even when the folder's signature does not check
 
     def __post_init__(self) -> None:
         from .errors import InputSpecError, UsageError
 
+        check_seed(self.seed)
         for name in ("atol", "rtol"):
             if getattr(self, name) is not None:
                 _check_number(name, getattr(self, name), 0.0, math.inf)
@@ -111,8 +112,6 @@ class VerifyConfig:
             low, high = self.input_range
             if not (math.isfinite(low) and math.isfinite(high) and high > low):
                 raise InputSpecError(f"--input-range {low},{high}: give finite LOW < HIGH")
-        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise InputSpecError(f"--seed must be an integer from 0 to {MAX_SEED}, not {self.seed!r}")
         if self.distribution not in DISTRIBUTIONS:
             raise UsageError(f"--distribution must be one of {', '.join(DISTRIBUTIONS)}")
         if self.nan_policy not in NAN_POLICIES:
@@ -175,6 +174,7 @@ class ExportConfig:
     def __post_init__(self) -> None:
         from .errors import UsageError
 
+        check_seed(self.seed)
         unknown = [f for f in self.formats if f not in FORMATS]
         if unknown or not self.formats:
             raise UsageError(f"unknown format {', '.join(unknown) or '(none)'}: choose from {', '.join(FORMATS)}")
@@ -184,8 +184,6 @@ class ExportConfig:
             raise UsageError(f"--dtype must be one of {', '.join(PRECISIONS)}, not {self.dtype!r}")
         if self.input_shape is not None and self.inputs:
             raise UsageError("give --input-shape (one float input) or --input (per input), not both")
-        if not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
-            raise UsageError(f"--seed must be an integer from 0 to {MAX_SEED}, not {self.seed!r}")
         check_device(self.device)
         from .atomic import check_creatable_folder
 
@@ -207,11 +205,13 @@ class BenchConfig:
     runtimes: tuple[str, ...] = ()  # runtime or format names to time (eager always runs); empty: all
     peak_runs: int = 5  # timed matmuls per peak measurement (before and after the runtimes); medians kept
     source: str | Path | None = None  # the code the artifact came from (file.py or pkg.mod:Class), as --source
+    trust: bool = False  # load TorchScript and pt2 (code) even when the folder's signature does not check
 
     def __post_init__(self) -> None:
         """UsageError for values that cannot be benchmarked (a batch size < 1, say)."""
         from .errors import UsageError
 
+        check_seed(self.seed)
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
             raise UsageError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
         if self.threads is not None and self.threads < 1:
@@ -235,6 +235,7 @@ class TritonConfig:
     # 0 turns Triton's batching off, and dims then keep the batch dimension
     dynamic_batching: bool = True  # let Triton merge requests into batches (only when max_batch_size > 0)
     force: bool = False  # replace a non-empty model folder
+    allow_unverified: bool = False  # write it even when no passed verification of this manifest is recorded
 
     def __post_init__(self) -> None:
         from .errors import UsageError
@@ -245,6 +246,15 @@ class TritonConfig:
 
 
 MAX_SAMPLES = 1_000_000  # a bound that keeps a typo from allocating the machine away
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes a signed 64-bit integer
+
+
+def check_seed(seed: int) -> None:
+    """Refuse a seed torch cannot take (negative, or past 2**63-1): UsageError, exit 2."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        from .errors import UsageError
+
+        raise UsageError(f"--seed must be an integer from 0 to 2**63-1, not {seed!r}")
 
 
 def _check_number(name: str, value: float, low: float, high: float) -> None:
@@ -279,19 +289,3 @@ def parse_range(text: str) -> tuple[float, float]:
     if not (math.isfinite(low) and math.isfinite(high) and high > low):
         raise InputSpecError(f"{text!r}: give finite LOW < HIGH")
     return low, high
-
-
-def parse_shape(text: str, minimum_dims: int = 2) -> tuple[int, ...]:
-    """Parse "1,28,28" into (1, 28, 28); raises InputSpecError on anything else."""
-    from .errors import InputSpecError
-
-    parts = [p.strip() for p in text.replace("x", ",").split(",")]
-    try:
-        shape = tuple(int(p) for p in parts)
-    except ValueError:
-        raise InputSpecError(
-            f"input shape {text!r} is not a list of integers: write it as 1,28,28 (batch first)"
-        ) from None
-    if len(shape) < minimum_dims or any(d <= 0 for d in shape):
-        raise InputSpecError(f"input shape {text!r} needs a batch dimension and positive sizes, for example 1,28,28")
-    return shape

@@ -9,6 +9,8 @@ is a report whose ``passed`` is False (exit 1 from the CLI).
 
 from __future__ import annotations
 
+import errno
+
 
 class ExporterError(Exception):
     """Root of the toolkit's errors. ``exit_code`` is what the CLI exits with."""
@@ -52,6 +54,44 @@ class ReferenceUnavailable(ExporterError):
 
 class ExportFailedError(ExporterError):
     """An exporter could not turn the model into an artifact (exit 1)."""
+
+
+class DiskFullError(ExporterError):
+    """The disk (or a file-size limit) ran out while writing: nothing is left half-written (exit 1)."""
+
+    @classmethod
+    def from_os(cls, error: OSError, where: str) -> DiskFullError:
+        """One line naming the file, the free space where it was written, and what to do."""
+        import shutil
+
+        from .tables import human_size
+
+        path = error.filename or where
+        try:
+            free = human_size(shutil.disk_usage(where).free)
+        except OSError:
+            free = "unknown"
+        if error.errno == errno.EFBIG:
+            cause = "the file-size limit (ulimit -f) was reached"
+        else:
+            cause = "the disk is full" if error.errno == errno.ENOSPC else "the disk quota is used up"
+        return cls(
+            f"{cause} writing {path} ({free} free in {where}): nothing was kept; free some space or write elsewhere"
+        )
+
+
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
+
+
+def disk_error(error: BaseException | None) -> OSError | None:
+    """The out-of-space OSError (ENOSPC, EFBIG, EDQUOT) behind ``error``, following its causes; else None."""
+    seen = 0
+    while error is not None and seen < 20:
+        if isinstance(error, OSError) and error.errno in DISK_ERRNOS:
+            return error
+        error = error.__cause__ or error.__context__
+        seen += 1
+    return None
 
 
 def first_line(error: BaseException, limit: int = 240) -> str:

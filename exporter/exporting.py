@@ -10,9 +10,9 @@ folder is removed and the earlier folder is untouched.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import platform
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__, formats, inputs, reference, weights
-from .atomic import current_umask, make_folder, move_into_place, staging_folder
+from . import __version__, formats, inputs, reference, trust, weights
+from .atomic import current_umask, discard, make_folder, move_into_place, staging_folder
 from .config import ExportConfig
-from .errors import ArtifactDirError, InputSpecError, UsageError
+from .errors import ArtifactDirError, DiskFullError, InputSpecError, UsageError, disk_error
 from .formats import ExportSpec
 from .interface import Interface, with_dynamic
 from .manifest import ArtifactEntry, Manifest
@@ -106,6 +106,7 @@ def export(
     out = Path(config.out)
     target = out / name
     device = reference.resolve_device(config.device)  # before any folder is made
+    key = trust.load_key(create=True)  # the folder is signed with it; made on the first export
     staging = _staging(out, name)
     try:
         if instance is not None:
@@ -115,7 +116,7 @@ def export(
         weights_record = None
         if config.weights is not None:
             state, info = weights.read_state_dict(config.weights)
-            weights.apply(eager, state, str(config.weights))
+            info["notes"] += weights.apply(eager, state, str(config.weights))
             weights_record = {"original": info}
         if instance is not None and weights_record is None:
             weights_record = {}  # a user's module: its weights are its own, not the seed's
@@ -127,17 +128,21 @@ def export(
         else:
             example = {s.name: given[s.name].to(device=device, dtype=getattr(torch, s.dtype)) for s in specs}
         outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output")
-        job = _Job(source, name, config, device, staging, Interface(specs, outputs))
+        job = _Job(source, name, config, device, staging, Interface(specs, outputs), key)
         entries = _write_artifacts(job, eager, export_example(example, specs))
         manifest = _write_manifest(job, eager, entries, weights_record)
         report = None
         if config.verify:
-            report = verify(staging, config.verify_config, model=eager, write=False)
+            # these files were written by this process a moment ago: trusted by construction
+            report = verify(staging, dataclasses.replace(config.verify_config, trust=True), model=eager, write=False)
             report.artifact_dir = str(target)
             write_report(staging, manifest, report)
         _move_into_place(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as error:
+        discard(staging)
+        full = disk_error(error)
+        if full is not None:
+            raise DiskFullError.from_os(full, str(out)) from None
         raise
     return ExportResult(target, manifest, report)
 
@@ -184,6 +189,7 @@ class _Job:
     device: torch.device
     staging: Path
     interface: Interface  # the inputs in forward's order, the flattened outputs
+    key: bytes  # signs the manifest (trust.sign)
 
 
 def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]) -> list[ArtifactEntry]:
@@ -233,6 +239,7 @@ def _write_manifest(job: _Job, eager: nn.Module, entries: list[ArtifactEntry], w
         artifacts=entries,
         versions=versions(),
     )
+    manifest.sign(job.key)
     manifest.write(job.staging)
     _normal_rights(job.staging)
     return manifest

@@ -17,6 +17,8 @@ from .errors import InputSpecError
 from .interface import FLOAT_DTYPES, InputSpec
 from .runners.base import carrier
 
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # decoded before it is resized: a bound far above any photo, far below memory
+
 
 def load_samples(spec: str, specs: tuple[InputSpec, ...], seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
     """A batch from ``spec`` (an array per input, by name), and notes on what was done."""
@@ -65,10 +67,12 @@ def check_input_path(spec: str) -> Path:
 
 
 def _npy(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as error:
-        raise InputSpecError(f"{path} is not a readable .npy array ({error})") from None
+    from .arrays import read_arrays
+
+    arrays = read_arrays(path)  # the header is checked before anything is allocated
+    if len(arrays) != 1:
+        raise InputSpecError(f"{path} holds {len(arrays)} arrays: give one .npy array")
+    (data,) = arrays.values()
     if tuple(data.shape) == sample_shape:
         data = data[None]
     if data.ndim != len(sample_shape) + 1 or tuple(data.shape[1:]) != sample_shape:
@@ -95,9 +99,14 @@ def _image(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[
             f"this model takes samples of shape {sample_shape}: an image fits (H, W), (1, H, W), (3, H, W) or (H, W, 3)"
         )
     mode, height, width = layout
-    Image.MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # a decompression bomb is refused, not decoded
+    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS  # a decompression bomb is refused, not decoded
     try:
         with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                raise InputSpecError(
+                    f"{path} is {image.width}x{image.height} pixels, more than this tool decodes "
+                    f"({MAX_IMAGE_PIXELS:,}): resize it first"
+                )
             image.load()
             notes = [f"{path.name}: {image.format} image, {image.width}x{image.height} {image.mode}"]
             if image.mode != mode:
@@ -107,7 +116,11 @@ def _image(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[
                 notes.append(f"resized to {width}x{height}")
                 image = image.resize((width, height), Image.Resampling.BILINEAR)
             pixels = np.asarray(image, dtype=np.float32)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+    except Image.DecompressionBombError:
+        raise InputSpecError(
+            f"{path} has more pixels than this tool decodes ({MAX_IMAGE_PIXELS:,}): resize it first"
+        ) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise InputSpecError(
             f"{path} is not an image Pillow can read, nor a .npy array ({type(error).__name__})"
         ) from None

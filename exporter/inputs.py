@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import re
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -201,11 +200,9 @@ class InputSet:
         path = Path(path)
         if not path.is_file():
             raise InputSpecError(f"inputs file {path} does not exist")
-        try:
-            loaded = np.load(path, allow_pickle=False)
-            arrays = dict(loaded.items()) if isinstance(loaded, np.lib.npyio.NpzFile) else {"inputs": loaded}
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
-            raise InputSpecError(f"{path} is not a readable .npz/.npy file ({error})") from None
+        from .arrays import read_arrays
+
+        arrays = read_arrays(path)  # headers checked first; no pickles, no complex numbers
         if not arrays:
             raise InputSpecError(f"{path} holds no arrays")
         names = [s.name for s in specs]
@@ -239,6 +236,8 @@ def _saved_groups(arrays: dict[str, np.ndarray], names: list[str], path: Path) -
     groups: dict[Case, dict[str, np.ndarray]] = {}
     for key, data in arrays.items():
         match = _SAVED.match(key)
+        if int(match[1]) < 1:
+            raise InputSpecError(f"{path} holds an array named {key}: saved batches are batch_<B> with B >= 1")
         sizes = tuple(sorted((p.split("=")[0], int(p.split("=")[1])) for p in match[2].split(",") if p))
         name = match[3] or (names[0] if len(names) == 1 else None)
         if name not in names:

@@ -1,22 +1,30 @@
-"""Hash each file of an artifact folder once, and hand back the bytes that were checked.
+"""Hash each file of an artifact folder, and hand back the bytes that were checked.
 
 Every command that loads an artifact goes through here, so nothing is loaded before its
 sha256 matches the manifest and the bytes loaded are the bytes hashed (a file changed
 between check and load changes nothing). Paths are plain relative paths inside the
-folder: ``member_path`` refuses absolute paths, ``..`` and symlinks, so a hostile
-manifest cannot make the tool read outside the folder.
+folder: ``member_path`` refuses absolute paths, ``..`` and symlinks, and ``open_member``
+refuses a file with more than one hard link (another name, perhaps outside the folder,
+for the same bytes), so a hostile manifest cannot make the tool read outside the folder.
+
+Hashing streams over chunks: a file that is only hashed or copied is never held whole
+(``hash_member``, ``copy_checked``); one that is loaded is read once, and its bytes kept
+once (``read_checked``).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from .errors import ArtifactDirError, ExporterError, ManifestError
+
+CHUNK = 1 << 20  # 1 MiB: memory for hashing, whatever the file's size
 
 
 class Entry(Protocol):
@@ -43,18 +51,25 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+        return _hash_stream(handle)
+
+
+def _hash_stream(handle: BinaryIO, copy_to: BinaryIO | None = None) -> str:
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(CHUNK), b""):
+        digest.update(block)
+        if copy_to is not None:
+            copy_to.write(block)
     return digest.hexdigest()
 
 
 def check_relative(relpath: str, where: str = "manifest.json") -> None:
-    """Refuse a path that could leave the folder: absolute, `..`, empty, or a drive/UNC form."""
-    parts = Path(relpath).parts
+    """Refuse a path that could leave the folder: absolute, `..`, empty, a drive/UNC form or a NUL byte."""
+    parts = Path(relpath).parts if "\0" not in relpath else ()
     if (
         not relpath
+        or "\0" in relpath
         or os.path.isabs(relpath)
         or relpath.startswith(("\\", "/"))
         or ":" in relpath
@@ -81,51 +96,92 @@ def member_path(folder: Path, relpath: str) -> Path:
     return path
 
 
-def read_checked(folder: Path, entry: Entry, action: str = "load") -> bytes:
-    """An artifact's bytes, read once and checked against its sha256 before anyone uses them.
+def open_member(folder: Path, relpath: str) -> BinaryIO:
+    """A file of the folder opened for reading: a regular file with one hard link, never a link.
 
-    Raises ArtifactDirError (exit 2) when the file is missing or unreadable, ExporterError
-    (exit 1) when it does not match the manifest; ``action`` names what was refused.
+    Raises FileNotFoundError when it is missing or not a regular file, ManifestError for a
+    symlink, an escape or a second hard link (whose other name may lie outside the folder).
     """
+    path = member_path(folder, relpath)
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)  # a FIFO must not block
     try:
-        data = read_member(folder, entry.path)
-    except (FileNotFoundError, IsADirectoryError):
-        raise ArtifactDirError(
-            f"{entry.path} is missing from {folder}, though its manifest lists it: re-export"
-        ) from None
-    except OSError as error:
-        raise ArtifactDirError(f"{entry.path} in {folder} cannot be read ({error.strerror})") from None
-    if sha256_bytes(data) != entry.sha256:
-        raise ExporterError(
-            f"{entry.path} does not match its sha256 in the manifest: refusing to {action} it; "
-            f"run `exporter verify {folder}`"
+        fd = os.open(path, flags)
+    except IsADirectoryError:
+        raise FileNotFoundError(relpath) from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise FileNotFoundError(relpath)
+    if info.st_nlink > 1:
+        os.close(fd)
+        raise ManifestError(
+            f"{relpath!r} in {folder} has {info.st_nlink} hard links, so another name (perhaps outside the folder) "
+            "shares its bytes: refusing it; give it its own copy (cp) if you trust it"
         )
-    return data
+    return os.fdopen(fd, "rb")
 
 
 def read_member(folder: Path, relpath: str) -> bytes:
-    """The bytes of a file inside the folder (see ``member_path``)."""
-    path = member_path(folder, relpath)
-    if not path.is_file():
-        raise FileNotFoundError(relpath)
-    return path.read_bytes()
+    """The bytes of a file inside the folder (see ``open_member``)."""
+    with open_member(folder, relpath) as handle:
+        return handle.read()
 
 
-def check_all(folder: Path, entries: Iterable[Entry]) -> tuple[dict[str, bytes], list[HashCheck]]:
-    """Read each file once; the bytes of those whose sha256 matches, and every file's check."""
-    blobs: dict[str, bytes] = {}
+def hash_member(folder: Path, relpath: str) -> str:
+    """The sha256 of a file inside the folder, streamed: memory does not grow with the file."""
+    with open_member(folder, relpath) as handle:
+        return _hash_stream(handle)
+
+
+def _refuse(folder: Path, entry: Entry, action: str, error: OSError) -> ExporterError:
+    if isinstance(error, (FileNotFoundError, IsADirectoryError)):
+        return ArtifactDirError(f"{entry.path} is missing from {folder}, though its manifest lists it: re-export")
+    return ArtifactDirError(f"{entry.path} in {folder} cannot be read to {action} it ({error.strerror})")
+
+
+def _mismatch(folder: Path, entry: Entry, action: str) -> ExporterError:
+    return ExporterError(
+        f"{entry.path} does not match its sha256 in the manifest: refusing to {action} it; "
+        f"run `exporter verify {folder}`"
+    )
+
+
+def read_checked(folder: Path, entry: Entry, action: str = "load") -> bytes:
+    """An artifact's bytes, read once and checked against its sha256 before anyone uses them.
+
+    Raises ArtifactDirError (exit 2) when the file is missing or unreadable, ManifestError
+    (exit 2) for a link, ExporterError (exit 1) when it does not match the manifest;
+    ``action`` names what was refused.
+    """
+    try:
+        data = read_member(folder, entry.path)
+    except OSError as error:
+        raise _refuse(folder, entry, action, error) from None
+    if sha256_bytes(data) != entry.sha256:
+        raise _mismatch(folder, entry, action)
+    return data
+
+
+def copy_checked(folder: Path, entry: Entry, target: Path, action: str = "copy") -> None:
+    """Copy an artifact to ``target`` in chunks, hashing what is copied; the copy is removed on a mismatch."""
+    try:
+        with open_member(folder, entry.path) as source, open(target, "xb") as out:
+            digest = _hash_stream(source, copy_to=out)
+    except FileNotFoundError as error:
+        raise _refuse(folder, entry, action, error) from None
+    if digest != entry.sha256:
+        Path(target).unlink(missing_ok=True)
+        raise _mismatch(folder, entry, action)
+
+
+def check_all(folder: Path, entries: Iterable[Entry]) -> list[HashCheck]:
+    """Every file's check, streamed: nothing is held; a runtime reads its own file through ``read_checked``."""
     checks: list[HashCheck] = []
     for entry in entries:
         try:
-            data = read_member(folder, entry.path)
+            checks.append(HashCheck(entry.path, entry.sha256, hash_member(folder, entry.path)))
         except FileNotFoundError:
             checks.append(HashCheck(entry.path, entry.sha256, None, "missing"))
-            continue
         except OSError as error:
             checks.append(HashCheck(entry.path, entry.sha256, None, error.strerror))
-            continue
-        check = HashCheck(entry.path, entry.sha256, sha256_bytes(data))
-        checks.append(check)
-        if check.ok:
-            blobs[entry.path] = data
-    return blobs, checks
+    return checks

@@ -21,6 +21,7 @@ INT_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
 DTYPES = (*FLOAT_DTYPES, *INT_DTYPES, "bool")
 BATCH = "batch"  # the label of axis 0, dynamic for every input by default
 MAX_SAMPLE_ELEMENTS = 1 << 26  # elements in one input sample: far above any image model, far below memory
+MAX_EXPORT_BATCH = 1 << 16  # the export example's batch: verify feeds batches of this size
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RANGE = re.compile(r"^(-?[0-9.eE+-]+)\.\.(-?[0-9.eE+-]+)$")
 
@@ -45,6 +46,10 @@ class InputSpec:
             raise InputSpecError(f"input name {self.name!r} must be an identifier (a forward parameter's name)")
         if len(self.shape) < 1 or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.shape):
             raise InputSpecError(f"input {self.name!r}: shape {list(self.shape)} needs positive sizes, batch first")
+        if self.shape[0] > MAX_EXPORT_BATCH:
+            raise InputSpecError(
+                f"input {self.name!r}: an example batch of {self.shape[0]:,} is more than this tool exports"
+            )
         if math.prod(self.shape[1:]) > MAX_SAMPLE_ELEMENTS:
             raise InputSpecError(
                 f"input {self.name!r}: one sample of shape {list(self.shape[1:])} has more than "
@@ -120,7 +125,7 @@ class InputSpec:
             return cls(
                 name=str(data["name"]),
                 shape=tuple(shape),
-                dtype=str(data.get("dtype", "float32")),
+                dtype=str(data["dtype"]),
                 value_range=None if rng is None else (float(rng[0]), float(rng[1])),
                 dynamic=tuple(sorted((int(a), str(label)) for a, label in dict(axes).items())),
             )
@@ -139,8 +144,6 @@ def parse_input(text: str) -> InputSpec:
         raise InputSpecError(
             f"--input {text!r} is not NAME:SHAPE[:DTYPE[:LOW..HIGH]] (for example ids:1,32:int64:0..999)"
         )
-    from .config import parse_shape
-
     name, shape = parts[0], parse_shape(parts[1], minimum_dims=1)
     dtype = parts[2] if len(parts) > 2 and parts[2] else "float32"
     value_range = None
@@ -176,6 +179,25 @@ def with_dynamic(specs: Iterable[InputSpec], extra: Iterable[tuple[str, int, str
             raise InputSpecError(f"--dynamic names input {name!r}, but the inputs are {', '.join(by_name)}")
         added.setdefault(name, []).append((axis, label))
     return tuple(replace(s, dynamic=tuple(sorted({**s.axes, **dict(added.get(s.name, []))}.items()))) for s in specs)
+
+
+def parse_shape(text: str, minimum_dims: int = 2) -> tuple[int, ...]:
+    """Parse "1,28,28" into (1, 28, 28); raises InputSpecError on anything else."""
+    parts = [p.strip() for p in text.replace("x", ",").split(",")]
+    try:
+        shape = tuple(int(p) for p in parts)
+    except ValueError:
+        raise InputSpecError(
+            f"input shape {text!r} is not a list of integers: write it as 1,28,28 (batch first)"
+        ) from None
+    if len(shape) < minimum_dims or any(d <= 0 for d in shape):
+        raise InputSpecError(f"input shape {text!r} needs a batch dimension and positive sizes, for example 1,28,28")
+    if math.prod(shape[1:]) > MAX_SAMPLE_ELEMENTS or shape[0] > MAX_EXPORT_BATCH:
+        raise InputSpecError(
+            f"input shape {text!r} is larger than this tool exports (a sample of at most {MAX_SAMPLE_ELEMENTS:,} "
+            f"elements, a batch of at most {MAX_EXPORT_BATCH:,})"
+        )
+    return shape
 
 
 @dataclass(frozen=True)

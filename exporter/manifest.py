@@ -1,7 +1,9 @@
 """manifest.json: the contract that binds an artifact folder's files by sha256.
 
 Other tools read this file, so its top-level keys are stable:
-``model``, ``input``, ``outputs``, ``device``, ``artifacts``, ``versions``, ``verification``.
+``model``, ``input``, ``outputs``, ``device``, ``artifacts``, ``versions``, ``schema``,
+``signature`` (``trust``: what makes a folder's TorchScript and pt2 loadable) and
+``verification`` (the last recorded result, naming the ``manifest_sha256`` it judged).
 Every path in it is a plain relative path inside the folder; ``member_path`` refuses
 anything else (absolute paths, ``..``, symlinks) so a hostile manifest cannot make the
 tool read or write outside the folder. Files are read once, hashed, and the same bytes
@@ -17,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import trust
 from .errors import ManifestError
 from .integrity import check_relative, sha256_file
 from .interface import InputSpec, Interface, OutputSpec
@@ -55,6 +58,34 @@ class Manifest:
     versions: dict[str, str]
     verification: dict[str, Any] | None = None  # summary of the last verification
     schema: int = SCHEMA
+    signature: dict[str, Any] | None = None  # trust.sign() over the binding part; None: unsigned
+    raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # as read from disk
+
+    @property
+    def binding_data(self) -> dict[str, Any]:
+        """The manifest as JSON states it: as read from disk, or as it will be written."""
+        return self.raw if self.raw is not None else json.loads(json.dumps(self.to_dict()))
+
+    @property
+    def digest(self) -> str:
+        """sha256 of the binding part (all but verification and signature): what a verdict names."""
+        return trust.binding_sha256(self.binding_data)
+
+    def refusal(self, trusted: bool) -> str | None:
+        """None when this folder's TorchScript and pt2 may be loaded; else why not (``trust.refusal``)."""
+        return trust.refusal(self.binding_data, trusted)
+
+    @property
+    def verdict(self) -> dict[str, Any] | None:
+        """The recorded verification, only when it names this manifest; None otherwise."""
+        found = self.verification
+        if isinstance(found, dict) and found.get("manifest_sha256") == self.digest:
+            return found
+        return None
+
+    def sign(self, key: bytes) -> None:
+        self.raw = None
+        self.signature = trust.sign(self.binding_data, key)
 
     def artifact(self, fmt: str) -> ArtifactEntry | None:
         return next((a for a in self.artifacts if a.format == fmt), None)
@@ -84,7 +115,10 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        del data["raw"]
         data["artifacts"] = [asdict(a) for a in self.artifacts]
+        if data["signature"] is None:
+            del data["signature"]
         return data
 
     def write(self, folder: Path) -> Path:
@@ -117,7 +151,7 @@ class Manifest:
         if not isinstance(data, dict):
             raise ManifestError(f"{where} must hold a JSON object")
         schema = data.get("schema", 1)
-        if schema not in READABLE_SCHEMAS or isinstance(schema, bool):
+        if type(schema) is not int or schema not in READABLE_SCHEMAS:
             raise ManifestError(
                 f"{where} has schema {schema!r}; this exporter reads schemas {', '.join(map(str, READABLE_SCHEMAS))}: "
                 "re-export, or use the exporter version that wrote it"
@@ -131,26 +165,32 @@ class Manifest:
         if missing:
             raise ManifestError(f"{where} lacks {', '.join(missing)}: re-export the model")
         problems = []
-        for key, kind in (("model", dict), ("inputs", list), ("outputs", list), ("device", str)):
+        for key, kind in (("model", dict), ("inputs", list), ("outputs", list), ("device", str), ("versions", dict)):
             if not isinstance(data[key], kind):
                 problems.append(f"{key} must be a {kind.__name__}")
         if not isinstance(data["artifacts"], list) or not data["artifacts"]:
             problems.append("artifacts must be a non-empty list")
+        if data.get("signature") is not None and not isinstance(data["signature"], dict):
+            problems.append("signature must be an object")
         problems += _field_problems(data)
         if problems:
             raise ManifestError(f"{where}: {'; '.join(problems)}")
         artifacts = []
         for item in data["artifacts"]:
             try:
+                if type(item["bytes"]) is not int or item["bytes"] < 0 or not isinstance(item["path"], str):
+                    raise ValueError(item["bytes"])
                 entry = ArtifactEntry(
                     format=str(item["format"]),
-                    path=str(item["path"]),
+                    path=item["path"],
                     sha256=str(item["sha256"]),
-                    bytes=int(item["bytes"]),
+                    bytes=item["bytes"],
                     details=dict(item.get("details") or {}),
                 )
             except (KeyError, TypeError, ValueError):
-                raise ManifestError(f"{where}: each artifact needs format, path, sha256 and bytes") from None
+                raise ManifestError(
+                    f"{where}: each artifact needs format, path, sha256 and bytes (a whole number): re-export"
+                ) from None
             check_relative(entry.path, where)
             artifacts.append(entry)
         manifest = cls(
@@ -159,9 +199,11 @@ class Manifest:
             outputs=data["outputs"],
             device=data["device"],
             artifacts=artifacts,
-            versions=dict(data.get("versions") or {}),
+            versions=dict(data["versions"]),
             verification=data.get("verification"),
             schema=SCHEMA,
+            signature=data.get("signature"),
+            raw=data,
         )
         manifest.interface  # noqa: B018 -- every input parses, or ManifestError names what is wrong
         return manifest

@@ -20,6 +20,7 @@ from .config import (
     DEFAULT_MIN_AGREEMENT,
     DEFAULT_SAMPLES,
     DISTRIBUTIONS,
+    MAX_SEED,
     NAN_POLICIES,
     QUANTIZED_SAMPLES,
     VerifyConfig,
@@ -193,7 +194,24 @@ def verify_config(**kw: Any) -> VerifyConfig:
         device=kw.get("device"),
         source=kw.get("source"),
         weights=kw.get("weights"),
+        trust=kw.get("trust", False),
     )
+
+
+def seed_option(help_text: str) -> Callable:
+    """``--seed N``: 0 to 2**63-1, what torch.manual_seed takes; anything else is a usage error (exit 2)."""
+    return click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help=help_text)
+
+
+def trust_option(func: Callable) -> Callable:
+    """``--trust-artifacts``: load TorchScript and pt2 (which run code) from a folder whose signature does not check."""
+    return click.option(
+        "--trust-artifacts",
+        "trust",
+        is_flag=True,
+        help="Load TorchScript and pt2 files (loading them runs their code) even when the folder's signature "
+        "does not check. Only for folders you trust.",
+    )(func)
 
 
 def source_option(func: Callable) -> Callable:

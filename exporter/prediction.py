@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import formats, reference, runners
+from . import formats, reference, runners, trust
 from .config import VerifyConfig
 from .errors import UsageError
 from .images import load_samples
@@ -31,6 +31,7 @@ class Prediction:
     input_notes: list[str]
     probabilities: dict[str, np.ndarray] = field(default_factory=dict)
     classes: dict[str, np.ndarray] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # runtimes not loaded and why; the recorded verification
 
     @property
     def agree(self) -> bool:
@@ -43,7 +44,7 @@ class Prediction:
 
         n = len(next(iter(self.classes.values())))
         predictions = {rt: one(rt, 0) if n == 1 else [one(rt, i) for i in range(n)] for rt in self.classes}
-        return {"predictions": predictions, "agree": self.agree, "input": self.input_notes}
+        return {"predictions": predictions, "agree": self.agree, "input": self.input_notes, "notes": self.notes}
 
     def render(self) -> str:
         runtimes = list(self.classes)
@@ -62,6 +63,7 @@ class Prediction:
         lines += text_table(rows)
         if len(runtimes) > 1:
             lines.append(f"runtimes agree: {'yes' if self.agree else 'NO'}")
+        lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 
@@ -106,8 +108,23 @@ def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config
         if entry is None:
             raise UsageError(f"{path} has no {runtime} artifact: export it with --format {formats.get(runtime).name}")
         entries = [entry]
+    untrusted = manifest.refusal(config.trust)
+    if untrusted and runtime not in ("all", formats.EAGER) and formats.FORMATS[entries[0].format].runs_code:
+        raise UsageError(
+            f"refusing to load {entries[0].path}: {untrusted}; loading it runs the code it carries: pass "
+            f"{trust.TRUST_OPTION} if you trust where {path} came from"
+        )
+    skipped = [e for e in entries if untrusted and formats.FORMATS[e.format].runs_code]
+    entries = [e for e in entries if e not in skipped]
     feed, notes = load_samples(input_spec, specs, seed)
     result = Prediction(notes)
+    if skipped:
+        result.notes.append(trust.advice([formats.runtime_name(e.format) for e in skipped], untrusted or ""))
+    verdict = manifest.verdict
+    if verdict is None:
+        result.notes.append(f"no recorded verification matches this manifest: run `exporter verify {path}`")
+    elif not verdict.get("passed"):
+        result.notes.append(f"the recorded verification FAILED: run `exporter verify {path}` to see why")
     if runtime in ("all", formats.EAGER):
         model = reference.rebuild(path, manifest, config, device)
         with runners.eager(model, device, specs, outputs) as runner:

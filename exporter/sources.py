@@ -120,10 +120,18 @@ class ModelSource:
             class_name = self.target
         else:
             module_name, class_name = self.target.split(":", 1)
-            if os.getcwd() not in sys.path and "" not in sys.path:
+            if self.kind == "registry":
+                from ._models import registry
+
+                registry()  # exporter.models, from this package: never looked up on sys.path
+            elif os.getcwd() not in sys.path and "" not in sys.path:
                 sys.path.insert(0, os.getcwd())  # as `python -m` would: a package in the current folder
             try:
                 module = importlib.import_module(module_name)
+            except SystemExit as error:
+                raise ModelNotFoundError(
+                    f"importing {module_name!r} called sys.exit({error.code!r}): a model module must not exit"
+                ) from None
             except Exception as error:  # the user's module may raise anything at import
                 raise ModelNotFoundError(
                     f"cannot import module {module_name!r} for {self.target}: {first_line(error)}"
@@ -140,9 +148,9 @@ class ModelSource:
 
 
 def _registry_entry(name: str):
-    import models
+    from ._models import registry
 
-    return models.get(name)
+    return registry().get(name)
 
 
 def _check_import_path(target: str) -> None:
@@ -175,9 +183,9 @@ def resolve(spec: str, inputs: tuple[InputSpec, ...] | None = None, *, need_shap
             registry_name=entry.name,
         )
     if ":" not in spec:
-        import models
+        from ._models import registry
 
-        known = ", ".join(sorted(models.REGISTRY))
+        known = ", ".join(sorted(registry().REGISTRY))
         raise ModelNotFoundError(
             f"unknown model {spec!r}: registered models are {known}; "
             "or give package.module:Class or path/to/file.py:Class"
@@ -232,10 +240,14 @@ def _exec_file(path: Path | None, expected_sha256: str | None) -> types.ModuleTy
         sys.path.insert(0, beside)
     try:
         exec(compile(data, str(path), "exec"), module.__dict__)
-    except (Exception, SystemExit) as error:  # the user's file may raise anything, or exit
+    except SystemExit as error:
         del sys.modules[module_name]
-        what = f"exits ({error.code!r})" if isinstance(error, SystemExit) else f"failed: {first_line(error)}"
-        raise ModelNotFoundError(f"model file {path} {what} while loading: a model file must only define") from None
+        raise ModelNotFoundError(
+            f"model file {path} called sys.exit({error.code!r}) while it was loaded: a model file must not exit"
+        ) from None
+    except Exception as error:  # the user's file may raise anything
+        del sys.modules[module_name]
+        raise ModelNotFoundError(f"model file {path} failed to load: {first_line(error)}") from error
     finally:
         if added and beside in sys.path:
             sys.path.remove(beside)

@@ -24,28 +24,29 @@ onnx is imported inside the functions that need it, so importing this module is 
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import formats
-from .atomic import make_folder, move_into_place, staging_folder
 from .config import TritonConfig
-from .errors import ArtifactDirError, ExportFailedError, ManifestError, UsageError
-from .integrity import read_checked
+from .errors import (
+    ArtifactDirError,
+    ExporterError,
+    ExportFailedError,
+    ManifestError,
+)
+from .integrity import hash_member, read_checked
 from .manifest import ArtifactEntry, Manifest
 from .triton_config import ONNX_TYPES, TORCH_TYPES, TensorConfig, comment, describe, quote, tensor, tensor_block
+from .triton_repository import VERSION, ModelFolderExistsError, check_source_outside, write_models
 
-VERSION = "1"  # the one version folder written per model
+__all__ = ["VERSION", "ModelFolderExistsError", "TritonModel", "TritonResult", "write_repository"]
+
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
 
 # format -> (platform, backend, file name Triton looks for in the version folder), from the format table
 BACKENDS: dict[str, tuple[str, str, str]] = {f.name: (*f.triton, f.file) for f in formats.TABLE if f.triton}
-
-
-class ModelFolderExistsError(UsageError):
-    """A model folder in the repository already holds files and ``force`` was not given (exit 2)."""
 
 
 @dataclass
@@ -131,6 +132,8 @@ def write_repository(
     folder = Path(artifact_dir)
     manifest = Manifest.load(folder)
     name = _model_name(manifest)
+    check_source_outside(folder, Path(repository))
+    notes = _verdict_notes(folder, manifest, config.allow_unverified)
     checked = _checked_artifacts(folder, manifest)
     onnx_types: dict[str, str] = {}
     models = []
@@ -142,13 +145,31 @@ def write_repository(
         models.append(
             _torchscript_model(f"{name}_torchscript", checked["torchscript"][0], manifest, config, onnx_types)
         )
-    verification = manifest.verification if isinstance(manifest.verification, dict) else {}
-    if verification.get("passed") is False:
-        for model in models:
-            model.notes.append("the manifest records a FAILED verification: run `exporter verify` before serving")
+    for model in models:
+        model.notes += notes
     repository = Path(repository)
-    _write(repository, models, {fmt: data for fmt, (_, data) in checked.items()}, config.force)
+    write_models(repository, models, folder, checked, config.force)
     return TritonResult(repository, models)
+
+
+def _verdict_notes(folder: Path, manifest: Manifest, allow_unverified: bool) -> list[str]:
+    """Nothing when a passed verification of this very manifest is on record; else refuse, or a note (override)."""
+    verdict = manifest.verdict
+    if verdict is not None and verdict.get("passed") is True:
+        return []
+    if verdict is None:
+        why = "no recorded verification names this manifest (never verified, or the folder changed since)"
+    else:
+        why = "its recorded verification FAILED"
+    if not allow_unverified:
+        raise UnverifiedFolderError(
+            f"{folder}: {why}: run `exporter verify {folder}`, or pass --allow-unverified to write it anyway"
+        )
+    return [f"written with --allow-unverified: {why}"]
+
+
+class UnverifiedFolderError(ExporterError):
+    """The folder has no passed verification of its manifest on record, and the caller did not override (exit 1)."""
 
 
 def _model_name(manifest: Manifest) -> str:
@@ -161,20 +182,28 @@ def _model_name(manifest: Manifest) -> str:
     return name
 
 
-def _checked_artifacts(folder: Path, manifest: Manifest) -> dict[str, tuple[ArtifactEntry, bytes]]:
-    """Each servable artifact's bytes, read once and hash-checked, in BACKENDS order.
+def _checked_artifacts(folder: Path, manifest: Manifest) -> dict[str, tuple[ArtifactEntry, bytes | None]]:
+    """Each servable artifact, hash-checked, in BACKENDS order: ONNX's bytes (its graph is read, its
+    external data inlined); None for TorchScript, which is only copied (streamed, and checked again as it is).
 
     Raises ArtifactDirError when there is none or a file is missing, ExporterError on a hash mismatch.
     """
-    found: dict[str, tuple[ArtifactEntry, bytes]] = {}
+    found: dict[str, tuple[ArtifactEntry, bytes | None]] = {}
     for fmt in BACKENDS:
         entry = manifest.artifact(fmt)
         if entry is None:
             continue
-        data = read_checked(folder, entry, "copy")
         if fmt == "onnx":
-            data = _inline_external_data(folder, manifest, entry, data)
-        found[fmt] = (entry, data)
+            data = _inline_external_data(folder, manifest, entry, read_checked(folder, entry, "copy"))
+            found[fmt] = (entry, data)
+            continue
+        try:
+            digest = hash_member(folder, entry.path)
+        except OSError:
+            digest = None
+        if digest != entry.sha256:
+            read_checked(folder, entry, "copy")  # raises the one-line reason: missing, unreadable or changed
+        found[fmt] = (entry, None)
     if not found:
         raise ArtifactDirError(f"{folder} holds no ONNX or TorchScript artifact: export one with --format")
     return found
@@ -187,12 +216,10 @@ def _inline_external_data(folder: Path, manifest: Manifest, entry: ArtifactEntry
     locations must name them (see formats.onnx.load_proto), or the artifact is refused.
     """
     sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
-    if not sidecars:
-        return data
     files = {side.path: read_checked(folder, side, "copy") for side in sidecars}
     from .formats.onnx import inline_bytes
 
-    return inline_bytes(data, files)
+    return inline_bytes(data, files)  # always: a location no checked file binds (in a subgraph, say) is refused
 
 
 # --- ONNX: everything from the graph ---------------------------------------------------------------
@@ -295,57 +322,3 @@ def _torch_type(dtype: Any, name: str) -> str:
     if dtype not in TORCH_TYPES:
         raise ExportFailedError(f"{name!r} has dtype {dtype!r}, which this tool cannot map to a Triton data type")
     return TORCH_TYPES[dtype]
-
-
-# --- writing ----------------------------------------------------------------------------------------
-
-
-def _write(repository: Path, models: list[TritonModel], data: dict[str, bytes], force: bool) -> None:
-    """Check every target, stage every model folder, then move each into place."""
-    for model in models:
-        _check_target(repository / model.name, force)
-    _make_repository(repository)
-    staged: list[tuple[TritonModel, Path]] = []
-    try:
-        for model in models:
-            staged.append((model, _stage(repository, model, data[model.format])))
-        for model, staging in staged:
-            target = repository / model.name
-            move_into_place(staging, target)
-            model.path = target
-    except OSError as error:
-        raise ArtifactDirError(
-            f"cannot write the Triton repository {repository} ({error.strerror}): choose a writable folder"
-        ) from None
-    finally:
-        for _, staging in staged:
-            shutil.rmtree(staging, ignore_errors=True)
-
-
-def _check_target(target: Path, force: bool) -> None:
-    """Refuse a model path that is a symlink or a file, or a non-empty folder without ``force``."""
-    if target.is_symlink():
-        raise ArtifactDirError(f"{target} is a symlink: refusing to write through it or replace it")
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise ArtifactDirError(f"{target} exists and is not a folder: move it away")
-    try:
-        occupied = any(target.iterdir())
-    except OSError as error:
-        raise ArtifactDirError(f"cannot read {target} ({error.strerror})") from None
-    if occupied and not force:
-        raise ModelFolderExistsError(f"{target} is not empty: pass --force to replace it")
-
-
-def _make_repository(repository: Path) -> None:
-    make_folder(repository, "REPOSITORY")
-
-
-def _stage(repository: Path, model: TritonModel, data: bytes) -> Path:
-    """A hidden, complete copy of the model folder beside its target."""
-    staging = staging_folder(repository, model.name)
-    (staging / "config.pbtxt").write_text(model.config_text)
-    (staging / VERSION).mkdir()
-    (staging / VERSION / model.file_name).write_bytes(data)  # the hash-checked bytes, not a second read
-    return staging

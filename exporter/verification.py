@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,12 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import formats, inputs, reference, runners
+from . import formats, inputs, reference, runners, trust
 from .compare import OutputComparison, pooled_agreement, small_sample_note
 from .config import Tolerance, VerifyConfig
-from .errors import ReferenceUnavailable, UsageError, first_line
+from .errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
 from .inputs import Case, InputSet
-from .integrity import check_all
+from .integrity import check_all, read_checked
 from .interface import InputSpec
 from .manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
 from .parameters import ParameterReport, account, eager_parameters
@@ -70,6 +71,7 @@ def _strict_float32() -> Iterator[None]:
 
 
 def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool) -> VerificationReport:
+    identity = _identity(folder) if folder.is_dir() else None  # the folder judged: its verdict goes there only
     manifest = Manifest.load(folder)
     device = _device(config, manifest)
     interface = manifest.interface
@@ -95,10 +97,11 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         tolerances={},
         nan_policy=config.nan_policy,
     )
-    blobs, report.hashes = check_all(folder, manifest.artifacts)
+    report.hashes = check_all(folder, manifest.artifacts)
+    checked = {h.path for h in report.hashes if h.ok}
     if model is None:
         try:
-            model = reference.rebuild(folder, manifest, config, device, report.problems, blobs)
+            model = reference.rebuild(folder, manifest, config, device, report.problems)
         except ReferenceUnavailable as error:
             # Without a reference nothing can be compared; still list every file that failed.
             report.problems.append(f"the eager reference cannot be rebuilt: {error}")
@@ -108,7 +111,7 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
                 if a.format in formats.FORMATS
             ]
             if write:
-                _record(folder, manifest, report)
+                _record(folder, manifest, report, identity)
             return report
         report.reference["state_sha256"] = reference.state_sha256(model)
 
@@ -120,6 +123,7 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
 
     outputs: dict[str, dict[Case, dict[str, np.ndarray]]] = {"eager": expected}
     tensors: dict[str, dict[str, np.ndarray]] = {}
+    untrusted, skipped = manifest.refusal(config.trust), []
     for entry in manifest.artifacts:
         if entry.format in formats.SIDE_FILES:
             continue  # hash-checked above, used by the reference or by its model file, not a runtime
@@ -130,7 +134,12 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         result = RuntimeResult(formats.runtime_name(entry.format), entry.format, entry.path)
         report.runtimes.append(result)
         report.tolerances[result.runtime] = {k: _tolerance_dict(v) for k, v in runtime_tolerances.items()}
-        run = _RuntimeRun(entry, manifest.side_files(entry), blobs, device, specs, output_names, config.nan_policy)
+        if untrusted and formats.FORMATS[entry.format].runs_code:
+            result.error = "not loaded: the folder is not trusted (see above)"
+            skipped.append(result.runtime)
+            continue
+        sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
+        run = _RuntimeRun(entry, sidecars, folder, checked, device, specs, output_names, config.nan_policy)
         outputs[result.runtime], found = run.execute(feeds, expected, runtime_tolerances, result, report)
         if found is not None:
             tensors[result.runtime] = found
@@ -138,6 +147,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
     example_sizes = {**interface.labels, "batch": manifest.export_batch}
     for result in report.runtimes:
         result.reasons += _frozen_axes(result, example_sizes)
+    if skipped:
+        report.problems.append(trust.advice(skipped, untrusted or ""))
     if not report.runtimes:
         report.problems.append("the folder holds no artifact a runtime can run: there is nothing to compare with eager")
     # Whether each runtime's outputs agree element-wise: what proves a fold that rewrote a weight.
@@ -151,22 +162,47 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
     if config.save_outputs:
         _save_outputs(config.save_outputs, outputs)
     if write:
-        _record(folder, manifest, report)
+        _record(folder, manifest, report, identity)
     return report
 
 
-def write_report(folder: Path, manifest: Manifest, report: VerificationReport) -> None:
-    """verification.json beside the manifest, and the summary in the manifest."""
+class FolderChangedError(ExporterError):
+    """The folder no longer holds the manifest that was verified: the verdict is not recorded."""
+
+
+def _identity(folder: Path) -> tuple[int, int]:
+    info = os.stat(folder)
+    return info.st_dev, info.st_ino
+
+
+def write_report(
+    folder: Path, manifest: Manifest, report: VerificationReport, identity: tuple[int, int] | None = None
+) -> None:
+    """verification.json beside the manifest, and the summary in the manifest, naming the manifest judged.
+
+    Written only while ``folder`` is still the folder verified (``identity``: its device and inode
+    when verification began) and still holds that manifest; FolderChangedError otherwise.
+    """
+    try:
+        current = Manifest.load(folder)
+        same = current.digest == manifest.digest and (identity is None or _identity(folder) == identity)
+    except (ManifestError, OSError):
+        same = False
+    if not same:
+        raise FolderChangedError(f"{folder} was replaced or its manifest changed while it was verified")
     text = json.dumps(report.to_dict(), indent=2) + "\n"
     write_text_atomic(folder / REPORT_NAME, text)  # inside the folder: never through a planted symlink
-    manifest.verification = report.summary()
-    manifest.write(folder)
+    current.verification = {**report.summary(), "manifest_sha256": manifest.digest}
+    current.write(folder)
+    manifest.verification = current.verification
 
 
-def _record(folder: Path, manifest: Manifest, report: VerificationReport) -> None:
-    """``write_report``, where a folder that cannot be written is a note, not a failure of the check."""
+def _record(folder: Path, manifest: Manifest, report: VerificationReport, identity: tuple[int, int] | None) -> None:
+    """``write_report``, where a folder that cannot be written or was replaced is a note, not a failed check."""
     try:
-        write_report(folder, manifest, report)
+        write_report(folder, manifest, report, identity)
+    except FolderChangedError as error:
+        report.record_notes.append(f"{error}: nothing recorded; run `exporter verify {folder}` again")
     except OSError as error:
         report.record_notes.append(f"could not record the result in {folder} ({error.strerror})")
 
@@ -188,8 +224,9 @@ class _RuntimeRun:
     """One artifact through its runtime: load from checked bytes, run every batch, read its tensors."""
 
     entry: ArtifactEntry
-    sidecars: list[str]  # files the artifact needs beside it (ONNX external data)
-    blobs: dict[str, bytes]
+    sidecars: list[ArtifactEntry]  # files the artifact needs beside it (ONNX external data)
+    folder: Path
+    checked: set[str]  # paths that passed the hash check
     device: torch.device
     specs: tuple[InputSpec, ...]
     output_names: tuple[str, ...]
@@ -198,12 +235,19 @@ class _RuntimeRun:
     def execute(self, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport):
         """Outputs by batch size, and the tensors the artifact holds (None when they cannot be read)."""
         result.notes += list(self.entry.details.get("warnings", []))
-        data = self.blobs.get(self.entry.path)
-        if data is None or any(path not in self.blobs for path in self.sidecars):
+        if any(e.path not in self.checked for e in (self.entry, *self.sidecars)):
             result.error = "not run: its file or a file it needs failed the hash check"
             return {}, None
+        try:  # read now, one artifact at a time, and checked again: these bytes are what is loaded
+            files = {e.path: read_checked(self.folder, e) for e in (self.entry, *self.sidecars)}
+        except ManifestError:
+            raise
+        except ExporterError as error:
+            result.error = f"not run: {first_line(error)}"
+            return {}, None
         try:
-            runner = runners.runner_for(self.entry.format, data, self.blobs, self.device, self.specs, self.output_names)
+            data = files[self.entry.path]
+            runner = runners.runner_for(self.entry.format, data, files, self.device, self.specs, self.output_names)
             runner.activate()
         except UsageError:
             raise  # a hostile file (external data pointing outside the folder): refuse outright

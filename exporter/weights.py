@@ -125,8 +125,12 @@ def _unwrap(obj: Any, path: Path, notes: list[str]) -> dict[str, torch.Tensor]:
     return obj
 
 
-def apply(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
-    """Strictly load ``state`` into ``model``; one CheckpointError lists every problem."""
+def apply(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> list[str]:
+    """Strictly load ``state`` into ``model``; one CheckpointError lists every problem.
+
+    Returns notes naming each dtype cast made (float64 weights into a float32 model, say);
+    integer values for a floating-point tensor are refused.
+    """
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
@@ -142,15 +146,30 @@ def apply(model: nn.Module, state: dict[str, torch.Tensor], where: str) -> None:
         problems.append(f"unexpected keys: {', '.join(unexpected)}")
     if shapes:
         problems.append(f"shape mismatches: {'; '.join(shapes)}")
+    integers = [
+        k for k, v in expected.items() if k in state and v.is_floating_point() and not state[k].is_floating_point()
+    ]
+    if integers:
+        problems.append(f"integer values for floating-point tensors: {', '.join(integers[:3])}")
     if problems:
         raise CheckpointError(f"{where} does not fit the model: {' | '.join(problems)}")
+    casts = sorted(
+        {
+            f"{state[k].dtype} to {v.dtype}".replace("torch.", "")
+            for k, v in expected.items()
+            if state[k].dtype != v.dtype
+        }
+    )
     model.load_state_dict(state, strict=True)
+    return [f"cast {cast}, the model's dtype (load_state_dict casts silently)" for cast in casts]
 
 
 def save_copy(model: nn.Module, folder: Path) -> str:
     """Write the model's loaded state into the artifact folder; returns its relative path."""
     state = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
-    torch.save(state, folder / FILE_NAME)
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    (folder / FILE_NAME).write_bytes(buffer.getbuffer())  # by Python: torch's C++ writer aborts on a full disk
     return FILE_NAME
 
 

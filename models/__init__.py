@@ -27,13 +27,13 @@ REGISTRY: dict[str, ModelEntry] = {
     for entry in (
         ModelEntry(
             name="mlp",
-            target="models.mlp:NeuralNetwork",
+            target="exporter.models.mlp:NeuralNetwork",
             input_shape=(1, 28, 28),
             description="the seed network: Flatten, 3 x (Linear, ReLU), 784-512-512-10, 669,706 parameters",
         ),
         ModelEntry(
             name="cnn",
-            target="models.cnn:ConvNet",
+            target="exporter.models.cnn:ConvNet",
             input_shape=(1, 28, 28),
             description="2 x (Conv, BatchNorm, ReLU, MaxPool), Dropout, Linear; 20,586 parameters",
         ),

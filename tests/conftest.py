@@ -7,10 +7,16 @@ so the fast tier cannot grow an export unnoticed.
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The signing key every export makes (exporter.trust) goes to a private folder of this test
+# session, never the user's ~/.config/exporter; subprocesses inherit it.
+os.environ["EXPORTER_CONFIG_DIR"] = tempfile.mkdtemp(prefix="exporter-test-config-")
 
 ROOT = Path(__file__).resolve().parent.parent
 BROKEN = ROOT / "tests" / "broken_models.py"

@@ -9,8 +9,7 @@ import onnx
 import pytest
 import torch
 
-import models
-from exporter import ExportConfig, export
+from exporter import ExportConfig, export, models
 from exporter.errors import ExportFailedError, UsageError
 
 from .conftest import BROKEN
@@ -106,7 +105,7 @@ def test_names_that_are_not_plain_folder_names_are_refused(tmp_path, name):
 
 @pytest.mark.slow
 def test_an_nn_module_instance_exports_with_its_own_weights(tmp_path):
-    from models.mlp import NeuralNetwork
+    from exporter.models.mlp import NeuralNetwork
 
     model = NeuralNetwork()
     result = export(model, ExportConfig(out=tmp_path, device="cpu"), example_input=torch.rand(2, 28, 28))
@@ -123,14 +122,18 @@ def test_export_and_verify_on_cuda(tmp_path):
 
 
 @pytest.mark.slow
-def test_staging_folders_left_by_a_killed_run_are_cleaned_but_fresh_ones_kept(tmp_path):
+def test_staging_folders_left_by_a_killed_run_are_cleaned_but_fresh_ones_and_the_users_kept(tmp_path):
     import os
     import time
 
-    stale, fresh = tmp_path / ".mlp.abc.partial", tmp_path / ".mlp.def.partial"
-    stale.mkdir()
-    fresh.mkdir()
+    from exporter.atomic import staging_folder
+
+    stale, fresh = staging_folder(tmp_path, "mlp").parent, staging_folder(tmp_path, "mlp").parent
+    users = tmp_path / ".mlp.before-retraining.old"
+    users.mkdir()
     day_ago = time.time() - 2 * 24 * 3600
-    os.utime(stale, (day_ago, day_ago))
+    for folder in (stale, users):
+        os.utime(folder, (day_ago, day_ago))
     export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("torchscript",), verify=False))
     assert not stale.exists() and fresh.exists()  # a fresh one may belong to a run in progress
+    assert users.exists()  # not marked as this tool's: never removed

@@ -11,8 +11,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-import models
-from exporter import ExportConfig, VerifyConfig, export, verify
+from exporter import ExportConfig, VerifyConfig, export, models, verify
 from exporter.errors import ExportFailedError, ManifestError, UsageError
 from exporter.runners.onnxruntime import runtime_max_opset
 

@@ -149,7 +149,7 @@ def test_an_npz_with_one_array_per_input_is_split_into_batches(tmp_path):
         (lambda p: np.save(p / "x.npy", np.zeros((3, 27, 28))), "must have shape"),
         (lambda p: (p / "x.npy").write_text("hello"), "not a readable"),
         (lambda _p: None, "does not exist"),
-        (lambda p: np.save(p / "x.npy", np.zeros((3, 28, 28), dtype=np.complex64)), "real numbers"),
+        (lambda p: np.save(p / "x.npy", np.zeros((3, 28, 28), dtype=np.complex64)), "complex numbers"),
     ],
     ids=["wrong-shape", "not-numpy", "missing", "complex"],
 )

@@ -31,15 +31,17 @@ def _entry(path: str, data: bytes) -> ArtifactEntry:
 def unreadable(monkeypatch):
     """Make reading files of the given names fail as a permission error would (the tests run as root,
     where chmod 000 does not stop a read)."""
+    import os
+
     names: set[str] = set()
-    read_bytes = Path.read_bytes
+    real_open = os.open
 
-    def refusing(path: Path) -> bytes:
-        if path.name in names:
+    def refusing(path, flags, *args, **kwargs):
+        if Path(path).name in names:
             raise PermissionError(errno.EACCES, "Permission denied", str(path))
-        return read_bytes(path)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", refusing)
+    monkeypatch.setattr(os, "open", refusing)
     return names
 
 
@@ -62,7 +64,7 @@ def test_sha256_is_the_standard_digest_and_one_changed_byte_changes_it(tmp_path)
 # --- check_all ------------------------------------------------------------------------------------
 
 
-def test_check_all_keeps_only_the_bytes_that_match_and_records_every_file(tmp_path, unreadable):
+def test_check_all_records_every_file_and_which_match(tmp_path, unreadable):
     (tmp_path / "good.onnx").write_bytes(b"good")
     (tmp_path / "changed.pt").write_bytes(b"changed after export")
     (tmp_path / "locked.pt2").write_bytes(b"locked")
@@ -75,8 +77,7 @@ def test_check_all_keeps_only_the_bytes_that_match_and_records_every_file(tmp_pa
         _entry("locked.pt2", b"locked"),
         _entry("folder.onnx", b"a file"),
     ]
-    blobs, checks = check_all(tmp_path, entries)
-    assert blobs == {"good.onnx": b"good"}
+    checks = check_all(tmp_path, entries)
     assert [c.path for c in checks] == [e.path for e in entries]  # every file, in the manifest's order
     by_path = {c.path: c for c in checks}
     assert by_path["good.onnx"] == HashCheck("good.onnx", entries[0].sha256, entries[0].sha256)
@@ -89,14 +90,19 @@ def test_check_all_keeps_only_the_bytes_that_match_and_records_every_file(tmp_pa
     assert [c.ok for c in checks] == [True, False, False, False, False]
 
 
-def test_check_all_reads_each_file_once(tmp_path, monkeypatch):
+def test_check_all_opens_each_file_once_and_keeps_none(tmp_path, monkeypatch):
+    import os
+
     for name in ("a.onnx", "b.pt"):
         (tmp_path / name).write_bytes(name.encode())
-    reads: list[str] = []
-    read_bytes = Path.read_bytes
-    monkeypatch.setattr(Path, "read_bytes", lambda path: reads.append(path.name) or read_bytes(path))
-    blobs, _ = check_all(tmp_path, [_entry("a.onnx", b"a.onnx"), _entry("b.pt", b"b.pt")])
-    assert sorted(reads) == ["a.onnx", "b.pt"] and blobs == {"a.onnx": b"a.onnx", "b.pt": b"b.pt"}
+    opened: list[str] = []
+    real_open = os.open
+    monkeypatch.setattr(
+        os, "open", lambda path, flags, *a: opened.append(Path(path).name) or real_open(path, flags, *a)
+    )
+    checks = check_all(tmp_path, [_entry("a.onnx", b"a.onnx"), _entry("b.pt", b"b.pt")])
+    assert sorted(opened) == ["a.onnx", "b.pt"] and all(c.ok for c in checks)
+    assert all(isinstance(c, HashCheck) for c in checks)  # checks only: a runtime reads its own file later
 
 
 def test_check_all_refuses_a_manifest_path_that_leaves_the_folder(tmp_path):
@@ -125,7 +131,7 @@ def test_read_checked_calls_a_missing_file_a_usage_error(tmp_path, make):
 def test_read_checked_calls_an_unreadable_file_a_usage_error(tmp_path, unreadable):
     (tmp_path / "model.pt").write_bytes(b"weights")
     unreadable.add("model.pt")
-    with pytest.raises(ArtifactDirError, match=r"cannot be read \(Permission denied\)"):
+    with pytest.raises(ArtifactDirError, match=r"cannot be read to load it \(Permission denied\)"):
         read_checked(tmp_path, _entry("model.pt", b"weights"))
 
 

@@ -44,7 +44,8 @@ def test_manifest_paths_are_relative_and_hashes_are_sha256(mlp_export):
         ("[]", "JSON object"),
         ('{"model": {}}', "lacks"),
         (
-            '{"model": {}, "input": {"shape": [1, 28, 28]}, "outputs": [{"name": "logits"}], "device": "cpu",'
+            '{"model": {}, "input": {"name": "input", "dtype": "float32", "shape": [1, 28, 28]},'
+            ' "outputs": [{"name": "logits"}], "device": "cpu",'
             ' "versions": {}, "artifacts": [{"format": "onnx", "path": "../../etc/passwd",'
             ' "sha256": "0", "bytes": 1}]}',
             "not a plain path",
@@ -139,7 +140,7 @@ def test_a_manifest_naming_an_import_path_imports_nothing_without_source(mlp_dir
 
 @pytest.mark.slow
 def test_a_schema_1_folder_is_read_as_one_float_input_and_still_verifies(mlp_dir):
-    from exporter import verify
+    from exporter import VerifyConfig, verify
 
     def to_schema_1(data):
         data["input"] = {**data.pop("inputs")[0], "dynamic_axes": {"input": {"0": "batch"}, "logits": {"0": "batch"}}}
@@ -153,4 +154,4 @@ def test_a_schema_1_folder_is_read_as_one_float_input_and_still_verifies(mlp_dir
     manifest = Manifest.load(mlp_dir)
     assert manifest.interface.inputs[0].shape == (1, 28, 28) and manifest.interface.inputs[0].axes == {0: "batch"}
     assert manifest.interface.outputs[0].shape == ("batch", 10)  # schema 1 made every axis 0 the batch
-    assert verify(mlp_dir, write=False).passed
+    assert verify(mlp_dir, VerifyConfig(trust=True), write=False).passed  # a hand-edited folder is untrusted

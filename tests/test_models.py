@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-import models
-from models.mlp import NeuralNetwork
+from exporter import models
+from exporter.models.mlp import NeuralNetwork
 
 
 def test_seed_network_has_the_articles_layers_and_669706_parameters():
@@ -46,7 +46,7 @@ def test_registry_has_no_unknown_names():
 
 
 def test_cnn_has_two_conv_blocks_and_20586_parameters():
-    from models.cnn import ConvNet
+    from exporter.models.cnn import ConvNet
 
     model = ConvNet()
     assert sum(p.numel() for p in model.parameters()) == 20_586
@@ -56,10 +56,29 @@ def test_cnn_has_two_conv_blocks_and_20586_parameters():
 
 
 def test_cnn_is_deterministic_in_eval_mode_only():
-    from models.cnn import ConvNet
+    from exporter.models.cnn import ConvNet
 
     model = ConvNet()
     x = torch.rand(8, 28, 28)
     assert not torch.equal(model.train()(x), model(x))  # Dropout live in training mode
     model.eval()
     assert torch.equal(model(x), model(x))
+
+
+HOSTILE_MODELS = "open({sentinel!r}, 'w').write('ran')\nREGISTRY = {{}}\n"
+
+
+@pytest.mark.parametrize("command", [["models"], ["export", "mlp", "--format", "onnx", "--no-verify"]], ids=str)
+def test_a_models_py_in_the_current_folder_never_runs(tmp_path, command):
+    import subprocess
+    import sys
+
+    sentinel = tmp_path / "sentinel"
+    (tmp_path / "models.py").write_text(HOSTILE_MODELS.format(sentinel=str(sentinel)))
+    run = subprocess.run([sys.executable, "-m", "exporter", *command], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert not sentinel.exists()
+    assert command[0] != "models" or "mlp" in run.stdout
+    # the control: a plain `import models` from that folder does run it
+    subprocess.run([sys.executable, "-c", "import models"], cwd=tmp_path, check=True)
+    assert sentinel.exists()

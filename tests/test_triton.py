@@ -64,6 +64,9 @@ def graph_dims(value) -> list[int | str]:
     return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in value.type.tensor_type.shape.dim]
 
 
+UNVERIFIED = TritonConfig(allow_unverified=True)  # for folders a test edits by hand: their verdict no longer matches
+
+
 def edit_manifest(folder: Path, change) -> None:
     data = json.loads((folder / "manifest.json").read_text())
     change(data)
@@ -188,7 +191,7 @@ def test_a_batch_baked_into_the_artifacts_turns_batching_off_with_a_note(mlp_dir
         data["outputs"][0]["shape"] = [1, 10]
 
     edit_manifest(mlp_dir, no_dynamic_axes)
-    result = write_repository(mlp_dir, tmp_path / "repo")
+    result = write_repository(mlp_dir, tmp_path / "repo", UNVERIFIED)
     onnx_config, ts_config = (parse(schema, m.path) for m in result.models)
     assert onnx_config.max_batch_size == 0 and list(onnx_config.input[0].dims) == [1, 28, 28]
     assert list(onnx_config.output[0].dims) == [1, 10] and not onnx_config.HasField("dynamic_batching")
@@ -291,9 +294,11 @@ def test_a_model_name_that_could_leave_the_repository_is_refused(mlp_dir, tmp_pa
 def test_a_failed_verification_is_noted_in_every_config(mlp_dir, tmp_path, repo):
     assert not any("FAILED" in m.config_text for m in repo.models)
     edit_manifest(mlp_dir, lambda data: data["verification"].update(passed=False))
-    result = write_repository(mlp_dir, tmp_path / "repo")
-    assert [m.name for m in result.models] == ["mlp_onnx", "mlp_torchscript"]  # a failed folder is still written
-    assert all("FAILED verification" in m.config_text for m in result.models)
+    with pytest.raises(ExporterError, match="recorded verification FAILED"):
+        write_repository(mlp_dir, tmp_path / "repo")
+    result = write_repository(mlp_dir, tmp_path / "repo", UNVERIFIED)
+    assert [m.name for m in result.models] == ["mlp_onnx", "mlp_torchscript"]  # written when the user says so
+    assert all("recorded verification FAILED" in m.config_text for m in result.models)
 
 
 def test_a_folder_without_a_manifest_is_refused(tmp_path):
@@ -307,7 +312,7 @@ def test_a_folder_without_a_manifest_is_refused(tmp_path):
 @pytest.mark.slow
 def test_an_onnx_only_folder_gives_only_the_onnx_model(mlp_dir, tmp_path):
     edit_manifest(mlp_dir, lambda data: data.update(artifacts=[a for a in data["artifacts"] if a["format"] == "onnx"]))
-    result = write_repository(mlp_dir, tmp_path / "repo")
+    result = write_repository(mlp_dir, tmp_path / "repo", UNVERIFIED)
     assert [m.name for m in result.models] == ["mlp_onnx"] and files(tmp_path / "repo") == EXPECTED_FILES[:2]
 
 
@@ -321,7 +326,7 @@ def test_a_torchscript_only_folder_takes_output_dtypes_from_the_manifest(mlp_dir
         data["outputs"][0]["dtype"] = dtype
 
     edit_manifest(mlp_dir, torchscript_only)
-    result = write_repository(mlp_dir, tmp_path / "repo")
+    result = write_repository(mlp_dir, tmp_path / "repo", UNVERIFIED)
     (model,) = result.models
     assert schema.DataType.Name(parse(schema, model.path).output[0].data_type) == triton_type
 
@@ -352,7 +357,7 @@ def tiny_onnx_folder(root: Path, output_type: int = TensorProto.FLOAT) -> Path:
 
 
 def test_int64_inputs_and_one_value_per_sample_outputs(tmp_path, schema):
-    result = write_repository(tiny_onnx_folder(tmp_path), tmp_path / "repo")
+    result = write_repository(tiny_onnx_folder(tmp_path), tmp_path / "repo", UNVERIFIED)
     config = parse(schema, result.models[0].path)
     assert schema.DataType.Name(config.input[0].data_type) == "TYPE_INT64" and list(config.input[0].dims) == [4]
     score = config.output[0]
@@ -364,7 +369,7 @@ def test_int64_inputs_and_one_value_per_sample_outputs(tmp_path, schema):
 def test_a_type_triton_cannot_serve_is_refused(tmp_path):
     folder = tiny_onnx_folder(tmp_path, output_type=TensorProto.COMPLEX64)
     with pytest.raises(ExportFailedError, match="COMPLEX64"):
-        write_repository(folder, tmp_path / "repo")
+        write_repository(folder, tmp_path / "repo", UNVERIFIED)
     assert not (tmp_path / "repo").exists()
 
 

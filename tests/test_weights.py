@@ -13,8 +13,8 @@ from safetensors.torch import save_file
 
 from exporter import ExportConfig, VerifyConfig, export, verify
 from exporter.errors import CheckpointError
+from exporter.models.mlp import NeuralNetwork
 from exporter.weights import read_state_dict
-from models.mlp import NeuralNetwork
 
 
 @pytest.fixture(scope="module")

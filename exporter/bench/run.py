@@ -26,11 +26,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import formats, inputs, reference, runners
+from .. import formats, inputs, reference, runners, trust
 from ..compare import OutputComparison, wilson_interval
 from ..config import BenchConfig, VerifyConfig
 from ..errors import UsageError, first_line
-from ..integrity import read_checked
+from ..integrity import hash_member, read_checked
 from ..interface import InputSpec
 from ..manifest import ArtifactEntry, Manifest
 from ..runners import Feed, Runner
@@ -62,8 +62,11 @@ def bench(
     config = config or BenchConfig()  # checked when it was made
     folder = Path(artifact_dir)
     manifest = Manifest.load(folder)
-    blobs = {entry.path: read_checked(folder, entry, "benchmark") for entry in manifest.artifacts}
+    for entry in manifest.artifacts:  # every file first, streamed: nothing is loaded unless all match
+        if hash_member_checked(folder, entry) is False:
+            read_checked(folder, entry, "benchmark")  # raises the one-line mismatch
     entries = formats.select(manifest.artifacts, config.runtimes)
+    untrusted = manifest.refusal(config.trust)
     threads = config.threads or available_cores()
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
@@ -71,11 +74,22 @@ def bench(
         run = _Run.start(folder, manifest, config, threads, progress, steps=1 + len(entries))
         run.eager()
         for entry in entries:
-            run.artifact(entry, blobs)
+            if untrusted and formats.FORMATS[entry.format].runs_code:
+                run.skip(entry, untrusted)
+            else:
+                run.artifact(entry, folder)
         run.report.peak = run.report.peak.combine(measure_matmul_peak(threads, runs=config.peak_runs))
     finally:
         torch.set_num_threads(previous_threads)
     return run.finish()
+
+
+def hash_member_checked(folder: Path, entry: ArtifactEntry) -> bool:
+    """Whether the file's streamed sha256 matches the manifest (a missing file raises, as ``read_checked``)."""
+    try:
+        return hash_member(folder, entry.path) == entry.sha256
+    except OSError:
+        return False
 
 
 @dataclass
@@ -117,7 +131,7 @@ class _Run:
             peak=measure_matmul_peak(threads, runs=config.peak_runs),
             onnxruntime_settings=tuned_settings(threads),
             config=config_dict(config, batch_sizes, threads),
-            verified=(manifest.verification or {}).get("passed"),
+            verified=(manifest.verdict or {}).get("passed"),  # only a verdict on this very manifest
             versions=machine_versions(),
         )
         steps *= len(batch_sizes)
@@ -133,14 +147,23 @@ class _Run:
         for b in self.feeds:
             self._measure(target, BenchResult("eager", "eager", b, threads=self.threads))
 
-    def artifact(self, entry: ArtifactEntry, blobs: dict[str, bytes]) -> None:
+    def skip(self, entry: ArtifactEntry, reason: str) -> None:
+        """Rows for a runtime not loaded because the folder is not trusted: they say so (exit 1)."""
+        for b in self.feeds:
+            row = BenchResult(formats.runtime_name(entry.format), entry.format, b, size_bytes=entry.bytes)
+            row.error = trust.advice([row.runtime], reason)
+            self._add(row)
+
+    def artifact(self, entry: ArtifactEntry, folder: Path) -> None:
         """Load one artifact, time it at every batch size, and free it before the next one loads."""
         runtime = formats.runtime_name(entry.format)
-        sidecars = sum(a.bytes for a in self.manifest.artifacts if a.path in self.manifest.side_files(entry))
-        rows = [BenchResult(runtime, entry.format, b, size_bytes=entry.bytes + sidecars) for b in self.feeds]
+        sidecars = [a for a in self.manifest.artifacts if a.path in self.manifest.side_files(entry)]
+        size = entry.bytes + sum(a.bytes for a in sidecars)
+        rows = [BenchResult(runtime, entry.format, b, size_bytes=size) for b in self.feeds]
+        files = {e.path: read_checked(folder, e, "benchmark") for e in (entry, *sidecars)}
         try:
             target = runners.runner_for(
-                entry.format, blobs[entry.path], blobs, torch.device("cpu"), self.specs, self.output_names,
+                entry.format, files[entry.path], files, torch.device("cpu"), self.specs, self.output_names,
                 threads=self.threads,
             )  # fmt: skip
             target.activate()

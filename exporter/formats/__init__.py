@@ -28,6 +28,11 @@ class Format:
     quantized: bool = False  # verified under the quantisation policy, not the fp32 tolerance
     triton: tuple[str, str] | None = None  # Triton (platform, backend) that serves it; None: not served
 
+    @property
+    def runs_code(self) -> bool:
+        """Loading it runs code the file carries (torch.jit.load, torch.export.load): only from trusted folders."""
+        return self.engine in ("torch.jit", "torch.export")
+
 
 EAGER = "eager"  # the reference runtime: the eager PyTorch model itself
 EAGER_LABEL = "PyTorch"

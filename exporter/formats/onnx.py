@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from .._capture import quiet_export
-from ..errors import ExportFailedError, ManifestError, first_line
+from ..errors import ExportFailedError, ManifestError, disk_error, first_line
 from . import ExportSpec
 from ._explain import explain_torch_export, strip_ansi
 
@@ -57,6 +57,8 @@ def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: E
         with quiet_export(warned), torch.no_grad():
             torch.onnx.export(model, args, str(path), **kwargs)
     except Exception as error:
+        if disk_error(error) is not None:
+            raise  # the disk, not the exporter: export() says so in one line
         raise ExportFailedError(_explain(error, onnx_exporter)) from error
     details: dict[str, Any] = {"exporter": onnx_exporter}
     if external_data:
@@ -108,6 +110,8 @@ def check(path: Path) -> None:
     try:
         onnx.checker.check_model(str(path), full_check=True)
     except Exception as error:
+        if disk_error(error) is not None:
+            raise
         raise ExportFailedError(
             f"the exported ONNX file fails onnx.checker: {first_line(error)}. Try another --opset or --onnx-exporter"
         ) from error
@@ -129,22 +133,51 @@ def _explain(error: BaseException, onnx_exporter: str) -> str:
     )
 
 
+def tensors_of(proto) -> list:
+    """Every TensorProto in the model: initializers, sparse initializers, node attributes (TENSOR,
+    TENSORS, SPARSE_TENSOR(S)) and, recursively, the graphs in attributes (If, Loop, Scan bodies)
+    and in model-local functions. Any of them may carry external data."""
+    found: list = []
+    graphs = [proto.graph]
+    nodes = [node for function in proto.functions for node in function.node]
+    while graphs or nodes:
+        if graphs:
+            graph = graphs.pop()
+            found += graph.initializer
+            for sparse in graph.sparse_initializer:
+                found += [sparse.values, sparse.indices]
+            nodes += graph.node
+            continue
+        for attribute in nodes.pop().attribute:
+            if attribute.HasField("t"):
+                found.append(attribute.t)
+            found += attribute.tensors
+            sparse = [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []
+            for item in [*sparse, *attribute.sparse_tensors]:
+                found += [item.values, item.indices]
+            if attribute.HasField("g"):
+                graphs.append(attribute.g)
+            graphs += attribute.graphs
+    return found
+
+
 def load_proto(data: bytes, files: dict[str, bytes]):
     """The model from hash-checked bytes, its external data taken only from hash-checked files.
 
-    An external data location must be a plain file name that the manifest lists (and so was
-    hash-checked); anything else (an absolute path, ``..``, a file the manifest does not
-    bind, a symlink) is refused with ManifestError.
+    Every tensor counts, subgraphs included (``tensors_of``). An external data location must be
+    a plain file name that the manifest lists (and so was hash-checked); anything else (an
+    absolute path, ``..``, a file the manifest does not bind, a symlink) is refused with
+    ManifestError. The result holds no external reference, so no runtime resolves one against
+    a directory (the current one included).
     """
     import onnx
     from onnx import TensorProto
 
-    proto = onnx.load_from_string(data)
-    tensors = [*proto.graph.initializer]
-    for node in proto.graph.node:
-        tensors += [a.t for a in node.attribute if a.HasField("t")]
-    for tensor in tensors:
+    proto = onnx.load_from_string(bytes(data))
+    for tensor in tensors_of(proto):
         if tensor.data_location != TensorProto.EXTERNAL:
+            if len(tensor.external_data):
+                raise ManifestError(f"the ONNX tensor {tensor.name!r} lists external data it does not use: refusing it")
             continue
         info = {entry.key: entry.value for entry in tensor.external_data}
         location = info.get("location", "")
@@ -154,10 +187,13 @@ def load_proto(data: bytes, files: dict[str, bytes]):
                 "of this artifact folder bound by its manifest: refusing it"
             )
         blob = files[location]
-        offset, length = int(info.get("offset", 0)), int(info.get("length", len(blob)))
+        try:
+            offset, length = int(info.get("offset", 0)), int(info.get("length", len(blob)))
+        except ValueError:
+            offset = length = -1
         if offset < 0 or length < 0 or offset + length > len(blob):
             raise ManifestError(f"the ONNX file's external data for {tensor.name!r} lies outside {location}")
-        tensor.raw_data = blob[offset : offset + length]
+        tensor.raw_data = bytes(blob[offset : offset + length])
         del tensor.external_data[:]
         tensor.data_location = TensorProto.DEFAULT
     return proto
@@ -177,7 +213,7 @@ def loadable(data: bytes, files: dict[str, bytes]) -> tuple[bytes | str, tempfil
     """
     import onnx
 
-    locations = _external_locations(onnx.load_from_string(data))
+    locations = _external_locations(onnx.load_from_string(bytes(data)))
     load_proto(data, {name: files[name] for name in locations if name in files})  # refuses hostile locations
     if len(data) + sum(len(files[name]) for name in locations) < PROTOBUF_LIMIT:
         return inline_bytes(data, files), None
@@ -190,15 +226,8 @@ def loadable(data: bytes, files: dict[str, bytes]) -> tuple[bytes | str, tempfil
 
 
 def _external_locations(proto) -> set[str]:
-    from onnx import TensorProto
-
-    return {
-        entry.value
-        for tensor in proto.graph.initializer
-        if tensor.data_location == TensorProto.EXTERNAL
-        for entry in tensor.external_data
-        if entry.key == "location"
-    }
+    """The locations every tensor's external data names (subgraphs included)."""
+    return {entry.value for tensor in tensors_of(proto) for entry in tensor.external_data if entry.key == "location"}
 
 
 def initializers(proto) -> dict:

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from .._capture import quiet_export
-from ..errors import ExportFailedError, first_line
+from ..errors import ExportFailedError, disk_error, first_line
 from . import FORMATS, ExportSpec
 from . import onnx as fp32
 
@@ -38,6 +38,8 @@ def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: E
         with quiet_export(warned):
             quantize_dynamic(str(source), str(path), weight_type=QuantType.QInt8)
     except Exception as error:
+        if disk_error(error) is not None:
+            raise
         raise ExportFailedError(f"int8 quantisation (onnxruntime.quantization) failed: {first_line(error)}") from error
     finally:
         fp32_bytes = source.stat().st_size

@@ -9,6 +9,7 @@ would specialise.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,14 @@ from ._explain import explain_torch_export
 
 def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:
     warned: list[str] = []
+    buffer = io.BytesIO()
     try:
         with quiet_export(warned), torch.no_grad():
             program = torch.export.export(model, args, dynamic_shapes=spec.dynamic_shapes())
-            torch.export.save(program, str(path))
+            torch.export.save(program, buffer)
     except Exception as error:
         raise ExportFailedError(
             explain_torch_export(error, "torch.export", ", or leave pt2 out of --format")
         ) from error
+    path.write_bytes(buffer.getbuffer())  # by Python: torch's C++ writer aborts the process on a full disk
     return {"method": "torch.export.export + torch.export.save", "warnings": warned}

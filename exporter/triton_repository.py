@@ -1,0 +1,102 @@
+"""A Triton model repository on disk: each model folder staged beside its target, then moved into place.
+
+Refuses a model path that is a symlink or a file, a non-empty model folder without ``force``,
+and a source artifact folder inside the repository (replacing a model folder could delete it).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .atomic import discard, make_folder, move_into_place, staging_folder
+from .errors import ArtifactDirError, DiskFullError, UsageError, disk_error
+from .integrity import copy_checked
+from .manifest import ArtifactEntry
+
+if TYPE_CHECKING:
+    from .triton import TritonModel
+
+VERSION = "1"  # the one version folder written per model
+
+
+class ModelFolderExistsError(UsageError):
+    """A model folder in the repository already holds files and ``force`` was not given (exit 2)."""
+
+
+def check_source_outside(folder: Path, repository: Path) -> None:
+    """Refuse a source folder inside REPOSITORY: replacing a model folder could delete the source itself."""
+    source, target = folder.resolve(), repository.resolve()
+    if source == target or target in source.parents:
+        raise UsageError(
+            f"{folder} lies inside the repository {repository}, where writing could replace it: "
+            "copy the artifact folder elsewhere first, or write another repository"
+        )
+
+
+def write_models(repository: Path, models: list[TritonModel], folder: Path, checked: dict, force: bool) -> None:
+    """Check every target, stage every model folder, then move each into place.
+
+    ``checked``: format -> (entry, the checked bytes to write, or None to copy the entry's file).
+    """
+    for model in models:
+        _check_target(repository / model.name, force)
+    _make_repository(repository)
+    staged: list[tuple[TritonModel, Path]] = []
+    try:
+        for model in models:
+            entry, data = checked[model.format]
+            staged.append((model, _stage(repository, model, folder, entry, data)))
+        for model, staging in staged:
+            target = repository / model.name
+            move_into_place(staging, target)
+            model.path = target
+    except OSError as error:
+        if disk_error(error) is not None:
+            raise DiskFullError.from_os(error, str(repository)) from None
+        raise ArtifactDirError(
+            f"cannot write the Triton repository {repository} ({error.strerror}): choose a writable folder"
+        ) from None
+    finally:
+        for _, staging in staged:
+            discard(staging)
+
+
+def _check_target(target: Path, force: bool) -> None:
+    """Refuse a model path that is a symlink or a file, or a non-empty folder without ``force``."""
+    if target.is_symlink():
+        raise ArtifactDirError(f"{target} is a symlink: refusing to write through it or replace it")
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise ArtifactDirError(f"{target} exists and is not a folder: move it away")
+    try:
+        occupied = any(target.iterdir())
+    except OSError as error:
+        raise ArtifactDirError(f"cannot read {target} ({error.strerror})") from None
+    if occupied and not force:
+        raise ModelFolderExistsError(f"{target} is not empty: pass --force to replace it")
+
+
+def _make_repository(repository: Path) -> None:
+    make_folder(repository, "REPOSITORY")
+
+
+def _stage(repository: Path, model: TritonModel, folder: Path, entry: ArtifactEntry, data: bytes | None) -> Path:
+    """A hidden, complete copy of the model folder beside its target.
+
+    ``data``: the checked bytes to write (ONNX, inlined); None: copy ``entry`` from ``folder`` in
+    chunks, hashing the bytes copied (a file changed since its check is refused, its copy removed).
+    """
+    staging = staging_folder(repository, model.name)
+    try:
+        (staging / "config.pbtxt").write_text(model.config_text)
+        (staging / VERSION).mkdir()
+        if data is not None:
+            (staging / VERSION / model.file_name).write_bytes(data)
+        else:
+            copy_checked(folder, entry, staging / VERSION / model.file_name)
+    except BaseException:
+        discard(staging)
+        raise
+    return staging

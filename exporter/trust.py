@@ -1,0 +1,190 @@
+"""Which artifact folders may have their code loaded: an HMAC over the manifest, with a local key.
+
+Loading a TorchScript (``torch.jit.load``) or pt2 (``torch.export.load``) file runs code the
+file carries; PyTorch has no safe mode for either (``torch.export.load`` unpickles with
+``weights_only=False``). ONNX files are data. So a folder's TorchScript and pt2 files are
+loaded only when the folder is *trusted*: its manifest carries a signature this machine
+made, or the user said so (``--trust-artifacts``, ``trust=True``).
+
+The signature is HMAC-SHA256 over the manifest's binding part (every key but the recorded
+``verification``, which ``verify`` rewrites, and the signature itself) as canonical JSON.
+The manifest binds every file by sha256, so the signature binds the files too. The key is
+32 random bytes in the user's config folder (``$EXPORTER_CONFIG_DIR``, else
+``$XDG_CONFIG_HOME/exporter``, else ``~/.config/exporter``), file ``signing-key`` (0600, in a
+0700 folder), made by the first export. A folder from another machine, an edited manifest or
+a missing signature all read as untrusted; ``exporter trust DIR`` signs a folder once its
+user has decided to trust it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import ArtifactDirError, ManifestError
+
+SCHEME = "hmac-sha256"
+KEY_FILE = "signing-key"
+UNBOUND_KEYS = ("verification", "signature")  # rewritten after signing: not part of the binding
+_DOMAIN = b"exporter manifest v1\n"  # a signature over anything else can never be replayed as one over a manifest
+TRUST_OPTION = "--trust-artifacts"
+
+
+def config_dir() -> Path:
+    """Where the signing key lives: $EXPORTER_CONFIG_DIR, $XDG_CONFIG_HOME/exporter or ~/.config/exporter."""
+    if os.environ.get("EXPORTER_CONFIG_DIR"):
+        return Path(os.environ["EXPORTER_CONFIG_DIR"])
+    if os.environ.get("XDG_CONFIG_HOME"):
+        return Path(os.environ["XDG_CONFIG_HOME"]) / "exporter"
+    return Path.home() / ".config" / "exporter"
+
+
+def binding(data: dict[str, Any]) -> bytes:
+    """The manifest's binding part as canonical JSON (sorted keys, no spaces, no NaN)."""
+    part = {k: v for k, v in data.items() if k not in UNBOUND_KEYS}
+    try:
+        return json.dumps(part, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    except (TypeError, ValueError) as error:
+        raise ManifestError(f"manifest.json holds a value JSON cannot state exactly ({error}): re-export") from None
+
+
+def binding_sha256(data: dict[str, Any]) -> str:
+    """The sha256 of the binding part: what a recorded verification names as the manifest it judged."""
+    return hashlib.sha256(binding(data)).hexdigest()
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(key).hexdigest()[:16]
+
+
+def load_key(create: bool = False) -> bytes | None:
+    """This user's signing key; None when there is none and ``create`` is False.
+
+    Raises ArtifactDirError (exit 2) when the key cannot be made or read, or is readable by others.
+    """
+    folder = config_dir()
+    path = folder / KEY_FILE
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        return _create_key(folder, path) if create else None
+    except OSError as error:
+        raise ArtifactDirError(f"cannot read the signing key {path} ({error.strerror}): fix it or remove it") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        text = handle.read(200).decode("ascii", "replace").strip()
+    if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
+        raise ArtifactDirError(f"the signing key {path} is readable by others: run chmod 600 {path}")
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ArtifactDirError(f"the signing key {path} is not 64 hex digits: remove it, and the next export makes one")
+    return key
+
+
+def _create_key(folder: Path, path: Path) -> bytes:
+    """32 random bytes, written to a temp file and linked into place (two first exports agree on one key)."""
+    try:
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temp = folder / f".{KEY_FILE}.{secrets.token_hex(8)}"
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(32) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process made it first: use theirs
+        finally:
+            temp.unlink(missing_ok=True)
+    except OSError as error:
+        raise ArtifactDirError(
+            f"cannot create the signing key in {folder} ({error.strerror}): set EXPORTER_CONFIG_DIR to a private, "
+            "writable folder"
+        ) from None
+    key = load_key(create=False)
+    assert key is not None
+    return key
+
+
+def sign(data: dict[str, Any], key: bytes) -> dict[str, str]:
+    """The ``signature`` entry for a manifest's dict."""
+    value = hmac.new(key, _DOMAIN + binding(data), hashlib.sha256).hexdigest()
+    return {"scheme": SCHEME, "key_id": key_id(key), "value": value}
+
+
+@dataclass(frozen=True)
+class TrustCheck:
+    """Whether a manifest's signature checks with this machine's key, and if not, why (one clause)."""
+
+    trusted: bool
+    reason: str = ""
+
+
+def check(data: dict[str, Any]) -> TrustCheck:
+    """Check a manifest's (raw, as read) dict against this machine's key. Never raises for a bad signature."""
+    signature = data.get("signature")
+    if signature is None:
+        return TrustCheck(False, "its manifest carries no signature")
+    if not isinstance(signature, dict) or signature.get("scheme") != SCHEME:
+        return TrustCheck(False, "its manifest's signature is not one this tool makes")
+    key = load_key(create=False)
+    if key is None:
+        return TrustCheck(False, f"this machine has no signing key ({config_dir() / KEY_FILE}) to check it with")
+    if signature.get("key_id") != key_id(key):
+        return TrustCheck(False, f"it was signed with another key ({str(signature.get('key_id'))[:16]!r})")
+    expected = sign(data, key)["value"]
+    if not hmac.compare_digest(str(signature.get("value", "")), expected):
+        return TrustCheck(False, "its manifest was changed after it was signed")
+    return TrustCheck(True)
+
+
+def refusal(data: dict[str, Any], trust: bool) -> str | None:
+    """None when the folder's code may be loaded; else why not, as one clause for a report."""
+    if trust:
+        return None
+    result = check(data)
+    return None if result.trusted else f"the folder is not trusted: {result.reason}"
+
+
+def advice(runtimes: list[str], reason: str) -> str:
+    """The one line a report gives for the runtimes it did not load."""
+    return (
+        f"{', '.join(runtimes)} not loaded ({reason}): loading TorchScript or pt2 runs the code they carry; "
+        f"pass {TRUST_OPTION} if you trust where this folder came from, or `exporter trust DIR` to sign it"
+    )
+
+
+def trust_folder(artifact_dir: str | Path) -> str:
+    """Sign ``artifact_dir``'s manifest with this machine's key (made if missing); returns the key id.
+
+    For a folder from elsewhere, once its user has decided to trust it: afterwards verify,
+    predict and bench load its TorchScript and pt2 files. Every file must first match its
+    sha256 in the manifest (ExporterError, exit 1, otherwise), so what is signed is what is there.
+    """
+    from .errors import ExporterError
+    from .integrity import check_all
+    from .manifest import Manifest
+
+    folder = Path(artifact_dir)
+    manifest = Manifest.load(folder)
+    bad = [h.path for h in check_all(folder, manifest.artifacts) if not h.ok]
+    if bad:
+        raise ExporterError(
+            f"{', '.join(bad)} in {folder} do not match their sha256 in the manifest: refusing to sign it; re-export"
+        )
+    key = load_key(create=True)
+    assert key is not None
+    manifest.sign(key)
+    manifest.write(folder)
+    return key_id(key)

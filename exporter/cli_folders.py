@@ -62,7 +62,8 @@ def trust_command(artifact_dir: Path) -> None:
     Example:
       exporter trust downloads/mlp
     """
-    from .trust import config_dir, trust_folder
+    from .manifest import sign_folder
+    from .trust import config_dir
 
-    key = trust_folder(artifact_dir)
+    key = sign_folder(artifact_dir)
     click.echo(f"signed {artifact_dir} with the key {key} in {config_dir()}: its TorchScript and pt2 files will load")

@@ -244,3 +244,27 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def sign_folder(artifact_dir: str | Path) -> str:
+    """Sign ``artifact_dir``'s manifest with this machine's key (made if missing); returns the key id.
+
+    For a folder from elsewhere, once its user has decided to trust it: afterwards verify,
+    predict and bench load its TorchScript and pt2 files. Every file must first match its
+    sha256 in the manifest (ExporterError, exit 1, otherwise), so what is signed is what is there.
+    """
+    from .errors import ExporterError
+    from .integrity import check_all
+
+    folder = Path(artifact_dir)
+    manifest = Manifest.load(folder)
+    bad = [h.path for h in check_all(folder, manifest.artifacts) if not h.ok]
+    if bad:
+        raise ExporterError(
+            f"{', '.join(bad)} in {folder} do not match their sha256 in the manifest: refusing to sign it; re-export"
+        )
+    key = trust.load_key(create=True)
+    assert key is not None
+    manifest.sign(key)
+    manifest.write(folder)
+    return trust.key_id(key)

@@ -7,15 +7,23 @@ and a source artifact folder inside the repository (replacing a model folder cou
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .atomic import discard, make_folder, move_into_place, staging_folder
 from .errors import ArtifactDirError, DiskFullError, UsageError, disk_error
 from .integrity import copy_checked
 from .manifest import ArtifactEntry
 
-if TYPE_CHECKING:
-    from .triton import TritonModel
+
+class TritonModel(Protocol):
+    """What this module needs of ``triton.TritonModel`` (imported by it, so not imported here)."""
+
+    name: str
+    format: str
+    config_text: str
+    file_name: str
+    path: Path | None
+
 
 VERSION = "1"  # the one version folder written per model
 

@@ -163,28 +163,3 @@ def advice(runtimes: list[str], reason: str) -> str:
         f"{', '.join(runtimes)} not loaded ({reason}): loading TorchScript or pt2 runs the code they carry; "
         f"pass {TRUST_OPTION} if you trust where this folder came from, or `exporter trust DIR` to sign it"
     )
-
-
-def trust_folder(artifact_dir: str | Path) -> str:
-    """Sign ``artifact_dir``'s manifest with this machine's key (made if missing); returns the key id.
-
-    For a folder from elsewhere, once its user has decided to trust it: afterwards verify,
-    predict and bench load its TorchScript and pt2 files. Every file must first match its
-    sha256 in the manifest (ExporterError, exit 1, otherwise), so what is signed is what is there.
-    """
-    from .errors import ExporterError
-    from .integrity import check_all
-    from .manifest import Manifest
-
-    folder = Path(artifact_dir)
-    manifest = Manifest.load(folder)
-    bad = [h.path for h in check_all(folder, manifest.artifacts) if not h.ok]
-    if bad:
-        raise ExporterError(
-            f"{', '.join(bad)} in {folder} do not match their sha256 in the manifest: refusing to sign it; re-export"
-        )
-    key = load_key(create=True)
-    assert key is not None
-    manifest.sign(key)
-    manifest.write(folder)
-    return key_id(key)

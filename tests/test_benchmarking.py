@@ -25,11 +25,10 @@ from exporter.bench.measure import MatmulPeak, count_flops, measure_matmul_peak
 from exporter.config import FORMATS
 from exporter.errors import ExporterError, UsageError
 from exporter.integrity import sha256_file
-from exporter.manifest import Manifest
+from exporter.manifest import Manifest, sign_folder
 from exporter.models.cnn import ConvNet
 from exporter.models.mlp import NeuralNetwork
 from exporter.progress import ProgressLine
-from exporter.trust import trust_folder
 
 FAST = BenchConfig(batch_sizes=(1, 3), warmup=1, warmup_s=0, repeats=2, min_time_s=0, peak_runs=1, accuracy_samples=12)
 RUNTIMES = ("eager", "torchscript", "onnxruntime", "pt2", "onnxruntime-int8")
@@ -346,7 +345,7 @@ def test_a_runtime_that_cannot_load_fails_its_rows_and_the_others_still_run(priv
     entry = manifest.artifact("onnx-int8")
     entry.sha256, entry.bytes = sha256_file(bad), bad.stat().st_size
     manifest.write(private_copy)
-    trust_folder(private_copy)  # the test's own edit: still a folder this machine trusts
+    sign_folder(private_copy)  # the test's own edit: still a folder this machine trusts
     result = bench(private_copy, FAST)
     failed = {(r.runtime, r.batch_size) for r in result.results if r.error}
     assert failed == {("onnxruntime-int8", 1), ("onnxruntime-int8", 3)}

@@ -24,8 +24,8 @@ import torch
 
 from exporter import ExportConfig, VerifyConfig, export, predict, verify
 from exporter.errors import ExporterError, UsageError
-from exporter.manifest import Manifest
-from exporter.trust import KEY_FILE, check, config_dir, key_id, load_key, trust_folder
+from exporter.manifest import Manifest, sign_folder
+from exporter.trust import KEY_FILE, check, config_dir, key_id, load_key
 
 from .helpers import restamp
 
@@ -159,7 +159,7 @@ def test_exporter_trust_signs_a_folder_after_its_hashes_check(mlp_dir):
     assert verify(mlp_dir, VerifyConfig(samples=20), write=False).passed
     (mlp_dir / "model.onnx").write_bytes(b"changed")  # a file that no longer matches is never signed
     with pytest.raises(ExporterError, match="refusing to sign"):
-        trust_folder(mlp_dir)
+        sign_folder(mlp_dir)
 
 
 def _evil_pickle(sentinel: Path) -> bytes:

@@ -33,7 +33,7 @@ def quiet_export(kept: list[str]) -> Iterator[None]:
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            with _fd_output(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
                 yield
     finally:
         for lg, level in zip(loggers, levels, strict=True):
@@ -45,3 +45,40 @@ def quiet_export(kept: list[str]) -> Iterator[None]:
             entry = f"{w.category.__name__}: {text.splitlines()[0]}" if text else ""
             if entry and not any(n in text for n in _NOISE) and entry not in kept:
                 kept.append(entry)
+
+
+LAST_OUTPUT: list[str] = []  # what the last quiet_export caught on the process's stdout and stderr
+
+
+@contextlib.contextmanager
+def _fd_output() -> Iterator[None]:
+    """Point file descriptors 1 and 2 at a temporary file: what C++ code and logging handlers bound to
+    the real streams print (a guard traceback, the legacy exporter's IR dump) never reaches the
+    terminal. The text is kept in LAST_OUTPUT, for a log the user can ask for."""
+    import os
+    import sys
+    import tempfile
+
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    try:
+        saved = [os.dup(1), os.dup(2)]
+    except OSError:  # no such descriptors (an embedding host): nothing to redirect
+        yield
+        return
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield
+        finally:
+            for stream in (sys.__stdout__, sys.__stderr__):
+                with contextlib.suppress(Exception):
+                    stream.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+            sink.seek(0)
+            LAST_OUTPUT[:] = [sink.read().decode(errors="replace")]

@@ -44,8 +44,9 @@ class OutputComparison:
     top1_agreement: float | None = None  # fraction of samples whose argmax agrees (ties allowed)
     top1_disagreements: int = 0
     tied_samples: int = 0  # samples whose reference maximum is shared by several classes
-    top1_agreement_within_tolerance: float | None = None  # quantised runtimes: near ties count as ties
+    top1_agreement_within_tolerance: float | None = None  # near ties (within atol + rtol) count as ties
     min_agreement: float | None = None
+    reference_rms: float | None = None  # float outputs: the scale the whole-output gate measures against
     samples: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -111,8 +112,39 @@ class OutputComparison:
                     f"expected {result.worst['expected']:.6g}, got {result.worst['actual']:.6g}"
                 )
         _top1(result, e, a, tolerance)
+        if np.issubdtype(expected.dtype, np.floating) and finite.any():
+            result.reasons += _whole_output_reasons(result, e[finite], tolerance)
         result.passed = not result.reasons
         return result
+
+
+def _whole_output_reasons(result: OutputComparison, e: np.ndarray, tolerance: Tolerance) -> list[str]:
+    """Gates on the output as a whole, so that its scale cannot fool the element rule: a constant
+    reference (nothing to judge: fail closed), the max diff against the reference's RMS, cosine,
+    and top-1 class changes that are not near ties."""
+    reasons = []
+    result.reference_rms = float(np.sqrt(np.mean(np.square(e))))
+    if tolerance.scale is not None and e.size > 1 and float(e.max()) == float(e.min()):
+        return [
+            f"the reference output is constant ({float(e.flat[0]):.6g} everywhere, {e.size} values): there is "
+            "nothing to judge; feed inputs that exercise the model (--input-range, --inputs)"
+        ]
+    if tolerance.scale is not None and result.max_abs_diff is not None:
+        bound = tolerance.scale * result.reference_rms
+        if result.max_abs_diff > bound:
+            ratio = result.max_abs_diff / result.reference_rms if result.reference_rms else math.inf
+            reasons.append(
+                f"max abs diff {result.max_abs_diff:.3g} is {ratio:.3g} x the reference's RMS "
+                f"{result.reference_rms:.3g}; at most {tolerance.scale:g} x is allowed"
+            )
+    cosine = result.cosine_similarity
+    if tolerance.min_cosine is not None and cosine is not None and cosine < tolerance.min_cosine:
+        reasons.append(f"cosine similarity {result.cosine_similarity:.6f} is below {tolerance.min_cosine:g}")
+    if tolerance.top1 and result.top1_agreement_within_tolerance is not None:
+        changed = round((1 - result.top1_agreement_within_tolerance) * result.samples)
+        if changed:
+            reasons.append(f"top-1 class differs on {changed} of {result.samples} samples, not near ties")
+    return reasons
 
 
 def _nonfinite_reasons(e: np.ndarray, a: np.ndarray, nan_policy: str) -> list[str]:
@@ -164,7 +196,7 @@ def _top1(result: OutputComparison, e: np.ndarray, a: np.ndarray, tolerance: Tol
     result.tied_samples = int((winners.sum(axis=1) > 1).sum())
     result.top1_disagreements = int((~agree).sum())
     result.top1_agreement = float(agree.mean()) if len(agree) else None
-    if tolerance.min_agreement is None or not len(agree):
+    if (tolerance.min_agreement is None and not tolerance.top1) or not len(agree):
         return
     result.min_agreement = tolerance.min_agreement
     with np.errstate(invalid="ignore"):

@@ -34,6 +34,18 @@ DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
     "bfloat16": (1e-2, 1e-2),
 }
 EXACT_DTYPES = ("int64", "int32", "int16", "int8", "uint8", "bool")  # compared exactly, whatever --atol says
+# Gates on a float output as a whole, so that an output's own scale cannot fool the element rule
+# (logits near 1e-5 pass any atol of 1e-5): (max abs diff / the reference's RMS, min cosine).
+# Measured on sound float32 exports (mlp, cnn, the models of models/examples.py): the ratio is
+# 1e-7 to 3e-6 and cosine 1 - 1e-12; broken ones (a frozen .item(), a branch taken wrongly)
+# reach 0.1 to 2 and cosines of 0.9 down to -0.7. 1e-3 and 0.9999 leave 300x room on the one
+# side and 100x on the other; half precisions scale with their epsilon.
+DEFAULT_GATES: dict[str, tuple[float, float]] = {
+    "float64": (1e-6, 0.999999),
+    "float32": (1e-3, 0.9999),
+    "float16": (1e-2, 0.999),
+    "bfloat16": (5e-2, 0.99),
+}
 # int8 weights (onnx-int8) move logits by the quantisation error: measured max abs diff
 # about 2.5e-3 on the seed network and the cnn (logits of size ~0.2). atol 0.01 leaves 4x
 # room; rtol 0.05 scales it for trained models with larger logits. Pass/fail also needs
@@ -58,6 +70,9 @@ class Tolerance:
     atol: float
     rtol: float
     min_agreement: float | None = None  # set for quantised runtimes: top-1 agreement needed to pass
+    scale: float | None = None  # float outputs: max |a - e| must be <= scale x the reference's RMS
+    min_cosine: float | None = None  # float outputs: cosine similarity with the reference at least this
+    top1: bool = False  # float outputs: every top-1 class change must be a near tie (within atol + rtol)
 
     def __post_init__(self) -> None:
         # NaN compares False with everything, so a NaN tolerance would pass every element: fail closed.
@@ -70,7 +85,8 @@ class Tolerance:
     def for_dtype(cls, dtype: str) -> Tolerance:
         """The documented default for ``dtype`` (float32's for unknown dtypes)."""
         atol, rtol = DEFAULT_TOLERANCES.get(dtype, DEFAULT_TOLERANCES["float32"])
-        return cls(atol=atol, rtol=rtol)
+        scale, min_cosine = DEFAULT_GATES.get(dtype, DEFAULT_GATES["float32"])
+        return cls(atol=atol, rtol=rtol, scale=scale, min_cosine=min_cosine, top1=True)
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,7 @@ class VerifyConfig:
     source: Path | None = None  # model file for artifacts exported from `file.py:Class`
     weights: Path | None = None  # original weights file, checked against the manifest's sha256
     trust: bool = False  # load TorchScript and pt2 (code) even when the folder's signature does not check
+    accept_tracer_warnings: bool = False  # pass a legacy ONNX export although its trace warned it froze a value
 
     def __post_init__(self) -> None:
         from .errors import InputSpecError, UsageError
@@ -137,9 +154,13 @@ class VerifyConfig:
             atol, rtol = QUANTIZED_TOLERANCE
             return Tolerance(atol=atol, rtol=rtol, min_agreement=self.min_agreement)
         default = Tolerance.for_dtype(dtype)
+        if self.atol is None and self.rtol is None:
+            return default
+        # Tolerances given by hand replace the whole-output gates too: the user has chosen the bound.
         return Tolerance(
             atol=default.atol if self.atol is None else self.atol,
             rtol=default.rtol if self.rtol is None else self.rtol,
+            top1=True,
         )
 
 

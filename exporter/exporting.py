@@ -23,7 +23,7 @@ from torch import nn
 from . import __version__, formats, inputs, reference, trust, weights
 from .atomic import current_umask, discard, make_folder, move_into_place, staging_folder
 from .config import ExportConfig
-from .errors import ArtifactDirError, DiskFullError, InputSpecError, UsageError, disk_error
+from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
 from .formats import ExportSpec
 from .interface import Interface, with_dynamic
 from .manifest import ArtifactEntry, Manifest
@@ -127,9 +127,13 @@ def export(
             example = inputs.example(specs, config.seed, device)
         else:
             example = {s.name: given[s.name].to(device=device, dtype=getattr(torch, s.dtype)) for s in specs}
+        state = reference.state_sha256(eager)  # before any forward: a forward may change the state
         outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output")
-        job = _Job(source, name, config, device, staging, Interface(specs, outputs), key)
-        entries = _write_artifacts(job, eager, export_example(example, specs))
+        job = _Job(source, name, config, device, staging, Interface(specs, outputs), key, state)
+        try:
+            entries = _write_artifacts(job, eager, export_example(example, specs))
+        except ExportFailedError as error:
+            raise ExportFailedError(f"{error}{_output_log()}") from error
         manifest = _write_manifest(job, eager, entries, weights_record)
         report = None
         if config.verify:
@@ -145,6 +149,21 @@ def export(
             raise DiskFullError.from_os(full, str(out)) from None
         raise
     return ExportResult(target, manifest, report)
+
+
+def _output_log() -> str:
+    """Where the exporter's full output went, for a failure's one line: kept in a log, never on the terminal."""
+    import tempfile
+
+    from ._capture import LAST_OUTPUT
+
+    text = "".join(LAST_OUTPUT).strip()
+    if not text:
+        return ""
+    handle, path = tempfile.mkstemp(prefix="exporter-export-", suffix=".log")
+    with open(handle, "w") as log:
+        log.write(text + "\n")
+    return f" (the exporter's full output: {path})"
 
 
 def _instance_source(model: nn.Module, config: ExportConfig, values: Any) -> tuple[ModelSource, dict | None]:
@@ -190,6 +209,7 @@ class _Job:
     staging: Path
     interface: Interface  # the inputs in forward's order, the flattened outputs
     key: bytes  # signs the manifest (trust.sign)
+    state_sha256: str  # the eager model's state before any forward ran (reference.state_sha256)
 
 
 def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]) -> list[ArtifactEntry]:
@@ -230,7 +250,7 @@ def _write_manifest(job: _Job, eager: nn.Module, entries: list[ArtifactEntry], w
             "seed": job.config.seed,
             "dtype": job.config.dtype,
             "parameters": reference.count_parameters(eager),
-            "state_sha256": reference.state_sha256(eager),
+            "state_sha256": job.state_sha256,
             "weights": weights_record,
         },
         inputs=[spec.to_manifest() for spec in job.interface.inputs],

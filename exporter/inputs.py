@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,10 +43,11 @@ class Case:
 
     batch: int
     sizes: tuple[tuple[str, int], ...] = ()  # (label, size) for dynamic axes other than the batch
+    draw: str = ""  # "normal": floats drawn normal whatever the set's distribution (the widened sweep)
 
     @property
     def label(self) -> str:
-        extra = ", ".join(f"{label}={size}" for label, size in self.sizes)
+        extra = ", ".join([*(f"{label}={size}" for label, size in self.sizes), *([self.draw] if self.draw else [])])
         return f"{self.batch} ({extra})" if extra else str(self.batch)
 
     def shape(self, spec: InputSpec) -> tuple[int, ...]:
@@ -173,12 +174,14 @@ class InputSet:
         export_batch: int,
         labels: dict[str, int] | None = None,
         quantized: bool = False,
+        sweep: tuple[Case, ...] = (),
     ) -> InputSet:
         """Seeded samples of every input for every case (see ``default_cases``).
 
         ``labels``: the example's size of each dynamic axis other than the batch. ``quantized``:
         a quantised runtime will be judged, so the default sample count is the larger one its
-        top-1 agreement gate needs (``VerifyConfig.samples_for``).
+        top-1 agreement gate needs (``VerifyConfig.samples_for``). ``sweep``: more cases, one batch
+        each, drawn after the others (so the others' samples are the same with or without them).
         """
         import torch
 
@@ -186,11 +189,12 @@ class InputSet:
         batches = math.ceil(config.samples_for(quantized) / sum(case.batch for case in cases))
         generator = torch.Generator().manual_seed(config.seed)
         groups: dict[Case, dict[str, np.ndarray]] = {}
-        for case in cases:
+        for case, count in [*((c, batches) for c in cases), *((c, 1) for c in sweep if c not in cases)]:
+            drawn = replace(config, distribution=case.draw) if case.draw else config
             groups[case] = {}
             for spec in specs:
                 shape = case.shape(spec)
-                groups[case][spec.name] = sample(generator, spec, (batches * case.batch, *shape[1:]), config)
+                groups[case][spec.name] = sample(generator, spec, (count * case.batch, *shape[1:]), drawn)
         return cls(groups, _origin(specs, config))
 
     @classmethod

@@ -164,6 +164,12 @@ def comparison_options(func: Callable) -> Callable:
         ),
         click.option("--allow-unused", is_flag=True, help="Do not fail on parameters forward never uses."),
         click.option(
+            "--accept-tracer-warnings",
+            is_flag=True,
+            help="Pass a legacy ONNX export although its trace warned that it froze a value or a size "
+            "(after you have checked the model's branches).",
+        ),
+        click.option(
             "--min-agreement",
             type=click.FloatRange(0, 1),
             default=DEFAULT_MIN_AGREEMENT,
@@ -187,6 +193,7 @@ def verify_config(**kw: Any) -> VerifyConfig:
         rtol=kw["rtol"],
         nan_policy=kw["nan_policy"],
         allow_unused=kw["allow_unused"],
+        accept_tracer_warnings=kw["accept_tracer_warnings"],
         min_agreement=kw["min_agreement"],
         inputs_path=kw.get("inputs"),
         save_inputs=kw.get("save_inputs"),

@@ -113,7 +113,9 @@ def describe_outputs(
     for label in sorted(labels):
         moved = _resized_run(model, example, specs, label)
         for shape, (_, leaf) in zip(shapes, moved or [], strict=False):
-            for axis, (before, after) in enumerate(zip(shape, leaf.shape, strict=False)):
+            if len(shape) != leaf.dim():
+                continue  # the rank itself moves (a squeeze at size 1): left concrete; verify names it
+            for axis, (before, after) in enumerate(zip(shape, leaf.shape, strict=True)):
                 if isinstance(before, int) and before != after:
                     shape[axis] = label
     return tuple(

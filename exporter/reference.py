@@ -72,11 +72,26 @@ def count_parameters(model: nn.Module) -> int:
 def state_sha256(model: nn.Module) -> str:
     """A digest of every parameter and buffer (name, dtype, shape, bytes), device independent."""
     digest = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict(keep_vars=False).items()):
-        t = tensor.detach().to("cpu").contiguous()
-        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+    for name, tensor_digest in sorted(state_digests(model).items()):
+        digest.update(f"{name}|{tensor_digest}|".encode())
     return digest.hexdigest()
+
+
+def state_digests(model: nn.Module) -> dict[str, str]:
+    """sha256 of each parameter and buffer (dtype, shape, bytes), by name: what tells which tensor a
+    forward pass changed."""
+    found = {}
+    for name, tensor in model.state_dict(keep_vars=False).items():
+        t = tensor.detach().to("cpu").contiguous()
+        digest = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
+        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+        found[name] = digest.hexdigest()
+    return found
+
+
+def changed(before: dict[str, str], after: dict[str, str]) -> list[str]:
+    """Names of the tensors whose digest differs between two ``state_digests``."""
+    return sorted(name for name in set(before) | set(after) if before.get(name) != after.get(name))
 
 
 def rebuild(

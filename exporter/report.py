@@ -16,16 +16,20 @@ class BatchResult:
     batch_size: int
     samples: int
     sizes: dict[str, int] = field(default_factory=dict)  # other dynamic axes' sizes (seq=16); empty: none
+    shape_error: str | None = None  # an output's shape breaks the declared interface
+    draw: str = ""  # "normal": the widened sweep's normally drawn inputs
     outputs: list[OutputComparison] = field(default_factory=list)
     error: str | None = None  # the runtime raised: its first line
 
     @property
     def passed(self) -> bool:
-        return self.error is None and bool(self.outputs) and all(self.outputs)
+        return self.error is None and self.shape_error is None and bool(self.outputs) and all(self.outputs)
 
     @property
     def label(self) -> str:
-        extra = ", ".join(f"{label}={size}" for label, size in self.sizes.items())
+        extra = ", ".join(
+            [*(f"{label}={size}" for label, size in self.sizes.items()), *([self.draw] if self.draw else [])]
+        )
         return f"{self.batch_size} ({extra})" if extra else str(self.batch_size)
 
 
@@ -80,6 +84,8 @@ class VerificationReport:
             for b in r.batches:
                 if b.error:
                     lines.append(f"{r.runtime} at batch {b.label}: raised {b.error}")
+                if b.shape_error:
+                    lines.append(f"{r.runtime} at batch {b.label}: {b.shape_error}")
                 for o in b.outputs:
                     lines += [f"{r.runtime} at batch {b.label}, {o.output}: {reason}" for reason in o.reasons]
             failed = r.error or any(not b.passed for b in r.batches)
@@ -178,7 +184,8 @@ class VerificationReport:
             for b in r.batches:
                 for o in b.outputs or [None]:
                     if o is None:
-                        rows.append((r.runtime, b.label, str(b.samples), *["-"] * 7, "FAIL (raised)"))
+                        state = "FAIL (shape)" if b.shape_error else "FAIL (raised)"
+                        rows.append((r.runtime, b.label, str(b.samples), *["-"] * 7, state))
                         continue
                     rows.append(
                         (
@@ -196,9 +203,7 @@ class VerificationReport:
                         )
                     )
         out += text_table(rows)
-        if any(
-            o.top1_agreement_within_tolerance is not None for r in self.runtimes for b in r.batches for o in b.outputs
-        ):
+        if any(o.min_agreement is not None for r in self.runtimes for b in r.batches for o in b.outputs):
             out.append(
                 "* quantised runtimes: in brackets, the share whose class is eager's or within the quantisation bound "
                 "of eager's maximum (a near tie); pass/fail uses the exact share, pooled over batch sizes: "
@@ -225,6 +230,18 @@ class VerificationReport:
             diffs = ", ".join(f"{rt} {_num(d)}" for rt, d in against.items())
             out.append(f"note: against the model in float32 (same weights, upcast; not judged), max abs diff: {diffs}")
         failures = self.failures
+        if not failures:  # on failure they are in the list below; on a pass they must still be seen
+            out += [f"warning: {r.runtime}: {n}" for r in self.runtimes for n in r.notes if "Warning" in n]
+        if self.reference.get("changed_by_first_call"):
+            names = ", ".join(self.reference["changed_by_first_call"])
+            out.append(
+                f"note: forward changed {names} on its first call only (an in-place clamp?); later calls did not"
+            )
+        if self.reference.get("widened"):
+            out.append(
+                "note: an export warned that a trace froze a value or a size: verified at more batch sizes and "
+                "on normally drawn inputs too"
+            )
         out.append("")
         if failures:
             out.append(f"FAILED: {len(failures)} problem(s)")
@@ -270,7 +287,7 @@ def _agreement(o: OutputComparison) -> str:
     if o.top1_agreement is None:
         return "-"
     text = f"{100 * o.top1_agreement:.1f}%"
-    if o.top1_agreement_within_tolerance is not None:
+    if o.min_agreement is not None and o.top1_agreement_within_tolerance is not None:  # quantised: near ties too
         text += f" ({100 * o.top1_agreement_within_tolerance:.1f}%*)"
     return text
 

@@ -127,7 +127,8 @@ def test_output_names_can_be_given_and_a_wrong_count_is_refused(tmp_path):
 def test_recurrent_and_transformer_layers_exported_from_batch_1_stay_dynamic(tmp_path, cls, width):
     result = _export(tmp_path, cls, input_shape=(1, 5, width))
     assert result.passed, result.report.failures
-    assert {b.batch_size for r in result.report.runtimes for b in r.batches} == {1, 64}
+    batches = {b.batch_size for r in result.report.runtimes for b in r.batches}
+    assert {1, 64, 128} <= batches  # the batch is dynamic: every batch size passes, past 100 too
 
 
 # --- half precision -----------------------------------------------------------------------------------

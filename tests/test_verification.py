@@ -16,12 +16,14 @@ from .helpers import change_onnx_weight, restamp
 pytestmark = pytest.mark.slow  # every test verifies an exported folder
 
 
-def test_a_fresh_export_passes_at_two_batch_sizes(mlp_dir):
+def test_a_fresh_export_passes_at_1_64_and_one_batch_past_100(mlp_dir):
     report = verify(mlp_dir, VerifyConfig(samples=200))
     assert report.passed, report.failures
-    assert report.batch_sizes == [1, 64]
+    assert report.batch_sizes == [1, 64, 128]
     assert {r.runtime for r in report.runtimes} == {"torchscript", "onnxruntime"}
-    assert all(len(r.batches) == 2 and r.passed for r in report.runtimes)
+    assert all(len(r.batches) == 3 and r.passed for r in report.runtimes)
+    given = verify(mlp_dir, VerifyConfig(samples=200, batch_sizes=(1, 64)), write=False)
+    assert given.batch_sizes == [1, 64]  # --batch-size given: exactly those
     assert report.parameters.eager_total == 669_706
     assert {k: a.total for k, a in report.parameters.artifacts.items()} == {
         "torchscript": 669_706,

@@ -121,8 +121,8 @@ def _explain(error: BaseException, onnx_exporter: str) -> str:
     if onnx_exporter == "dynamo":
         return explain_torch_export(
             error, "ONNX export (dynamo exporter, torch.export step)",
-            ", or --onnx-exporter legacy (it traces the branch the example takes; the verifier then checks "
-            "that on other inputs)",
+            ", or --onnx-exporter legacy, which freezes the path the example takes (a value branch is then "
+            "decided once, for every input; verification asks you to --accept-tracer-warnings when the trace warns)",
         )  # fmt: skip
     root = error
     while root.__cause__ is not None:

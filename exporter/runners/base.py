@@ -94,6 +94,10 @@ class Runner:
             raise RuntimeError(f"{self.runtime} runner used outside its `with` block")
         return self._tensors()
 
+    def declared_shapes(self) -> dict[str, list[int | None]]:
+        """Each output's shape as the artifact itself declares it (None: a symbolic size); {}: it declares none."""
+        return {}
+
     def settings(self) -> dict[str, Any]:
         """How the runtime is configured, as a report records it."""
         return {}

@@ -113,6 +113,9 @@ class OnnxRuntimeRunner(Runner):
         proto = onnx.load(self.data) if isinstance(self.data, str) else onnx.load_from_string(self.data)
         return onnx_file.initializers(proto)
 
+    def declared_shapes(self) -> dict[str, list[int | None]]:
+        return {o.name: [d if isinstance(d, int) else None for d in o.shape] for o in self.session.get_outputs()}
+
     def settings(self) -> dict[str, Any]:
         if self.threads is None:
             return {"providers": self.session.get_providers() if self.session else [], "defaults": True}

@@ -95,6 +95,7 @@ class VerifyConfig:
     source: Path | None = None  # model file for artifacts exported from `file.py:Class`
     weights: Path | None = None  # original weights file, checked against the manifest's sha256
     trust: bool = False  # load TorchScript and pt2 (code) even when the folder's signature does not check
+    localize: bool | None = None  # find the first module that differs: None on failure, True always, False never
 
     def __post_init__(self) -> None:
         from .errors import InputSpecError, UsageError

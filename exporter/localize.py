@@ -63,12 +63,13 @@ def localize_runtimes(
         if result.error or not result.batches or (config.localize is None and result.passed):
             continue
         failing = next((b for b in result.batches if not b.passed), result.batches[0])
-        case = next(c for c in feeds.groups if c.batch == failing.batch_size and dict(c.sizes) == failing.sizes)
-        feed = next(iter(feeds.batches(case)))
-        entry = entries[result.artifact]
         start = time.perf_counter()
         try:
-            found = _localize(entry, folder, manifest, checked, model, device, interface, feed, config)
+            case = next(c for c in feeds.groups if c.batch == failing.batch_size and dict(c.sizes) == failing.sizes)
+            feed = next(iter(feeds.batches(case)))
+            found = _localize(
+                entries[result.artifact], folder, manifest, checked, model, device, interface, feed, config
+            )
         except Exception as error:  # an artifact that cannot be run this way: say so, never guess
             found = {"module": None, "note": f"cannot be opened up: {first_line(error)}"}
         found["batch"] = failing.label

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import tolerance as tolerance_needed
 from .config import MAX_SAMPLES, QUANTIZED_SAMPLES, Tolerance
 
 
@@ -49,6 +50,9 @@ class OutputComparison:
     reference_rms: float | None = None  # float outputs: the scale the whole-output gate measures against
     samples: int = 0
     reasons: list[str] = field(default_factory=list)
+    # failing only: the smallest atol (rtol as given) and rtol (atol as given) that pass, and the
+    # reference's statistics; atol None when no tolerance can pass (NaN/Inf, shapes), with "why"
+    required_tolerance: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -75,6 +79,7 @@ class OutputComparison:
         )
         if expected.shape != actual.shape:
             result.reasons.append(f"shape {tuple(actual.shape)} differs from the reference's {tuple(expected.shape)}")
+            result.required_tolerance = tolerance_needed.unavailable("the shapes differ: no tolerance compares them")
             return result
         if expected.dtype != actual.dtype:
             result.reasons.append(f"dtype {actual.dtype} differs from the reference's {expected.dtype}")
@@ -115,6 +120,7 @@ class OutputComparison:
         if np.issubdtype(expected.dtype, np.floating) and finite.any():
             result.reasons += _whole_output_reasons(result, e[finite], tolerance)
         result.passed = not result.reasons
+        result.required_tolerance = _required(result, e, a, finite, tolerance, nan_policy)
         return result
 
 
@@ -145,6 +151,17 @@ def _whole_output_reasons(result: OutputComparison, e: np.ndarray, tolerance: To
         if changed:
             reasons.append(f"top-1 class differs on {changed} of {result.samples} samples, not near ties")
     return reasons
+
+
+def _required(result: OutputComparison, e, a, finite, tolerance: Tolerance, nan_policy: str) -> dict[str, Any] | None:
+    """The tolerance that would have passed a comparison failing element-wise; None otherwise."""
+    if result.passed:
+        return None
+    if _nonfinite_reasons(e, a, nan_policy):
+        return tolerance_needed.unavailable("NaN/Inf values do not pass at any tolerance")
+    if not result.mismatched_elements:
+        return None  # within tolerance: it failed on something else (top-1 agreement, dtype)
+    return tolerance_needed.required(e[finite], a[finite], tolerance.atol, tolerance.rtol)
 
 
 def _nonfinite_reasons(e: np.ndarray, a: np.ndarray, nan_policy: str) -> list[str]:

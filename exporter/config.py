@@ -112,6 +112,7 @@ class VerifyConfig:
     weights: Path | None = None  # original weights file, checked against the manifest's sha256
     trust: bool = False  # load TorchScript and pt2 (code) even when the folder's signature does not check
     accept_tracer_warnings: bool = False  # pass a legacy ONNX export although its trace warned it froze a value
+    localize: bool | None = None  # find the first module that differs: None on failure, True always, False never
 
     def __post_init__(self) -> None:
         from .errors import InputSpecError, UsageError

@@ -176,6 +176,12 @@ def comparison_options(func: Callable) -> Callable:
             show_default=True,
             help="Quantised (int8) runtimes: share of samples whose top-1 class must agree with eager.",
         ),
+        click.option(
+            "--localize/--no-localize",
+            default=None,
+            help="Find the first module whose output differs from eager's (ONNX, pt2). Default: only for a runtime "
+            "that fails.",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
@@ -202,6 +208,7 @@ def verify_config(**kw: Any) -> VerifyConfig:
         source=kw.get("source"),
         weights=kw.get("weights"),
         trust=kw.get("trust", False),
+        localize=kw.get("localize"),
     )
 
 

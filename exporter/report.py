@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from . import tolerance
 from .compare import OutputComparison
 from .integrity import HashCheck
 from .parameters import ParameterReport
@@ -43,6 +44,9 @@ class RuntimeResult:
     batches: list[BatchResult] = field(default_factory=list)
     seconds: float = 0.0  # time spent inside infer() over all batches
     reasons: list[str] = field(default_factory=list)  # failures over all batches (pooled top-1 agreement)
+    # localize.py: the first module whose output differs ({"module", "type", "max_abs", ...}), or
+    # {"module": None, "note": why none was found or why the artifact cannot be opened up}; None: not run
+    first_divergence: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -249,7 +253,43 @@ class VerificationReport:
         else:
             names = ", ".join(["eager", *(r.runtime for r in self.runtimes)])
             out.append(f"PASSED: {names} agree on {self.samples} samples, and the parameters match")
+        diagnosis = _diagnosis(self.runtimes)
+        if diagnosis:
+            out += ["", "where and by how much:", *(f"  {line}" for line in diagnosis)]
         return "\n".join(out)
+
+
+def _diagnosis(runtimes: list[RuntimeResult]) -> list[str]:
+    """Per failing runtime: the tolerance each failing output needed, and the first divergence."""
+    lines = []
+    for r in runtimes:
+        needed: dict[str, list[dict[str, Any]]] = {}
+        for b in r.batches:
+            for o in b.outputs:
+                if o.required_tolerance is not None:
+                    needed.setdefault(o.output, []).append(o.required_tolerance)
+        outputs = {o.output for b in r.batches for o in b.outputs}
+        for name, found in needed.items():
+            lines.append(
+                tolerance.line(r.runtime if len(outputs) == 1 else f"{r.runtime}/{name}", tolerance.pooled(found))
+            )
+        if r.first_divergence is not None:
+            lines.append(f"{r.runtime}: {divergence_text(r.first_divergence)}")
+    return lines
+
+
+def divergence_text(found: dict[str, Any]) -> str:
+    """``first divergence: linear_relu_stack.2 (Linear) max abs diff 0.49 ...``, or why there is none."""
+    if found.get("module") is None:
+        return found["note"]
+    module = found["module"] or "(the model itself)"
+    text = f"first divergence: {module} ({found['type']}) max abs diff {found['max_abs']:.3g}"
+    if found.get("max_rel") is not None:
+        text += f", max rel diff {found['max_rel']:.3g}"
+    text += f"; the {found['agreeing']} module(s) before it agree"
+    if found.get("line"):
+        text += f"; called at {found['line']}"
+    return text
 
 
 MAX_PARAMETER_ROWS = 40  # beyond this the per-parameter table is cut; verification.json has every row

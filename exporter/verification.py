@@ -157,6 +157,10 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         if found is not None:
             tensors[result.runtime] = found
 
+    if config.localize is not False:
+        from .localize import localize_runtimes
+
+        localize_runtimes(report, folder, manifest, checked, model, device, feeds, config)
     example_sizes = {**interface.labels, "batch": manifest.export_batch}
     for result in report.runtimes:
         result.reasons += _frozen_axes(result, example_sizes)

@@ -1,0 +1,125 @@
+"""What verification judges beyond comparing outputs element by element.
+
+Which cases to run besides the default ones (a batch past 100; more when a trace warned that it
+froze a value or a size), whether every output keeps its declared shape, whether the eager
+reference is deterministic and whether forward changes the model's own state, which dynamic axis
+an artifact froze, and whether a legacy trace's warning still needs the user's word.
+"""
+
+from __future__ import annotations
+
+from . import formats
+from .compare import OutputComparison
+from .config import Tolerance, VerifyConfig
+from .inputs import Case
+from .manifest import Manifest
+from .report import BatchResult, RuntimeResult, VerificationReport
+
+LARGE_BATCH = 128  # one batch past 100 by default: a branch on the batch size (>= 100, say) is caught
+TRACE_WARNINGS = ("Converting a tensor to a Python", "TracerWarning", "might cause the trace to be incorrect")
+
+
+def sweep(config: VerifyConfig, manifest: Manifest, labels: dict[str, int]) -> tuple[Case, ...]:
+    """Cases beyond the default ones, one batch each: a batch past 100 (unless --batch-size was
+    given); and, when an export warned that it froze a value or a size, odd batch sizes and
+    normally drawn inputs too, so a frozen path meets inputs that leave it."""
+    example = tuple(sorted(labels.items()))
+    cases = [] if config.batch_sizes else [Case(LARGE_BATCH, example)]
+    if traced_warnings(manifest):
+        cases += [Case(3, example), Case(100, example), Case(1, example, "normal"), Case(64, example, "normal")]
+    return tuple(cases)
+
+
+def traced_warnings(manifest: Manifest) -> list[str]:
+    """Each artifact's recorded warnings that say a trace froze a value or a size, as 'runtime: warning'."""
+    found = []
+    for entry in manifest.artifacts:
+        for warning in entry.details.get("warnings", []):
+            if any(marker in warning for marker in TRACE_WARNINGS):
+                found.append(f"{formats.runtime_name(entry.format)}: {warning}")
+    return found
+
+
+def check_determinism(first, second, tolerances: dict[str, Tolerance], report: VerificationReport, mutated) -> None:
+    worst = 0.0
+    for b, outs in first.items():
+        for name, values in outs.items():
+            cmp = OutputComparison.from_arrays(name, values, second[b][name], tolerances[name], "match")
+            if cmp.max_abs_diff is not None:
+                worst = max(worst, cmp.max_abs_diff)
+            if not cmp.passed:
+                report.reference["deterministic"] = False
+    report.reference.setdefault("deterministic", bool(first))
+    report.reference["max_abs_diff_between_runs"] = worst
+    if mutated:  # the cause, named: forward changes the model's own tensors on every call
+        report.reference["mutated_by_forward"] = mutated
+        names = ", ".join(mutated[:5]) + (f" and {len(mutated) - 5} more" if len(mutated) > 5 else "")
+        report.problems.append(
+            f"forward changes the model's state on every call ({names} differ after each run): no exported "
+            "artifact, which holds one state, can agree with it; keep running statistics out of forward "
+            "in eval mode"
+        )
+    elif report.reference["deterministic"] is False:
+        report.problems.append(
+            f"the eager reference is nondeterministic: two runs on the same inputs differ (max abs diff {worst:.3g}); "
+            "a Dropout forced on, or random ops in forward, make every comparison meaningless"
+        )
+
+
+def shape_mismatch(outs, declared: dict, artifact: dict, case: Case, samples: int) -> str | None:
+    """Where an output's shape breaks the interface: the manifest's shape (labels resolved for this
+    case) or the artifact's own declaration. The batch is axis 0, concatenated over the case's batches."""
+    sizes = {"batch": samples, **dict(case.sizes)}
+    for name, value in outs.items():
+        shape = tuple(value.shape)
+        want = [sizes.get(d) if isinstance(d, str) else d for d in declared.get(name, shape)]
+        own = artifact.get(name)
+        own = None if own is None else [samples if i == 0 and d is None else d for i, d in enumerate(own)]
+        for what, expected in (("the manifest declares", want), ("the artifact itself declares", own)):
+            if expected is None:
+                continue
+            if len(expected) != len(shape) or any(
+                e is not None and e != d for e, d in zip(expected, shape, strict=False)
+            ):
+                shown = ", ".join("?" if e is None else str(e) for e in expected)
+                return f"output {name!r} has shape {shape} over {samples} samples where {what} ({shown})"
+    return None
+
+
+def unacknowledged_trace(manifest: Manifest, result: RuntimeResult, accepted: bool) -> list[str]:
+    """A legacy ONNX export whose trace warned that it froze a value or a size needs the user's word.
+
+    Tracing records the one path the example took; uniform random inputs may never take another,
+    so a pass on them proves little. The user names --accept-tracer-warnings once they have checked.
+    """
+    entry = manifest.artifact(result.format)
+    if accepted or entry is None or entry.details.get("exporter") != "legacy":
+        return []
+    warned = [w for w in entry.details.get("warnings", []) if any(m in w for m in TRACE_WARNINGS)]
+    if not warned:
+        return []
+    return [
+        f"exported by the legacy (tracing) ONNX exporter, which warned that it froze a value or a size "
+        f"({warned[0][:120]}): inputs that take another path may never have been tried; check the model's "
+        "branches, then pass --accept-tracer-warnings"
+    ]
+
+
+def frozen_axes(result: RuntimeResult, example_sizes: dict[str, int]) -> list[str]:
+    """Name a dynamic axis the artifact froze: it passes exactly where that axis has the example's size."""
+    passing = [b for b in result.batches if b.passed]
+    failing = [b for b in result.batches if not b.passed]
+    found = []
+    for label, size in example_sizes.items():
+
+        def at(b: BatchResult, label: str = label) -> int | None:
+            return b.batch_size if label == "batch" else b.sizes.get(label)
+
+        if passing and failing and all(at(b) == size for b in passing) and all(at(b) != size for b in failing):
+            others = ", ".join(sorted({str(at(b)) for b in failing}))
+            found.append(
+                f"{label} is frozen to {size}: it passes only where {label} is {size} (the export example's) and "
+                f"fails at {label} {others}; make forward keep {label} symbolic (no int(x.shape[...]), no Python "
+                "arithmetic on sizes)"
+            )
+    return found

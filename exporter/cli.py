@@ -196,7 +196,18 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
 @click.argument("artifact_dir", type=click.Path(path_type=Path))
 @seed_option("Seeds the random inputs.")
 @device_option("Device to verify on (default: the export's).")
-@click.option("--inputs", type=click.Path(path_type=Path), help="Replay inputs from an .npz (or .npy) file.")
+@click.option(
+    "--inputs",
+    type=click.Path(path_type=Path),
+    help="Replay inputs from an .npz (or .npy) file. An .npz with 'inputs' and 'labels' arrays (or one array per "
+    "input name and 'labels') adds accuracy per runtime.",
+)
+@click.option(
+    "--max-accuracy-drop",
+    type=click.FloatRange(0, 1),
+    help="With labelled --inputs: int8 runtimes pass when their accuracy is at most this share below eager's "
+    "(0.005: half a point), instead of by top-1 agreement.",
+)
 @click.option("--save-inputs", type=click.Path(path_type=Path), help="Save the inputs used, as .npz.")
 @click.option("--save-outputs", type=click.Path(path_type=Path), help="Save every runtime's outputs, as .npz.")
 @json_option("the report (it is recorded in the folder as verification.json too, unless --no-record)")
@@ -222,6 +233,7 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
       exporter verify artifacts/mlp --samples 5000 --batch-size 1 --batch-size 256 --atol 1e-6
       exporter verify artifacts/mlp --samples 100 --no-record   # a quick look that records nothing
       exporter verify artifacts/mlp --inputs my_images.npz --json report.json
+      exporter verify artifacts/mlp --inputs test.npz --max-accuracy-drop 0.005   # inputs + labels
     """
     from .manifest import Manifest
 

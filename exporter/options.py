@@ -188,6 +188,7 @@ def verify_config(**kw: Any) -> VerifyConfig:
         nan_policy=kw["nan_policy"],
         allow_unused=kw["allow_unused"],
         min_agreement=kw["min_agreement"],
+        max_accuracy_drop=kw.get("max_accuracy_drop"),
         inputs_path=kw.get("inputs"),
         save_inputs=kw.get("save_inputs"),
         save_outputs=kw.get("save_outputs"),

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import formats, inputs, reference, runners, trust
+from . import accuracy, formats, inputs, reference, runners, trust
 from .compare import OutputComparison, pooled_agreement, small_sample_note
 from .config import Tolerance, VerifyConfig
 from .errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
@@ -85,6 +85,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         feeds = InputSet.generate(specs, config, manifest.export_batch, interface.labels, quantized)
     if config.save_inputs:
         feeds.save(config.save_inputs)
+    scored = interface.outputs[0]  # accuracy: the argmax of the first output
+    by_accuracy = accuracy.check_inputs(feeds, config, scored)  # the int8 gate: an accuracy drop on labelled data
 
     tolerances = {o.name: config.tolerance(o.dtype) for o in interface.outputs}  # eager and fp32 runtimes
     report = VerificationReport(
@@ -120,6 +122,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         again = _run_all(eager, feeds, report_errors=report.problems)
         report.reference["seconds"] = sum(eager.inference_times) / 2  # per run
     _check_determinism(expected, again, tolerances, report)
+    if feeds.labels is not None and expected:  # the class count from what eager returned, where the manifest has none
+        accuracy.check_labels(feeds.labels, next(iter(expected.values()))[scored.name].shape, scored.name, feeds.origin)
 
     outputs: dict[str, dict[Case, dict[str, np.ndarray]]] = {"eager": expected}
     tensors: dict[str, dict[str, np.ndarray]] = {}
@@ -130,7 +134,10 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         if entry.format not in formats.FORMATS:
             report.problems.append(f"{entry.path}: unknown format {entry.format!r}; this exporter cannot check it")
             continue
-        runtime_tolerances = {o.name: config.tolerance(o.dtype, _is_quantized(entry)) for o in interface.outputs}
+        q = _is_quantized(entry)
+        runtime_tolerances = {
+            o.name: accuracy.gate(config.tolerance(o.dtype, q), by_accuracy and q) for o in interface.outputs
+        }
         result = RuntimeResult(formats.runtime_name(entry.format), entry.format, entry.path)
         report.runtimes.append(result)
         report.tolerances[result.runtime] = {k: _tolerance_dict(v) for k, v in runtime_tolerances.items()}
@@ -151,11 +158,12 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         report.problems.append(trust.advice(skipped, untrusted or ""))
     if not report.runtimes:
         report.problems.append("the folder holds no artifact a runtime can run: there is nothing to compare with eager")
+    quantized = {f.runtime for f in formats.TABLE if f.quantized}
+    accuracy.record(report, outputs, feeds.labels, scored.name, config.max_accuracy_drop, quantized)
     # Whether each runtime's outputs agree element-wise: what proves a fold that rewrote a weight.
     agree = {
         r.runtime: r.error is None and bool(r.batches) and all(b.passed for b in r.batches) for r in report.runtimes
     }
-    quantized = {f.runtime for f in formats.TABLE if f.quantized}
     report.parameters = _account_parameters(model, device, specs, tensors, agree, quantized, config.allow_unused)
     if manifest.model.get("dtype") in ("float16", "bfloat16"):
         report.reference["against_float32"] = _against_float32(model, device, interface, feeds, outputs)
@@ -216,6 +224,8 @@ def _tolerance_dict(tolerance: Tolerance) -> dict[str, float]:
     data = {"atol": tolerance.atol, "rtol": tolerance.rtol}
     if tolerance.min_agreement is not None:
         data["min_agreement"] = tolerance.min_agreement
+    if not tolerance.elementwise:
+        data["elements_judged"] = False
     return data
 
 

@@ -215,6 +215,11 @@ def trust_option(func: Callable) -> Callable:
     )(func)
 
 
+def quiet_option(func: Callable) -> Callable:
+    """``--quiet``: no progress on stderr, even on a terminal (elsewhere there is none anyway)."""
+    return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (shown only on a terminal).")(func)
+
+
 def source_option(func: Callable) -> Callable:
     """``--source``: the code an artifact was exported from, never taken from the artifact itself."""
     return click.option(

@@ -34,6 +34,7 @@ from .integrity import check_all, read_checked
 from .interface import InputSpec
 from .manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
 from .parameters import ParameterReport, account, eager_parameters
+from .progress import Progress, telling
 from .report import BatchResult, RuntimeResult, VerificationReport
 from .runners import Runner
 
@@ -44,16 +45,18 @@ def verify(
     *,
     model: nn.Module | None = None,
     write: bool = True,
+    progress: Progress | None = None,
 ) -> VerificationReport:
     """Verify an artifact folder against eager PyTorch and return the report.
 
     ``model``: the eager reference to use instead of rebuilding it from the manifest
     (``export`` passes the model it just exported). ``write``: save verification.json
-    and the summary in manifest.json. Raises UsageError (bad folder, inputs, device);
+    and the summary in manifest.json. ``progress``: told the runtime, batch and samples done after
+    every batch (``progress.on_terminal``). Raises UsageError (bad folder, inputs, device);
     a failed verification is a report whose ``passed`` is False.
     """
     with _strict_float32():
-        return _verify(Path(artifact_dir), config or VerifyConfig(), model, write)
+        return _verify(Path(artifact_dir), config or VerifyConfig(), model, write, progress)
 
 
 @contextlib.contextmanager
@@ -70,7 +73,7 @@ def _strict_float32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool) -> VerificationReport:
+def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool, progress) -> VerificationReport:
     identity = _identity(folder) if folder.is_dir() else None  # the folder judged: its verdict goes there only
     manifest = Manifest.load(folder)
     device = _device(config, manifest)
@@ -118,8 +121,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         report.reference["state_sha256"] = reference.state_sha256(model)
 
     with runners.eager(model, device, specs, output_names) as eager:
-        expected = _run_all(eager, feeds, report_errors=report.problems)
-        again = _run_all(eager, feeds, report_errors=report.problems)
+        expected = _run_all(eager, telling(feeds, progress, "verify: eager"), report_errors=report.problems)
+        again = _run_all(eager, telling(feeds, progress, "verify: eager again"), report_errors=report.problems)
         report.reference["seconds"] = sum(eager.inference_times) / 2  # per run
     _check_determinism(expected, again, tolerances, report)
     if feeds.labels is not None and expected:  # the class count from what eager returned, where the manifest has none
@@ -147,7 +150,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
             continue
         sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
         run = _RuntimeRun(entry, sidecars, folder, checked, device, specs, output_names, config.nan_policy)
-        outputs[result.runtime], found = run.execute(feeds, expected, runtime_tolerances, result, report)
+        told = telling(feeds, progress, f"verify: {result.runtime}")
+        outputs[result.runtime], found = run.execute(told, expected, runtime_tolerances, result, report)
         if found is not None:
             tensors[result.runtime] = found
 

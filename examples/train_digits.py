@@ -13,7 +13,8 @@ as a labelled test set (``inputs`` (N, 28, 28) float32, ``labels`` (N,) int64) t
         --format pt2 --format onnx-int8
     exporter verify artifacts/mlp --inputs digits/test.npz
 
-Writes OUT/MODEL.safetensors for each model and OUT/test.npz; prints each model's test accuracy.
+Writes OUT/MODEL.safetensors for each model, OUT/test.npz and OUT/digit.npy (the first test image);
+prints each model's test accuracy.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     train_x, train_y, test_x, test_y = load_data(args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez(args.out / "test.npz", inputs=test_x.numpy(), labels=test_y.numpy())
+    np.save(args.out / "digit.npy", test_x[0].numpy())  # one test image, for `exporter predict`
     for name in args.model or ["mlp", "cnn"]:
         model = build(name, args.seed)
         epochs, spent = train(model, train_x, train_y, args.epochs, args.seconds, args.seed)
@@ -111,7 +113,10 @@ def main(argv: list[str] | None = None) -> None:
             f"{name}: {epochs} epochs in {spent:.1f} s on {len(train_y)} images, test accuracy "
             f"{100 * accuracy(model, test_x, test_y):.2f}% on {len(test_y)}: {args.out / f'{name}.safetensors'}"
         )
-    print(f"labelled test set: {args.out / 'test.npz'} (inputs, labels)")
+    print(
+        f"labelled test set: {args.out / 'test.npz'} (inputs, labels); its first image, a {int(test_y[0])}: "
+        f"{args.out / 'digit.npy'}"
+    )
 
 
 if __name__ == "__main__":

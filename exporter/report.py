@@ -275,7 +275,7 @@ def _accuracy_lines(report: VerificationReport) -> list[str]:
     lines = []
     if report.accuracy is not None:
         shares = ", ".join(f"{rt} {'-' if a is None else f'{100 * a:.2f}%'}" for rt, a in report.accuracy.items())
-        lines.append(f"accuracy on {report.samples} labelled samples (argmax == label): {shares}")
+        lines.append(f"accuracy on {report.samples} labelled samples: {shares}")
     for runtime, line in report.gates.items():
         lines.append(f"int8 gate: {line}" if len(report.gates) == 1 else f"int8 gate, {runtime}: {line}")
     return lines

@@ -164,9 +164,14 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         report.problems.append("the folder holds no artifact a runtime can run: there is nothing to compare with eager")
     quantized = {f.runtime for f in formats.TABLE if f.quantized}
     accuracy.record(report, outputs, feeds.labels, scored.name, config.max_accuracy_drop, quantized)
-    # Whether each runtime's outputs agree element-wise: what proves a fold that rewrote a weight.
+    # Whether each runtime's outputs agree element-wise (a runtime judged by the accuracy drop: that it kept
+    # eager's accuracy): what proves a fold that rewrote a weight.
     agree = {
-        r.runtime: r.error is None and bool(r.batches) and all(b.passed for b in r.batches) for r in report.runtimes
+        r.runtime: r.error is None
+        and bool(r.batches)
+        and all(b.passed for b in r.batches)
+        and not (by_accuracy and r.runtime in quantized and r.reasons)
+        for r in report.runtimes
     }
     report.parameters = _account_parameters(model, device, specs, tensors, agree, quantized, config.allow_unused)
     if manifest.model.get("dtype") in ("float16", "bfloat16"):

@@ -9,7 +9,6 @@ a traceback (set EXPORTER_DEBUG=1 to see one for an internal error).
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,11 +32,13 @@ from .options import (
     emit,
     json_option,
     parsed,
+    quiet_option,
     seed_option,
     source_option,
     trust_option,
     verify_config,
 )
+from .progress import on_terminal
 
 
 def _precheck_target(target: str) -> None:
@@ -145,6 +146,7 @@ def models_command() -> None:
 )
 @click.option("--no-verify", is_flag=True, help="Skip the verification after export.")
 @json_option("the export's result (folder, manifest, verification report)")
+@quiet_option
 @comparison_options
 def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any) -> None:
     """Export MODEL to OUT/NAME/ and verify it.
@@ -186,7 +188,8 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
     check_json_target(json_path)
     from .exporting import export
 
-    result = export(model, config)
+    with on_terminal(kw["quiet"]) as progress:
+        result = export(model, config, progress=progress)
     emit(result, json_path)
     if result.passed is False:
         click.get_current_context().exit(1)
@@ -196,7 +199,18 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
 @click.argument("artifact_dir", type=click.Path(path_type=Path))
 @seed_option("Seeds the random inputs.")
 @device_option("Device to verify on (default: the export's).")
-@click.option("--inputs", type=click.Path(path_type=Path), help="Replay inputs from an .npz (or .npy) file.")
+@click.option(
+    "--inputs",
+    type=click.Path(path_type=Path),
+    help="Replay inputs from an .npz (or .npy) file. An .npz with 'inputs' and 'labels' arrays (or one array per "
+    "input name and 'labels') adds accuracy per runtime.",
+)
+@click.option(
+    "--max-accuracy-drop",
+    type=click.FloatRange(0, 1),
+    help="With labelled --inputs: int8 runtimes pass when their accuracy is at most this share below eager's "
+    "(0.005: half a point), instead of by top-1 agreement.",
+)
 @click.option("--save-inputs", type=click.Path(path_type=Path), help="Save the inputs used, as .npz.")
 @click.option("--save-outputs", type=click.Path(path_type=Path), help="Save every runtime's outputs, as .npz.")
 @json_option("the report (it is recorded in the folder as verification.json too, unless --no-record)")
@@ -208,6 +222,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
     help="Check only: leave verification.json and the manifest's recorded result as they are.",
 )
 @trust_option
+@quiet_option
 @comparison_options
 def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, **kw: Any) -> None:
     """Check ARTIFACT_DIR's hashes, then compare every runtime with eager PyTorch.
@@ -222,6 +237,7 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
       exporter verify artifacts/mlp --samples 5000 --batch-size 1 --batch-size 256 --atol 1e-6
       exporter verify artifacts/mlp --samples 100 --no-record   # a quick look that records nothing
       exporter verify artifacts/mlp --inputs my_images.npz --json report.json
+      exporter verify artifacts/mlp --inputs test.npz --max-accuracy-drop 0.005   # inputs + labels
     """
     from .manifest import Manifest
 
@@ -230,7 +246,8 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
     check_json_target(json_path)
     from .verification import verify
 
-    report = verify(artifact_dir, config, write=not no_record)
+    with on_terminal(kw["quiet"]) as progress:
+        report = verify(artifact_dir, config, write=not no_record, progress=progress)
     for note in report.record_notes:
         click.echo(f"note: {note}", err=True)
     emit(report, json_path)
@@ -279,6 +296,7 @@ def inspect_command(target: str, seed: int, source: Path | None, json_path: str 
 @device_option("Device (default: the export's, or cpu).")
 @source_option
 @trust_option
+@quiet_option
 @json_option('the predictions ({"predictions": {RUNTIME: {class, probabilities}}, "agree": ...})')
 def predict_command(target: str, input_spec: str, runtime: str, json_path: str | None, **kw: Any) -> None:
     """Predict the class of an input with each runtime: Softmax, then argmax.
@@ -301,86 +319,14 @@ def predict_command(target: str, input_spec: str, runtime: str, json_path: str |
     from .prediction import predict
 
     config = VerifyConfig(device=kw["device"], source=kw["source"], trust=kw["trust"])
-    emit(predict(target, input_spec, runtime, seed=kw["seed"], config=config), json_path)
+    with on_terminal(kw["quiet"]) as progress:
+        result = predict(target, input_spec, runtime, seed=kw["seed"], config=config, progress=progress)
+    emit(result, json_path)
 
 
-@cli.command("bench")
-@click.argument("artifact_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--batch-size",
-    "batch_sizes",
-    type=click.IntRange(min=1),
-    multiple=True,
-    help="Batch size to time (repeatable). Default: 1, 64 and 1024.",
-)
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    help="torch.set_num_threads and ONNX Runtime intra-op threads. Default: every core this process may use.",
-)
-@click.option(
-    "--runtime",
-    "runtimes",
-    multiple=True,
-    help="Time only this runtime or format (repeatable: onnxruntime, onnx-int8, pt2, ...). Eager always runs.",
-)
-@click.option("--warmup", type=click.IntRange(min=0), help="Untimed calls per row (default 5, and at least 0.1 s).")
-@click.option("--repeats", type=click.IntRange(min=1), help="Timed calls per row, at least (default 5).")
-@click.option(
-    "--min-time", type=click.FloatRange(min=0), help="Seconds of timed calls per row, at least (default 0.5)."
-)
-@seed_option("Seeds the benchmark's input.")
-@click.option(
-    "--accuracy-samples",
-    type=click.IntRange(min=1),
-    help="Samples each runtime's max diff and top-1 agreement with eager are measured on, per batch size "
-    "(whole batches; default 1024).",
-)
-@source_option
-@trust_option
-@json_option("the results")
-def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
-    """Time every runtime in ARTIFACT_DIR at each batch size, beside eager PyTorch.
+from .cli_folders import bench_command, triton_command, trust_command  # noqa: E402  (commands on artifact folders)
 
-    Per runtime and batch size: p50 and p99 latency, samples/s, GFLOP/s (FLOPs counted from
-    the Linear and Conv2d layers) and its share of a float32 matmul peak measured in the same
-    run, the artifact's size and its max abs diff against eager. Files are hash-checked before
-    loading (a mismatch is exit 1). CPU only. Progress goes to stderr, the table to stdout.
-    Exit 0, or 1 when a runtime failed to load or run (its rows say why), 2 on usage errors.
-
-    \b
-    Examples:
-      exporter bench artifacts/mlp
-      exporter bench artifacts/mlp --batch-size 1 --batch-size 256 --threads 1
-      exporter bench artifacts/mlp --runtime onnxruntime --json bench.json
-    """
-    from . import formats
-    from .config import BENCH_BATCH_SIZES, BenchConfig
-    from .manifest import Manifest
-
-    keys = ("warmup", "repeats", "seed", "source", "accuracy_samples", "trust")
-    given = {k: kw[k] for k in keys if kw[k] is not None}
-    if kw["min_time"] is not None:
-        given["min_time_s"] = kw["min_time"]
-    batch_sizes = tuple(kw["batch_sizes"]) or BENCH_BATCH_SIZES
-    config = BenchConfig(batch_sizes=batch_sizes, threads=kw["threads"], runtimes=tuple(kw["runtimes"]), **given)
-    formats.select(Manifest.load(artifact_dir).artifacts, config.runtimes)  # usage errors before torch loads
-    check_json_target(json_path)
-    from .bench import bench
-    from .progress import ProgressLine
-
-    progress = ProgressLine(sys.stderr)
-    try:
-        report = bench(artifact_dir, config, progress=progress)
-    finally:
-        progress.close()
-    emit(report, json_path)
-    if report.errors:
-        click.get_current_context().exit(1)
-
-
-from .cli_folders import triton_command, trust_command  # noqa: E402  (commands on artifact folders)
-
+cli.add_command(bench_command)
 cli.add_command(triton_command)
 cli.add_command(trust_command)
 

@@ -1,13 +1,89 @@
-"""The commands that act on an artifact folder as files: ``triton`` (copy into a model repository)
-and ``trust`` (sign it). Registered on the group in ``cli``; nothing here imports torch."""
+"""The commands on an artifact folder that are not export or verify: ``bench`` (time it), ``triton``
+(copy into a model repository) and ``trust`` (sign it). Registered on the group in ``cli``; nothing
+here imports torch at import time."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
 from .config import TritonConfig
+from .options import check_json_target, emit, json_option, quiet_option, seed_option, source_option, trust_option
+from .progress import on_terminal
+
+
+@click.command("bench")
+@click.argument("artifact_dir", type=click.Path(path_type=Path))
+@click.option(
+    "--batch-size",
+    "batch_sizes",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Batch size to time (repeatable). Default: 1, 64 and 1024.",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    help="torch.set_num_threads and ONNX Runtime intra-op threads. Default: every core this process may use.",
+)
+@click.option(
+    "--runtime",
+    "runtimes",
+    multiple=True,
+    help="Time only this runtime or format (repeatable: onnxruntime, onnx-int8, pt2, ...). Eager always runs.",
+)
+@click.option("--warmup", type=click.IntRange(min=0), help="Untimed calls per row (default 5, and at least 0.1 s).")
+@click.option("--repeats", type=click.IntRange(min=1), help="Timed calls per row, at least (default 5).")
+@click.option(
+    "--min-time", type=click.FloatRange(min=0), help="Seconds of timed calls per row, at least (default 0.5)."
+)
+@seed_option("Seeds the benchmark's input.")
+@click.option(
+    "--accuracy-samples",
+    type=click.IntRange(min=1),
+    help="Samples each runtime's max diff and top-1 agreement with eager are measured on, per batch size "
+    "(whole batches; default 1024).",
+)
+@source_option
+@trust_option
+@quiet_option
+@json_option("the results")
+def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
+    """Time every runtime in ARTIFACT_DIR at each batch size, beside eager PyTorch.
+
+    Per runtime and batch size: p50 and p99 latency, samples/s, GFLOP/s (FLOPs counted from
+    the Linear and Conv2d layers) and its share of a float32 matmul peak measured in the same
+    run, the artifact's size and its max abs diff against eager. Files are hash-checked before
+    loading (a mismatch is exit 1). CPU only. Progress goes to stderr, the table to stdout.
+    Exit 0, or 1 when a runtime failed to load or run (its rows say why), 2 on usage errors.
+
+    \b
+    Examples:
+      exporter bench artifacts/mlp
+      exporter bench artifacts/mlp --batch-size 1 --batch-size 256 --threads 1
+      exporter bench artifacts/mlp --runtime onnxruntime --json bench.json
+    """
+    from . import formats
+    from .config import BENCH_BATCH_SIZES, BenchConfig
+    from .manifest import Manifest
+
+    keys = ("warmup", "repeats", "seed", "source", "accuracy_samples", "trust")
+    given = {k: kw[k] for k in keys if kw[k] is not None}
+    if kw["min_time"] is not None:
+        given["min_time_s"] = kw["min_time"]
+    batch_sizes = tuple(kw["batch_sizes"]) or BENCH_BATCH_SIZES
+    config = BenchConfig(batch_sizes=batch_sizes, threads=kw["threads"], runtimes=tuple(kw["runtimes"]), **given)
+    formats.select(Manifest.load(artifact_dir).artifacts, config.runtimes)  # usage errors before torch loads
+    check_json_target(json_path)
+    from .bench import bench
+
+    with on_terminal(kw["quiet"]) as progress:
+        report = bench(artifact_dir, config, progress=progress)
+    emit(report, json_path)
+    if report.errors:
+        click.get_current_context().exit(1)
 
 
 @click.command("triton")

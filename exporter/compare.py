@@ -109,7 +109,7 @@ class OutputComparison:
                 "actual": float(a[worst]),
             }
             result.cosine_similarity = _cosine(e[finite], a[finite])
-            if result.mismatched_elements:
+            if result.mismatched_elements and tolerance.elementwise:
                 result.reasons.append(
                     f"{result.mismatched_elements}/{result.elements} elements differ beyond "
                     f"atol {tolerance.atol:g} + rtol {tolerance.rtol:g} * |expected|; max abs diff "

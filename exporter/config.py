@@ -73,6 +73,8 @@ class Tolerance:
     scale: float | None = None  # float outputs: max |a - e| must be <= scale x the reference's RMS
     min_cosine: float | None = None  # float outputs: cosine similarity with the reference at least this
     top1: bool = False  # float outputs: every top-1 class change must be a near tie (within atol + rtol)
+    elementwise: bool = True  # False: element differences are measured and reported, not judged (a quantised
+    # runtime judged by its accuracy drop on labelled data, see accuracy.py)
 
     def __post_init__(self) -> None:
         # NaN compares False with everything, so a NaN tolerance would pass every element: fail closed.
@@ -104,6 +106,8 @@ class VerifyConfig:
     nan_policy: str = "fail"  # "match": NaN/Inf at the same positions on both sides pass
     allow_unused: bool = False  # parameters forward never touches do not fail verification
     min_agreement: float = DEFAULT_MIN_AGREEMENT  # quantised runtimes: top-1 agreement needed
+    max_accuracy_drop: float | None = None  # with labelled inputs: quantised runtimes pass when their accuracy
+    # is at most this share (0.005: half a point) below eager's, instead of by top-1 agreement; None: agreement
     inputs_path: Path | None = None  # replay inputs from an .npz/.npy instead of generating them
     save_inputs: Path | None = None  # keep the inputs used, as .npz
     save_outputs: Path | None = None  # keep every runtime's outputs, as .npz
@@ -122,6 +126,10 @@ class VerifyConfig:
             if getattr(self, name) is not None:
                 _check_number(name, getattr(self, name), 0.0, math.inf)
         _check_number("min-agreement", self.min_agreement, 0.0, 1.0)
+        if self.max_accuracy_drop is not None:
+            _check_number("max-accuracy-drop", self.max_accuracy_drop, 0.0, 1.0)
+            if self.inputs_path is None:
+                raise UsageError("--max-accuracy-drop needs labelled data: --inputs FILE.npz with inputs and labels")
         if self.samples is not None and not 1 <= self.samples <= MAX_SAMPLES:
             raise InputSpecError(f"--samples must be from 1 to {MAX_SAMPLES:,}, not {self.samples}")
         if any(not 1 <= b <= MAX_SAMPLES for b in self.batch_sizes):

@@ -28,6 +28,7 @@ from .formats import ExportSpec
 from .interface import Interface, with_dynamic
 from .manifest import ArtifactEntry, Manifest
 from .probing import cast_floats, describe_outputs, export_example, in_forward_order, specs_from_values
+from .progress import Progress
 from .report import VerificationReport
 from .sources import ModelSource, resolve
 from .verification import verify, write_report
@@ -76,13 +77,15 @@ def export(
     example_inputs: Any = None,
     dynamic: dict[str, dict[int, str]] | None = None,
     example_input: torch.Tensor | None = None,
+    progress: Progress | None = None,
 ) -> ExportResult:
     """Export ``model`` (a registered name, ``pkg.mod:Class``, ``file.py:Class`` or an nn.Module).
 
     ``example_inputs`` (an nn.Module's example): a tensor, a tuple of tensors (forward's
     positional arguments) or a dict of tensors by parameter name; ``example_input`` is its
     older single-tensor spelling. ``dynamic``: more dynamic axes, ``{"ids": {1: "seq"}}`` (the
-    batch, axis 0, is dynamic for every input already). Returns the folder, its manifest and
+    batch, axis 0, is dynamic for every input already). ``progress``: told each format before it is
+    exported, then verification's steps (``progress.on_terminal``). Returns the folder, its manifest and
     the verification report. Raises UsageError subclasses for anything the caller can fix (exit 2
     in the CLI) and ExportFailedError when an exporter cannot make an artifact (exit 1). A failed
     verification is not an error: the artifacts are kept and ``result.passed`` is False.
@@ -131,14 +134,15 @@ def export(
         outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output")
         job = _Job(source, name, config, device, staging, Interface(specs, outputs), key, state)
         try:
-            entries = _write_artifacts(job, eager, export_example(example, specs))
+            entries = _write_artifacts(job, eager, export_example(example, specs), progress)
         except ExportFailedError as error:
             raise ExportFailedError(f"{error}{_output_log()}") from error
         manifest = _write_manifest(job, eager, entries, weights_record)
         report = None
         if config.verify:
             # these files were written by this process a moment ago: trusted by construction
-            report = verify(staging, dataclasses.replace(config.verify_config, trust=True), model=eager, write=False)
+            checks = dataclasses.replace(config.verify_config, trust=True)
+            report = verify(staging, checks, model=eager, write=False, progress=progress)
             report.artifact_dir = str(target)
             write_report(staging, manifest, report)
         _move_into_place(staging, target)
@@ -212,7 +216,7 @@ class _Job:
     state_sha256: str  # the eager model's state before any forward ran (reference.state_sha256)
 
 
-def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]) -> list[ArtifactEntry]:
+def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...], progress) -> list[ArtifactEntry]:
     """Each asked-for format's file (and any side file) into the staging folder, with its manifest entry."""
     config, staging, interface = job.config, job.staging, job.interface
     spec = ExportSpec(
@@ -225,7 +229,9 @@ def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]
         external_data=config.external_data,
     )
     entries: list[ArtifactEntry] = []
-    for name in config.formats:
+    for i, name in enumerate(config.formats, 1):
+        if progress is not None:
+            progress(f"export {job.name}: {name} ({i}/{len(config.formats)})")
         fmt = formats.FORMATS[name]
         details = formats.exporter_module(name).export(eager, args, staging / fmt.file, spec)
         entries.append(ArtifactEntry.for_file(staging, fmt.file, name, **details))

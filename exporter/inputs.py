@@ -136,6 +136,7 @@ def seeded_batches(specs: tuple[InputSpec, ...], seed: int, batch_size: int, sam
 class InputSet:
     groups: dict[Case, dict[str, np.ndarray]]  # case -> input name -> (n_batches * batch, ...)
     origin: str  # how the set was made, for the report
+    labels: dict[Case, np.ndarray] | None = None  # case -> class index per sample (--inputs with labels)
 
     @property
     def samples(self) -> int:
@@ -200,31 +201,42 @@ class InputSet:
     @classmethod
     def load(cls, path: Path, specs: tuple[InputSpec, ...], batch_size: int | None) -> InputSet:
         """Replay a saved ``.npz``; or split samples into batches: one array (one input), or an
-        ``.npz`` with one array per input name (the same number of samples each)."""
+        ``.npz`` with one array per input name (the same number of samples each). Beside the
+        samples (``inputs``, or one array per input name) a ``labels`` array gives each sample's
+        class (``accuracy.take_labels``); the labels are split into the same batches."""
         path = Path(path)
         if not path.is_file():
             raise InputSpecError(f"inputs file {path} does not exist")
+        from .accuracy import LABELS, take_labels
         from .arrays import read_arrays
 
         arrays = read_arrays(path)  # headers checked first; no pickles, no complex numbers
+        labels = take_labels(arrays, path)
         if not arrays:
-            raise InputSpecError(f"{path} holds no arrays")
+            raise InputSpecError(f"{path} holds no arrays" + (" but labels" if labels is not None else ""))
         names = [s.name for s in specs]
         if all(_SAVED.match(k) for k in arrays):
+            if labels is not None:
+                raise InputSpecError(
+                    f"{path}: labels go with samples (inputs, or one array per input), not a saved set"
+                )
             groups = _saved_groups(arrays, names, path)
         elif set(names) <= set(arrays):
-            groups = _split({n: arrays[n] for n in names}, specs, batch_size, path)
+            groups = _split({n: arrays[n] for n in names}, specs, batch_size, path, labels)
         elif len(arrays) == 1 and len(specs) == 1:
-            groups = _split({names[0]: next(iter(arrays.values()))}, specs, batch_size, path)
+            groups = _split({names[0]: next(iter(arrays.values()))}, specs, batch_size, path, labels)
         else:
             raise InputSpecError(
                 f"{path} holds {', '.join(arrays)}: give one array per input ({', '.join(names)}), "
                 "or a set saved with --save-inputs"
             )
+        split_labels = {case: named.pop(LABELS) for case, named in groups.items()} if labels is not None else None
         for case, named in groups.items():
             for spec in specs:
                 named[spec.name] = _checked(named[spec.name], spec, case, path)
-        return cls(dict(sorted(groups.items())), f"file {path}")
+        ordered = dict(sorted(groups.items()))
+        origin = f"file {path}" + (" (labelled)" if labels is not None else "")
+        return cls(ordered, origin, None if split_labels is None else {c: split_labels[c] for c in ordered})
 
 
 def _origin(specs: tuple[InputSpec, ...], config: VerifyConfig) -> str:
@@ -254,8 +266,11 @@ def _saved_groups(arrays: dict[str, np.ndarray], names: list[str], path: Path) -
     return groups
 
 
-def _split(arrays: dict[str, np.ndarray], specs, batch_size: int | None, path: Path) -> dict[Case, dict]:
-    """Samples per input, split into whole batches of ``batch_size`` (default: up to 64) and a remainder."""
+def _split(
+    arrays: dict[str, np.ndarray], specs, batch_size: int | None, path: Path, labels: np.ndarray | None = None
+) -> dict[Case, dict]:
+    """Samples per input, split into whole batches of ``batch_size`` (default: up to 64) and a remainder;
+    ``labels`` (one per sample) split alike, under the key ``labels`` of each case."""
     counts = set()
     for spec in specs:
         data = arrays[spec.name]
@@ -267,6 +282,11 @@ def _split(arrays: dict[str, np.ndarray], specs, batch_size: int | None, path: P
     if len(counts) != 1:
         raise InputSpecError(f"{path}: every input needs the same number of samples, got {sorted(counts)}")
     total = counts.pop()
+    if labels is not None:
+        from .accuracy import LABELS, check_count
+
+        check_count(labels, total, path)
+        arrays = {**arrays, LABELS: labels}
     b = batch_size or min(total, DEFAULT_LARGE_BATCH)
     full = total - total % b
     groups: dict[Case, dict[str, np.ndarray]] = {}

@@ -201,6 +201,7 @@ def verify_config(**kw: Any) -> VerifyConfig:
         allow_unused=kw["allow_unused"],
         accept_tracer_warnings=kw["accept_tracer_warnings"],
         min_agreement=kw["min_agreement"],
+        max_accuracy_drop=kw.get("max_accuracy_drop"),
         inputs_path=kw.get("inputs"),
         save_inputs=kw.get("save_inputs"),
         save_outputs=kw.get("save_outputs"),
@@ -226,6 +227,11 @@ def trust_option(func: Callable) -> Callable:
         help="Load TorchScript and pt2 files (loading them runs their code) even when the folder's signature "
         "does not check. Only for folders you trust.",
     )(func)
+
+
+def quiet_option(func: Callable) -> Callable:
+    """``--quiet``: no progress on stderr, even on a terminal (elsewhere there is none anyway)."""
+    return click.option("--quiet", "-q", is_flag=True, help="No progress on stderr (shown only on a terminal).")(func)
 
 
 def source_option(func: Callable) -> Callable:

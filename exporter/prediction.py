@@ -21,6 +21,7 @@ from .errors import UsageError
 from .images import load_samples
 from .integrity import read_checked
 from .manifest import MANIFEST_NAME, Manifest
+from .progress import Progress
 from .tables import text_table
 
 
@@ -68,19 +69,26 @@ class Prediction:
 
 
 def predict(
-    target: str | Path, input_spec: str, runtime: str = "all", *, seed: int = 0, config: VerifyConfig | None = None
+    target: str | Path,
+    input_spec: str,
+    runtime: str = "all",
+    *,
+    seed: int = 0,
+    config: VerifyConfig | None = None,
+    progress: Progress | None = None,
 ) -> Prediction:
     """Predict ``input_spec`` (image, .npy or 'random') with ``target``'s runtimes.
 
     ``runtime``: a runtime or format name (``onnxruntime`` or ``onnx``), or ``all``: eager and
-    every runtime the folder has. Results are keyed by runtime name, as in every report.
+    every runtime the folder has. Results are keyed by runtime name, as in every report. ``progress``:
+    told each runtime of a folder before it runs (``progress.on_terminal``).
     """
     if runtime != "all" and formats.get(runtime) is None and runtime != formats.EAGER:
         raise UsageError(f"--runtime must be one of {', '.join(formats.RUNTIMES)} (or a format name) or all")
     config = config or VerifyConfig(device="cpu")
     path = Path(target)
     if path.is_dir() and (path / MANIFEST_NAME).exists():
-        return _predict_folder(path, input_spec, runtime, seed, config)
+        return _predict_folder(path, input_spec, runtime, seed, config, progress or (lambda _message: None))
     from .sources import resolve
 
     if runtime not in (formats.EAGER, "all"):
@@ -96,7 +104,7 @@ def predict(
     return result
 
 
-def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config: VerifyConfig) -> Prediction:
+def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config: VerifyConfig, progress) -> Prediction:
     manifest = Manifest.load(path)
     device = reference.resolve_device(config.device or manifest.device)
     interface = manifest.interface
@@ -125,11 +133,15 @@ def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config
         result.notes.append(f"no recorded verification matches this manifest: run `exporter verify {path}`")
     elif not verdict.get("passed"):
         result.notes.append(f"the recorded verification FAILED: run `exporter verify {path}` to see why")
+    steps = len(entries) + (runtime in ("all", formats.EAGER))
+    samples = f"{len(next(iter(feed.values())))} sample(s)"
     if runtime in ("all", formats.EAGER):
+        progress(f"predict: eager on {samples} (1/{steps})")
         model = reference.rebuild(path, manifest, config, device)
         with runners.eager(model, device, specs, outputs) as runner:
             _record(result, formats.EAGER, runner.infer(feed)[outputs[0]])
-    for entry in entries:
+    for i, entry in enumerate(entries, steps - len(entries) + 1):
+        progress(f"predict: {formats.runtime_name(entry.format)} on {samples} ({i}/{steps})")
         needed = [entry, *(a for a in manifest.artifacts if a.path in manifest.side_files(entry))]
         files = {e.path: read_checked(path, e) for e in needed}
         with runners.runner_for(entry.format, files[entry.path], files, device, specs, outputs) as runner:

@@ -69,6 +69,8 @@ class VerificationReport:
     parameters: ParameterReport | None = None
     problems: list[str] = field(default_factory=list)  # failures not tied to one runtime
     record_notes: list[str] = field(default_factory=list)  # why the result could not be recorded (not in JSON)
+    accuracy: dict[str, float | None] | None = None  # labelled inputs: per runtime (eager too), argmax == label
+    gates: dict[str, str] = field(default_factory=dict)  # quantised runtime -> which int8 gate judged it, and how
 
     @property
     def failures(self) -> list[str]:
@@ -145,6 +147,7 @@ class VerificationReport:
             "runtimes": per_runtime,
             "parameters_passed": self.parameters.passed if self.parameters else None,
             "failures": len(self.failures),
+            **({"accuracy": self.accuracy} if self.accuracy is not None else {}),
         }
 
     def render(self) -> str:
@@ -213,6 +216,7 @@ class VerificationReport:
                 "of eager's maximum (a near tie); pass/fail uses the exact share, pooled over batch sizes: "
                 "FAIL (top-1) marks the rows of a runtime whose pooled share is below the required one"
             )
+        out += _accuracy_lines(self)
         if self.parameters:
             p = self.parameters
             out += [
@@ -323,6 +327,17 @@ def _where(art, name: str) -> str:
     return "-"
 
 
+def _accuracy_lines(report: VerificationReport) -> list[str]:
+    """Accuracy per runtime on labelled inputs, and which gate judged each quantised runtime."""
+    lines = []
+    if report.accuracy is not None:
+        shares = ", ".join(f"{rt} {'-' if a is None else f'{100 * a:.2f}%'}" for rt, a in report.accuracy.items())
+        lines.append(f"accuracy on {report.samples} labelled samples: {shares}")
+    for runtime, line in report.gates.items():
+        lines.append(f"int8 gate: {line}" if len(report.gates) == 1 else f"int8 gate, {runtime}: {line}")
+    return lines
+
+
 def _agreement(o: OutputComparison) -> str:
     if o.top1_agreement is None:
         return "-"
@@ -340,6 +355,8 @@ def _tolerance_text(tolerances: dict[str, dict[str, dict[str, float]]]) -> str:
             text = f"atol {t['atol']:g}, rtol {t['rtol']:g}"
             if "min_agreement" in t:
                 text += f", top-1 agreement >= {100 * t['min_agreement']:g}%"
+            if "max_accuracy_drop" in t:
+                text = f"accuracy at most {100 * t['max_accuracy_drop']:g} points below eager's (elements not judged)"
             name = runtime if len(per_output) == 1 else f"{runtime}/{output}"
             groups.setdefault(text, []).append(name)
     return "; ".join(f"{', '.join(names)}: {text}" for text, names in groups.items())

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import formats, inputs, reference, runners, trust, verdict
+from . import accuracy, formats, inputs, reference, runners, trust, verdict
 from .compare import OutputComparison, pooled_agreement, small_sample_note
 from .config import Tolerance, VerifyConfig
 from .errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
@@ -34,6 +34,7 @@ from .integrity import check_all, read_checked
 from .interface import InputSpec
 from .manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
 from .parameters import ParameterReport, account, eager_parameters
+from .progress import Progress, telling
 from .report import BatchResult, RuntimeResult, VerificationReport
 from .runners import Runner
 
@@ -44,16 +45,18 @@ def verify(
     *,
     model: nn.Module | None = None,
     write: bool = True,
+    progress: Progress | None = None,
 ) -> VerificationReport:
     """Verify an artifact folder against eager PyTorch and return the report.
 
     ``model``: the eager reference to use instead of rebuilding it from the manifest
     (``export`` passes the model it just exported). ``write``: save verification.json
-    and the summary in manifest.json. Raises UsageError (bad folder, inputs, device);
+    and the summary in manifest.json. ``progress``: told the runtime, batch and samples done after
+    every batch (``progress.on_terminal``). Raises UsageError (bad folder, inputs, device);
     a failed verification is a report whose ``passed`` is False.
     """
     with _strict_float32():
-        return _verify(Path(artifact_dir), config or VerifyConfig(), model, write)
+        return _verify(Path(artifact_dir), config or VerifyConfig(), model, write, progress)
 
 
 @contextlib.contextmanager
@@ -70,7 +73,7 @@ def _strict_float32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool) -> VerificationReport:
+def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool, progress) -> VerificationReport:
     identity = _identity(folder) if folder.is_dir() else None  # the folder judged: its verdict goes there only
     manifest = Manifest.load(folder)
     device = _device(config, manifest)
@@ -86,6 +89,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         feeds = InputSet.generate(specs, config, manifest.export_batch, interface.labels, quantized, sweep)
     if config.save_inputs:
         feeds.save(config.save_inputs)
+    scored = interface.outputs[0]  # accuracy: the argmax of the first output
+    by_accuracy = accuracy.check_inputs(feeds, config, scored)  # the int8 gate: an accuracy drop on labelled data
 
     tolerances = {o.name: config.tolerance(o.dtype) for o in interface.outputs}  # eager and fp32 runtimes
     report = VerificationReport(
@@ -119,21 +124,22 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
 
     before = reference.state_digests(model)
     with runners.eager(model, device, specs, output_names) as eager:
-        expected = _run_all(eager, feeds, report_errors=report.problems)
+        expected = _run_all(eager, telling(feeds, progress, "verify: eager"), report_errors=report.problems)
         first = reference.state_digests(model)
-        again = _run_all(eager, feeds, report_errors=report.problems)
+        again = _run_all(eager, telling(feeds, progress, "verify: eager again"), report_errors=report.problems)
         report.reference["seconds"] = sum(eager.inference_times) / 2  # per run
     mutated = reference.changed(first, reference.state_digests(model))
     verdict.check_determinism(expected, again, tolerances, report, mutated)
     if not mutated and reference.changed(before, first):
         report.reference["changed_by_first_call"] = reference.changed(before, first)
+    declared = {o.name: o.shape for o in interface.outputs}
     for case, outs in expected.items():
-        mismatch = verdict.shape_mismatch(
-            outs, {o.name: o.shape for o in interface.outputs}, {}, case, feeds.count(case)
-        )
+        mismatch = verdict.shape_mismatch(outs, declared, {}, case, feeds.count(case))
         if mismatch:
             report.problems.append(f"eager (the reference) at batch {case.label}: {mismatch}")
             break
+    if feeds.labels is not None and expected:  # the class count from what eager returned, where the manifest has none
+        accuracy.check_labels(feeds.labels, next(iter(expected.values()))[scored.name].shape, scored.name, feeds.origin)
 
     outputs: dict[str, dict[Case, dict[str, np.ndarray]]] = {"eager": expected}
     tensors: dict[str, dict[str, np.ndarray]] = {}
@@ -144,7 +150,10 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         if entry.format not in formats.FORMATS:
             report.problems.append(f"{entry.path}: unknown format {entry.format!r}; this exporter cannot check it")
             continue
-        runtime_tolerances = {o.name: config.tolerance(o.dtype, _is_quantized(entry)) for o in interface.outputs}
+        q = _is_quantized(entry)
+        runtime_tolerances = {
+            o.name: accuracy.gate(config.tolerance(o.dtype, q), by_accuracy and q) for o in interface.outputs
+        }
         result = RuntimeResult(formats.runtime_name(entry.format), entry.format, entry.path)
         report.runtimes.append(result)
         report.tolerances[result.runtime] = {k: _tolerance_dict(v) for k, v in runtime_tolerances.items()}
@@ -155,7 +164,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
         declared = {o.name: o.shape for o in interface.outputs}
         run = _RuntimeRun(entry, sidecars, folder, checked, device, specs, output_names, config.nan_policy, declared)
-        outputs[result.runtime], found = run.execute(feeds, expected, runtime_tolerances, result, report)
+        told = telling(feeds, progress, f"verify: {result.runtime}")
+        outputs[result.runtime], found = run.execute(told, expected, runtime_tolerances, result, report)
         if found is not None:
             tensors[result.runtime] = found
 
@@ -171,11 +181,17 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         report.problems.append(trust.advice(skipped, untrusted or ""))
     if not report.runtimes:
         report.problems.append("the folder holds no artifact a runtime can run: there is nothing to compare with eager")
-    # Whether each runtime's outputs agree element-wise: what proves a fold that rewrote a weight.
-    agree = {
-        r.runtime: r.error is None and bool(r.batches) and all(b.passed for b in r.batches) for r in report.runtimes
-    }
     quantized = {f.runtime for f in formats.TABLE if f.quantized}
+    accuracy.record(report, outputs, feeds.labels, scored.name, config.max_accuracy_drop, quantized)
+    # Whether each runtime's outputs agree element-wise (a runtime judged by the accuracy drop: that it kept
+    # eager's accuracy): what proves a fold that rewrote a weight.
+    agree = {
+        r.runtime: r.error is None
+        and bool(r.batches)
+        and all(b.passed for b in r.batches)
+        and not (by_accuracy and r.runtime in quantized and r.reasons)
+        for r in report.runtimes
+    }
     report.parameters = _account_parameters(model, device, specs, tensors, agree, quantized, config.allow_unused)
     if manifest.model.get("dtype") in ("float16", "bfloat16"):
         report.reference["against_float32"] = _against_float32(model, device, interface, feeds, outputs)
@@ -236,6 +252,8 @@ def _tolerance_dict(tolerance: Tolerance) -> dict[str, float]:
     data = {"atol": tolerance.atol, "rtol": tolerance.rtol}
     if tolerance.min_agreement is not None:
         data["min_agreement"] = tolerance.min_agreement
+    if not tolerance.elementwise:
+        data["elements_judged"] = False
     return data
 
 

@@ -13,10 +13,10 @@ samples), so a threshold met exactly passes: no rounding of shares decides a ver
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -26,7 +26,6 @@ from .errors import InputSpecError
 
 if TYPE_CHECKING:
     from .config import VerifyConfig
-    from .inputs import Case, InputSet
     from .interface import OutputSpec
     from .report import VerificationReport
 
@@ -52,7 +51,7 @@ def check_count(labels: np.ndarray, samples: int, path: Path) -> None:
         raise InputSpecError(f"{path}: {len(labels)} labels for {samples} samples: give one label per sample")
 
 
-def check_range(labels: Mapping[Case, np.ndarray], classes: int, output: str, origin: str) -> None:
+def check_range(labels: Mapping[Hashable, np.ndarray], classes: int, output: str, origin: str) -> None:
     """Every label a class of the first output (0 to classes - 1); InputSpecError otherwise."""
     values = np.concatenate(list(labels.values()))
     bad = values[(values < 0) | (values >= classes)]
@@ -69,14 +68,16 @@ def classes_of(shape: tuple[int | str, ...]) -> int | None:
 
 
 def accuracies(
-    outputs: Mapping[str, Mapping[Case, Mapping[str, np.ndarray]]], labels: Mapping[Case, np.ndarray], output: str
+    outputs: Mapping[str, Mapping[Hashable, Mapping[str, np.ndarray]]],
+    labels: Mapping[Hashable, np.ndarray],
+    output: str,
 ) -> dict[str, float | None]:
     """Per runtime, the share of labelled samples whose argmax of ``output`` is the label; None for a
     runtime that did not produce every case (it raised, or was not run)."""
     return {runtime: _share(correct(per_case, labels, output), labels) for runtime, per_case in outputs.items()}
 
 
-def correct(per_case: Mapping[Case, Mapping[str, np.ndarray]], labels: Mapping[Case, np.ndarray], output: str):
+def correct(per_case: Mapping[Hashable, Mapping[str, np.ndarray]], labels: Mapping[Hashable, np.ndarray], output: str):
     """Samples whose argmax is the label, over every case; None when a case's output is missing or misshapen."""
     total = 0
     for case, wanted in labels.items():
@@ -87,7 +88,7 @@ def correct(per_case: Mapping[Case, Mapping[str, np.ndarray]], labels: Mapping[C
     return total
 
 
-def _share(count: int | None, labels: Mapping[Case, np.ndarray]) -> float | None:
+def _share(count: int | None, labels: Mapping[Hashable, np.ndarray]) -> float | None:
     samples = sum(len(v) for v in labels.values())
     return None if count is None or not samples else count / samples
 
@@ -145,7 +146,7 @@ def agreement_line(comparisons: list[OutputComparison]) -> str | None:
     )
 
 
-def check_inputs(feeds: InputSet, config: VerifyConfig, output: OutputSpec) -> bool:
+def check_inputs(feeds: Any, config: VerifyConfig, output: OutputSpec) -> bool:
     """Refuse labels that do not fit the first output, and --max-accuracy-drop without labels (InputSpecError);
     True when the accuracy drop judges the quantised runtimes."""
     if config.max_accuracy_drop is not None and feeds.labels is None:
@@ -154,7 +155,7 @@ def check_inputs(feeds: InputSet, config: VerifyConfig, output: OutputSpec) -> b
     return config.max_accuracy_drop is not None
 
 
-def check_labels(labels: Mapping[Case, np.ndarray] | None, shape: tuple, output: str, origin: str) -> None:
+def check_labels(labels: Mapping[Hashable, np.ndarray] | None, shape: tuple, output: str, origin: str) -> None:
     """Labels need a first output shaped (batch, classes), and a class of it each; InputSpecError otherwise.
     ``shape``: the output's shape as the manifest records it, or as eager produced it."""
     if labels is None:
@@ -170,8 +171,8 @@ def check_labels(labels: Mapping[Case, np.ndarray] | None, shape: tuple, output:
 
 def record(
     report: VerificationReport,
-    outputs: Mapping[str, Mapping[Case, Mapping[str, np.ndarray]]],
-    labels: Mapping[Case, np.ndarray] | None,
+    outputs: Mapping[str, Mapping[Hashable, Mapping[str, np.ndarray]]],
+    labels: Mapping[Hashable, np.ndarray] | None,
     output: str,
     max_drop: float | None,
     quantized: set[str],

@@ -115,6 +115,7 @@ def test_an_nn_module_instance_exports_with_its_own_weights(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device: this machine has none")
 def test_export_and_verify_on_cuda(tmp_path):
     result = export("mlp", ExportConfig(out=tmp_path, device="cuda"))

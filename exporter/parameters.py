@@ -6,15 +6,16 @@ listed apart. In an artifact a parameter is *matched* when a tensor of the same 
 (or alias) and shape is there; its values must then be identical. A tied parameter the
 artifact holds under several of its names is matched (and counted) once, and every one
 of those copies is claimed and compared: none is an exporter constant. A parameter with
-no tensor of its own is *unused* when a backward pass through the eager model leaves
-its gradient None (the artifact lacks weights the model declares: a failure unless
-allowed) or *folded* when forward uses it and the exporter merged it into another
-tensor (BatchNorm into the convolution before it; the logits prove the fold).
+no tensor of its own is *unused* when no gradient path leads from forward's outputs back
+to it (the artifact lacks weights the model declares: a failure unless allowed) or
+*folded* when forward uses it and the exporter merged it into another tensor
+(BatchNorm into the convolution before it; the logits prove the fold).
 Artifact tensors that match no parameter or buffer are exporter constants, listed apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -77,7 +78,7 @@ class ParameterReport:
 
 
 def eager_parameters(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tensor | None) -> list[EagerParameter]:
-    """Unique parameters with their aliases; ``used`` from a backward pass when possible."""
+    """Unique parameters with their aliases; ``used`` from the autograd graph of one forward when possible."""
     by_id: dict[int, EagerParameter] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         entry = by_id.get(id(p))
@@ -93,26 +94,40 @@ def eager_parameters(model: nn.Module, example: tuple[torch.Tensor, ...] | torch
 
 
 def _used_by_forward(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tensor) -> dict[int, bool] | None:
-    """Which parameters get a gradient from one forward + backward (None if that cannot run)."""
+    """Which parameters a backward pass would give a gradient (None if forward cannot record one).
+
+    One forward with gradients recorded, then a walk of the autograd graph from the outputs: a
+    parameter is used when its AccumulateGrad node is reachable, exactly the leaves backward
+    would write ``.grad`` for. Backward itself is not run: it would allocate a gradient the size
+    of every weight (the model's size again) to learn one bit per parameter.
+    """
     params = list(model.parameters())
-    saved = [(p.requires_grad, p.grad) for p in params]
+    saved = [p.requires_grad for p in params]
     try:
         for p in params:
             p.requires_grad_(True)
-            p.grad = None
         with torch.enable_grad():
             out = model(*(example if isinstance(example, tuple) else (example,)))
-            outs = [leaf for _, leaf in flatten(out)]
-            total = sum(o.float().sum() for o in outs if torch.is_tensor(o) and o.requires_grad)
-            if not torch.is_tensor(total):
-                return None
-            total.backward()
-        return {id(p): p.grad is not None for p in params}
-    except Exception:  # a model that cannot run backward: usage stays unknown
+            roots = [leaf.grad_fn for _, leaf in flatten(out) if torch.is_tensor(leaf) and leaf.requires_grad]
+        if not roots:
+            return None
+        reached: set[int] = set()
+        seen: dict[int, object] = {}  # by id, holding each node so that no id is reused mid-walk
+        pending = [node for node in roots if node is not None]
+        while pending:
+            node = pending.pop()
+            if id(node) in seen:
+                continue
+            seen[id(node)] = node
+            variable = getattr(node, "variable", None)  # AccumulateGrad: the leaf it writes
+            if variable is not None:
+                reached.add(id(variable))
+            pending += [child for child, _ in node.next_functions if child is not None]
+        return {id(p): id(p) in reached for p in params}
+    except Exception:  # a model that cannot run with gradients recorded: usage stays unknown
         return None
     finally:
-        for p, (flag, grad) in zip(params, saved, strict=True):
-            p.grad = grad
+        for p, flag in zip(params, saved, strict=True):
             p.requires_grad_(flag)
 
 
@@ -121,7 +136,7 @@ def account(
     eager: list[EagerParameter],
     eager_values: dict[str, torch.Tensor],
     buffer_names: set[str],
-    artifact: dict[str, np.ndarray],
+    artifact: Mapping[str, np.ndarray],
     allow_unused: bool,
     outputs_agree: bool,
     quantized: bool = False,
@@ -140,7 +155,8 @@ def account(
         # Every name the artifact holds this tensor under (a tied weight may be there under each of
         # its names: torch.export's state_dict is): all are claimed, each one's values compared.
         names = [param.name, *param.aliases]
-        hits = [n for n in names if n in artifact and tuple(artifact[n].shape) == param.shape]
+        held = {n: artifact[n] for n in names if n in artifact}  # each array made once
+        hits = [n for n, values in held.items() if tuple(values.shape) == param.shape]
         if not hits:
             if param.used is False:
                 result.unused.append(param.name)
@@ -151,19 +167,20 @@ def account(
         result.matched.append(param.name)
         reference = to_numpy(eager_values[param.name])
         for hit in hits:
-            values = np.asarray(artifact[hit])
+            values = np.asarray(held[hit])
             if values.dtype != reference.dtype or not np.array_equal(values, reference):
                 diff = float(np.max(np.abs(values.astype(np.float64) - reference.astype(np.float64))))
                 item: dict[str, Any] = {"name": param.name, "max_abs_diff": diff}
                 if hit != param.name:
                     item["held_as"] = hit  # the alias whose copy differs
                 result.altered.append(item)
-    for name, values in artifact.items():
+    for name in artifact:  # by name: a lazy mapping makes only the arrays looked at
         if name in claimed:
             continue
         if name in buffer_names:
             result.buffers.append(name)
         else:
+            values = artifact[name]
             result.constants.append({"name": name, "shape": list(values.shape), "count": int(values.size)})
 
     counts = {p.name: p.count for p in eager}

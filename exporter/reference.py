@@ -75,7 +75,8 @@ def state_sha256(model: nn.Module) -> str:
     for name, tensor in sorted(model.state_dict(keep_vars=False).items()):
         t = tensor.detach().to("cpu").contiguous()
         digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+        # the array's own buffer, not a .tobytes() copy: hashing a 1 GB model would otherwise copy 1 GB
+        digest.update((t if t.dtype != torch.bfloat16 else t.view(torch.int16)).numpy().reshape(-1))
     return digest.hexdigest()
 
 

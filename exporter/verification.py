@@ -14,6 +14,7 @@ Steps, each collected into one report rather than stopping at the first problem:
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 from collections.abc import Iterator
@@ -122,7 +123,9 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
     _check_determinism(expected, again, tolerances, report)
 
     outputs: dict[str, dict[Case, dict[str, np.ndarray]]] = {"eager": expected}
-    tensors: dict[str, dict[str, np.ndarray]] = {}
+    # Each artifact's tensors are accounted for while its runtime is loaded, then let go: holding
+    # every runtime's copy of the weights until the end would cost the model's size per runtime.
+    accounting = _Accounting.of(model, device, specs, config.allow_unused)
     untrusted, skipped = manifest.refusal(config.trust), []
     for entry in manifest.artifacts:
         if entry.format in formats.SIDE_FILES:
@@ -140,9 +143,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
             continue
         sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
         run = _RuntimeRun(entry, sidecars, folder, checked, device, specs, output_names, config.nan_policy)
-        outputs[result.runtime], found = run.execute(feeds, expected, runtime_tolerances, result, report)
-        if found is not None:
-            tensors[result.runtime] = found
+        outputs[result.runtime] = run.execute(feeds, expected, runtime_tolerances, result, report, accounting)
+        gc.collect()  # a loaded TorchScript module holds reference cycles: free its weights before the next
 
     example_sizes = {**interface.labels, "batch": manifest.export_batch}
     for result in report.runtimes:
@@ -151,12 +153,7 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         report.problems.append(trust.advice(skipped, untrusted or ""))
     if not report.runtimes:
         report.problems.append("the folder holds no artifact a runtime can run: there is nothing to compare with eager")
-    # Whether each runtime's outputs agree element-wise: what proves a fold that rewrote a weight.
-    agree = {
-        r.runtime: r.error is None and bool(r.batches) and all(b.passed for b in r.batches) for r in report.runtimes
-    }
-    quantized = {f.runtime for f in formats.TABLE if f.quantized}
-    report.parameters = _account_parameters(model, device, specs, tensors, agree, quantized, config.allow_unused)
+    report.parameters = accounting.report
     if manifest.model.get("dtype") in ("float16", "bfloat16"):
         report.reference["against_float32"] = _against_float32(model, device, interface, feeds, outputs)
     if config.save_outputs:
@@ -232,19 +229,19 @@ class _RuntimeRun:
     output_names: tuple[str, ...]
     nan_policy: str
 
-    def execute(self, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport):
-        """Outputs by batch size, and the tensors the artifact holds (None when they cannot be read)."""
+    def execute(self, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport, accounting):
+        """Outputs by batch size; the artifact's tensors are accounted for (``accounting``) while it is loaded."""
         result.notes += list(self.entry.details.get("warnings", []))
         if any(e.path not in self.checked for e in (self.entry, *self.sidecars)):
             result.error = "not run: its file or a file it needs failed the hash check"
-            return {}, None
+            return {}
         try:  # read now, one artifact at a time, and checked again: these bytes are what is loaded
             files = {e.path: read_checked(self.folder, e) for e in (self.entry, *self.sidecars)}
         except ManifestError:
             raise
         except ExporterError as error:
             result.error = f"not run: {first_line(error)}"
-            return {}, None
+            return {}
         try:
             data = files[self.entry.path]
             runner = runners.runner_for(self.entry.format, data, files, self.device, self.specs, self.output_names)
@@ -253,19 +250,21 @@ class _RuntimeRun:
             raise  # a hostile file (external data pointing outside the folder): refuse outright
         except Exception as error:
             result.error = f"could not be loaded: {first_line(error)}"
-            return {}, None
-        found = None
+            return {}
+        del data, files  # the runner holds what it needs
         try:
             got = _run_runtime(runner, feeds, expected, tolerances, self.nan_policy, result)
             try:
                 found = runner.tensors()
             except Exception as error:
                 report.problems.append(f"{result.runtime}: cannot read its tensors: {first_line(error)}")
+            else:
+                accounting.add(result, found)
         finally:
             runner.deactivate()
         result.notes += runner.notes
         result.seconds = sum(runner.inference_times)
-        return got, found
+        return got
 
 
 def _device(config: VerifyConfig, manifest: Manifest) -> torch.device:
@@ -380,23 +379,37 @@ def _frozen_axes(result: RuntimeResult, example_sizes: dict[str, int]) -> list[s
     return found
 
 
-def _account_parameters(model, device, specs, tensors, agree, quantized, allow_unused) -> ParameterReport:
-    example = inputs.example(tuple(replace(s, shape=(2, *s.shape[1:])) for s in specs), 0, device)
-    params = eager_parameters(model, tuple(example.values()))
-    values = dict(model.named_parameters())
-    buffer_names = {n for n, _ in model.named_buffers()}
-    report = ParameterReport(
-        eager_total=sum(p.count for p in params),
-        parameters=params,
-        buffers=[{"name": n, "shape": list(b.shape), "count": b.numel()} for n, b in model.named_buffers()],
-        artifacts={},
-        allow_unused=allow_unused,
-    )
-    for runtime, found in tensors.items():
-        report.artifacts[runtime] = account(
-            runtime, params, values, buffer_names, found, allow_unused, agree[runtime], runtime in quantized
+@dataclass
+class _Accounting:
+    """The eager parameters (and whether forward uses each), and each runtime's account of them."""
+
+    params: list
+    values: dict[str, torch.Tensor]
+    buffer_names: set[str]
+    report: ParameterReport
+
+    @classmethod
+    def of(cls, model: nn.Module, device, specs, allow_unused: bool) -> _Accounting:
+        example = inputs.example(tuple(replace(s, shape=(2, *s.shape[1:])) for s in specs), 0, device)
+        params = eager_parameters(model, tuple(example.values()))
+        report = ParameterReport(
+            eager_total=sum(p.count for p in params),
+            parameters=params,
+            buffers=[{"name": n, "shape": list(b.shape), "count": b.numel()} for n, b in model.named_buffers()],
+            artifacts={},
+            allow_unused=allow_unused,
         )
-    return report
+        return cls(params, dict(model.named_parameters()), {n for n, _ in model.named_buffers()}, report)
+
+    def add(self, result: RuntimeResult, found) -> None:
+        """Account for ``found`` (the runtime's tensors by name), once its batches have run: whether
+        its outputs agree element-wise is what proves a fold that rewrote a weight."""
+        agree = result.error is None and bool(result.batches) and all(b.passed for b in result.batches)
+        quantized = formats.FORMATS[result.format].quantized
+        self.report.artifacts[result.runtime] = account(
+            result.runtime, self.params, self.values, self.buffer_names, found,
+            self.report.allow_unused, agree, quantized,
+        )  # fmt: skip
 
 
 def _save_outputs(path: Path, outputs: dict[str, dict[Case, dict[str, Any]]]) -> None:

@@ -28,7 +28,7 @@ from torch import nn
 
 from . import formats, inputs, reference, runners, trust
 from .compare import OutputComparison, pooled_agreement, small_sample_note
-from .config import Tolerance, VerifyConfig
+from .config import LARGE_MODEL_PARAMETERS, Tolerance, VerifyConfig
 from .errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
 from .inputs import Case, InputSet
 from .integrity import check_all, read_checked
@@ -83,7 +83,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         feeds = InputSet.load(config.inputs_path, specs, first)
     else:
         quantized = any(_is_quantized(entry) for entry in manifest.artifacts)
-        feeds = InputSet.generate(specs, config, manifest.export_batch, interface.labels, quantized)
+        large = int(manifest.model.get("parameters") or 0) >= LARGE_MODEL_PARAMETERS
+        feeds = InputSet.generate(specs, config, manifest.export_batch, interface.labels, quantized, large)
     if config.save_inputs:
         feeds.save(config.save_inputs)
 

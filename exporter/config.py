@@ -60,6 +60,11 @@ DEFAULT_MIN_AGREEMENT = 0.99
 # where the 95 % interval is about +-0.2 points; verify still takes under 3 s on the seed network.
 DEFAULT_SAMPLES = 384
 QUANTIZED_SAMPLES = 8192
+# From this many parameters (200 MB in float32) the default is one whole batch per case (every
+# batch size and every dynamic axis size still runs): a float32 check needs few samples, and at
+# 281M parameters each batch of 64 costs about a second per runtime on 2 cores, so 384 samples
+# made verification take longer than the export itself. --samples still sets any count.
+LARGE_MODEL_PARAMETERS = 50_000_000
 BENCH_BATCH_SIZES = (1, 64, 1024)  # bench: one request; a typical serving batch; a throughput-bound batch
 
 
@@ -149,11 +154,14 @@ class VerifyConfig:
             if path is not None:
                 check_writable_file(path, option)
 
-    def samples_for(self, quantized: bool) -> int:
-        """``samples`` if given, else the default: QUANTIZED_SAMPLES when a quantised runtime is judged."""
+    def samples_for(self, quantized: bool, large: bool = False) -> int:
+        """``samples`` if given, else the default: QUANTIZED_SAMPLES when a quantised runtime is judged,
+        1 (one whole batch per case) for a ``large`` model (LARGE_MODEL_PARAMETERS), else DEFAULT_SAMPLES."""
         if self.samples is not None:
             return self.samples
-        return QUANTIZED_SAMPLES if quantized else DEFAULT_SAMPLES
+        if quantized:
+            return QUANTIZED_SAMPLES
+        return 1 if large else DEFAULT_SAMPLES
 
     def tolerance(self, dtype: str, quantized: bool = False) -> Tolerance:
         """The tolerance for an output of ``dtype``, after overrides; ``quantized``: the int8 policy."""

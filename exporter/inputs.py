@@ -176,6 +176,7 @@ class InputSet:
         labels: dict[str, int] | None = None,
         quantized: bool = False,
         sweep: tuple[Case, ...] = (),
+        large: bool = False,
     ) -> InputSet:
         """Seeded samples of every input for every case (see ``default_cases``).
 
@@ -183,11 +184,14 @@ class InputSet:
         a quantised runtime will be judged, so the default sample count is the larger one its
         top-1 agreement gate needs (``VerifyConfig.samples_for``). ``sweep``: more cases, one batch
         each, drawn after the others (so the others' samples are the same with or without them).
+        ``large``: a model of at least LARGE_MODEL_PARAMETERS, whose default is one whole batch per
+        case; the origin says so.
         """
         import torch
 
         cases = default_cases(config.batch_sizes or default_batch_sizes(export_batch), labels or {})
-        batches = math.ceil(config.samples_for(quantized) / sum(case.batch for case in cases))
+        samples = config.samples_for(quantized, large)
+        batches = math.ceil(samples / sum(case.batch for case in cases))
         generator = torch.Generator().manual_seed(config.seed)
         groups: dict[Case, dict[str, np.ndarray]] = {}
         for case, count in [*((c, batches) for c in cases), *((c, 1) for c in sweep if c not in cases)]:
@@ -196,7 +200,10 @@ class InputSet:
             for spec in specs:
                 shape = case.shape(spec)
                 groups[case][spec.name] = sample(generator, spec, (count * case.batch, *shape[1:]), drawn)
-        return cls(groups, _origin(specs, config))
+        origin = _origin(specs, config)
+        if large and config.samples is None and not quantized:
+            origin += "; one batch per case, the default for a model this large (--samples draws more)"
+        return cls(groups, origin)
 
     @classmethod
     def load(cls, path: Path, specs: tuple[InputSpec, ...], batch_size: int | None) -> InputSet:

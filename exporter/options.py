@@ -20,6 +20,7 @@ from .config import (
     DEFAULT_MIN_AGREEMENT,
     DEFAULT_SAMPLES,
     DISTRIBUTIONS,
+    LARGE_MODEL_PARAMETERS,
     MAX_SEED,
     NAN_POLICIES,
     QUANTIZED_SAMPLES,
@@ -120,7 +121,8 @@ def comparison_options(func: Callable) -> Callable:
             type=click.IntRange(min=1),
             default=None,
             help=f"Total random samples, spread over the batch sizes. Default: {DEFAULT_SAMPLES}, or "
-            f"{QUANTIZED_SAMPLES:,} when an int8 artifact is judged (its top-1 agreement needs that many).",
+            f"{QUANTIZED_SAMPLES:,} when an int8 artifact is judged (its top-1 agreement needs that many); "
+            f"one batch per batch size for a model of {LARGE_MODEL_PARAMETERS // 10**6}M parameters or more.",
         ),
         click.option(
             "--batch-size",

@@ -6,22 +6,24 @@ listed apart. In an artifact a parameter is *matched* when a tensor of the same 
 (or alias) and shape is there; its values must then be identical. A tied parameter the
 artifact holds under several of its names is matched (and counted) once, and every one
 of those copies is claimed and compared: none is an exporter constant. A parameter with
-no tensor of its own is *unused* when a backward pass through the eager model leaves
-its gradient None (the artifact lacks weights the model declares: a failure unless
-allowed) or *folded* when forward uses it and the exporter merged it into another
-tensor (BatchNorm into the convolution before it; the logits prove the fold).
+no tensor of its own is *unused* when no gradient path leads from forward's outputs back
+to it (the artifact lacks weights the model declares: a failure unless allowed) or
+*folded* when forward uses it and the exporter merged it into another tensor
+(BatchNorm into the convolution before it; the logits prove the fold).
 Artifact tensors that match no parameter or buffer are exporter constants, listed apart.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from . import formats, inputs
 from .interface import flatten
 from .runners.base import to_numpy
 
@@ -77,7 +79,7 @@ class ParameterReport:
 
 
 def eager_parameters(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tensor | None) -> list[EagerParameter]:
-    """Unique parameters with their aliases; ``used`` from a backward pass when possible."""
+    """Unique parameters with their aliases; ``used`` from the autograd graph of one forward when possible."""
     by_id: dict[int, EagerParameter] = {}
     for name, p in model.named_parameters(remove_duplicate=False):
         entry = by_id.get(id(p))
@@ -93,26 +95,40 @@ def eager_parameters(model: nn.Module, example: tuple[torch.Tensor, ...] | torch
 
 
 def _used_by_forward(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tensor) -> dict[int, bool] | None:
-    """Which parameters get a gradient from one forward + backward (None if that cannot run)."""
+    """Which parameters a backward pass would give a gradient (None if forward cannot record one).
+
+    One forward with gradients recorded, then a walk of the autograd graph from the outputs: a
+    parameter is used when its AccumulateGrad node is reachable, exactly the leaves backward
+    would write ``.grad`` for. Backward itself is not run: it would allocate a gradient the size
+    of every weight (the model's size again) to learn one bit per parameter.
+    """
     params = list(model.parameters())
-    saved = [(p.requires_grad, p.grad) for p in params]
+    saved = [p.requires_grad for p in params]
     try:
         for p in params:
             p.requires_grad_(True)
-            p.grad = None
         with torch.enable_grad():
             out = model(*(example if isinstance(example, tuple) else (example,)))
-            outs = [leaf for _, leaf in flatten(out)]
-            total = sum(o.float().sum() for o in outs if torch.is_tensor(o) and o.requires_grad)
-            if not torch.is_tensor(total):
-                return None
-            total.backward()
-        return {id(p): p.grad is not None for p in params}
-    except Exception:  # a model that cannot run backward: usage stays unknown
+            roots = [leaf.grad_fn for _, leaf in flatten(out) if torch.is_tensor(leaf) and leaf.requires_grad]
+        if not roots:
+            return None
+        reached: set[int] = set()
+        seen: dict[int, object] = {}  # by id, holding each node so that no id is reused mid-walk
+        pending = [node for node in roots if node is not None]
+        while pending:
+            node = pending.pop()
+            if id(node) in seen:
+                continue
+            seen[id(node)] = node
+            variable = getattr(node, "variable", None)  # AccumulateGrad: the leaf it writes
+            if variable is not None:
+                reached.add(id(variable))
+            pending += [child for child, _ in node.next_functions if child is not None]
+        return {id(p): id(p) in reached for p in params}
+    except Exception:  # a model that cannot run with gradients recorded: usage stays unknown
         return None
     finally:
-        for p, (flag, grad) in zip(params, saved, strict=True):
-            p.grad = grad
+        for p, flag in zip(params, saved, strict=True):
             p.requires_grad_(flag)
 
 
@@ -121,7 +137,7 @@ def account(
     eager: list[EagerParameter],
     eager_values: dict[str, torch.Tensor],
     buffer_names: set[str],
-    artifact: dict[str, np.ndarray],
+    artifact: Mapping[str, np.ndarray],
     allow_unused: bool,
     outputs_agree: bool,
     quantized: bool = False,
@@ -140,7 +156,8 @@ def account(
         # Every name the artifact holds this tensor under (a tied weight may be there under each of
         # its names: torch.export's state_dict is): all are claimed, each one's values compared.
         names = [param.name, *param.aliases]
-        hits = [n for n in names if n in artifact and tuple(artifact[n].shape) == param.shape]
+        held = {n: artifact[n] for n in names if n in artifact}  # each array made once
+        hits = [n for n, values in held.items() if tuple(values.shape) == param.shape]
         if not hits:
             if param.used is False:
                 result.unused.append(param.name)
@@ -151,19 +168,20 @@ def account(
         result.matched.append(param.name)
         reference = to_numpy(eager_values[param.name])
         for hit in hits:
-            values = np.asarray(artifact[hit])
+            values = np.asarray(held[hit])
             if values.dtype != reference.dtype or not np.array_equal(values, reference):
                 diff = float(np.max(np.abs(values.astype(np.float64) - reference.astype(np.float64))))
                 item: dict[str, Any] = {"name": param.name, "max_abs_diff": diff}
                 if hit != param.name:
                     item["held_as"] = hit  # the alias whose copy differs
                 result.altered.append(item)
-    for name, values in artifact.items():
+    for name in artifact:  # by name: a lazy mapping makes only the arrays looked at
         if name in claimed:
             continue
         if name in buffer_names:
             result.buffers.append(name)
         else:
+            values = artifact[name]
             result.constants.append({"name": name, "shape": list(values.shape), "count": int(values.size)})
 
     counts = {p.name: p.count for p in eager}
@@ -213,3 +231,57 @@ def account(
 def _held(item: dict[str, Any]) -> str:
     """An altered parameter's name, with the alias it is held under when that copy is the one that differs."""
     return f"{item['name']} (held as {item['held_as']})" if "held_as" in item else item["name"]
+
+
+@dataclass
+class Accounting:
+    """The eager parameters (and whether forward uses each), and each runtime's account of them
+    (``result``: a report.RuntimeResult once its batches have run).
+
+    A runtime's tensors are accounted for while it is loaded, then let go. A quantised runtime
+    judged by its accuracy drop on labelled data is accounted for after that gate has judged
+    (``settle``): whether it kept eager's accuracy is what proves its folds.
+    """
+
+    params: list
+    values: dict[str, torch.Tensor]
+    buffer_names: set[str]
+    report: ParameterReport
+    by_accuracy: bool = False  # quantised runtimes are judged by an accuracy drop (labelled inputs)
+    pending: dict[str, tuple[Any, dict]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, model: nn.Module, device, specs, allow_unused: bool, by_accuracy: bool) -> Accounting:
+        example = inputs.example(tuple(replace(s, shape=(2, *s.shape[1:])) for s in specs), 0, device)
+        params = eager_parameters(model, tuple(example.values()))
+        report = ParameterReport(
+            eager_total=sum(p.count for p in params),
+            parameters=params,
+            buffers=[{"name": n, "shape": list(b.shape), "count": b.numel()} for n, b in model.named_buffers()],
+            artifacts={},
+            allow_unused=allow_unused,
+        )
+        values = dict(model.named_parameters())
+        return cls(params, values, {n for n, _ in model.named_buffers()}, report, by_accuracy)
+
+    def add(self, result: Any, found) -> None:
+        """Account for ``found`` (the runtime's tensors by name), once its batches have run: whether
+        its outputs agree element-wise is what proves a fold that rewrote a weight."""
+        if self.by_accuracy and formats.FORMATS[result.format].quantized:
+            self.pending[result.runtime] = (result, found)
+            return
+        self._account(result, found, agree=True)
+
+    def settle(self) -> None:
+        """Account for the runtimes held back until the accuracy gate judged them."""
+        for result, found in self.pending.values():
+            self._account(result, found, agree=not result.reasons)
+        self.pending.clear()
+
+    def _account(self, result: Any, found, agree: bool) -> None:
+        agree = agree and result.error is None and bool(result.batches) and all(b.passed for b in result.batches)
+        quantized = formats.FORMATS[result.format].quantized
+        self.report.artifacts[result.runtime] = account(
+            result.runtime, self.params, self.values, self.buffer_names, found,
+            self.report.allow_unused, agree, quantized,
+        )  # fmt: skip

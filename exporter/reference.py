@@ -72,8 +72,11 @@ def count_parameters(model: nn.Module) -> int:
 def state_sha256(model: nn.Module) -> str:
     """A digest of every parameter and buffer (name, dtype, shape, bytes), device independent."""
     digest = hashlib.sha256()
-    for name, tensor_digest in sorted(state_digests(model).items()):
-        digest.update(f"{name}|{tensor_digest}|".encode())
+    for name, tensor in sorted(model.state_dict(keep_vars=False).items()):
+        t = tensor.detach().to("cpu").contiguous()
+        digest.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        # the array's own buffer, not a .tobytes() copy: hashing a 1 GB model would otherwise copy 1 GB
+        digest.update((t if t.dtype != torch.bfloat16 else t.view(torch.int16)).numpy().reshape(-1))
     return digest.hexdigest()
 
 
@@ -84,7 +87,7 @@ def state_digests(model: nn.Module) -> dict[str, str]:
     for name, tensor in model.state_dict(keep_vars=False).items():
         t = tensor.detach().to("cpu").contiguous()
         digest = hashlib.sha256(f"{t.dtype}|{tuple(t.shape)}|".encode())
-        digest.update(t.numpy().tobytes() if t.dtype != torch.bfloat16 else t.view(torch.int16).numpy().tobytes())
+        digest.update((t if t.dtype != torch.bfloat16 else t.view(torch.int16)).numpy().reshape(-1))
         found[name] = digest.hexdigest()
     return found
 

@@ -14,6 +14,7 @@ Steps, each collected into one report rather than stopping at the first problem:
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 from collections.abc import Iterator
@@ -25,15 +26,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import accuracy, formats, inputs, reference, runners, trust, verdict
+from . import accuracy, formats, reference, runners, trust, verdict
 from .compare import OutputComparison, pooled_agreement, small_sample_note
-from .config import Tolerance, VerifyConfig
+from .config import LARGE_MODEL_PARAMETERS, Tolerance, VerifyConfig
 from .errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
 from .inputs import Case, InputSet
 from .integrity import check_all, read_checked
 from .interface import InputSpec
 from .manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
-from .parameters import ParameterReport, account, eager_parameters
+from .parameters import Accounting
 from .progress import Progress, telling
 from .report import BatchResult, RuntimeResult, VerificationReport
 from .runners import Runner
@@ -86,7 +87,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
     else:
         quantized = any(_is_quantized(entry) for entry in manifest.artifacts)
         sweep = verdict.sweep(config, manifest, interface.labels)
-        feeds = InputSet.generate(specs, config, manifest.export_batch, interface.labels, quantized, sweep)
+        large = int(manifest.model.get("parameters") or 0) >= LARGE_MODEL_PARAMETERS
+        feeds = InputSet.generate(specs, config, manifest.export_batch, interface.labels, quantized, sweep, large)
     if config.save_inputs:
         feeds.save(config.save_inputs)
     scored = interface.outputs[0]  # accuracy: the argmax of the first output
@@ -142,7 +144,9 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         accuracy.check_labels(feeds.labels, next(iter(expected.values()))[scored.name].shape, scored.name, feeds.origin)
 
     outputs: dict[str, dict[Case, dict[str, np.ndarray]]] = {"eager": expected}
-    tensors: dict[str, dict[str, np.ndarray]] = {}
+    # Each artifact's tensors are accounted for while its runtime is loaded, then let go: holding
+    # every runtime's copy of the weights until the end would cost the model's size per runtime.
+    accounting = Accounting.of(model, device, specs, config.allow_unused, by_accuracy)
     untrusted, skipped = manifest.refusal(config.trust), []
     for entry in manifest.artifacts:
         if entry.format in formats.SIDE_FILES:
@@ -165,9 +169,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         declared = {o.name: o.shape for o in interface.outputs}
         run = _RuntimeRun(entry, sidecars, folder, checked, device, specs, output_names, config.nan_policy, declared)
         told = telling(feeds, progress, f"verify: {result.runtime}")
-        outputs[result.runtime], found = run.execute(told, expected, runtime_tolerances, result, report)
-        if found is not None:
-            tensors[result.runtime] = found
+        outputs[result.runtime] = run.execute(told, expected, runtime_tolerances, result, report, accounting)
+        gc.collect()  # a loaded TorchScript module holds reference cycles: free its weights before the next
 
     if config.localize is not False:
         from .localize import localize_runtimes
@@ -183,16 +186,8 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         report.problems.append("the folder holds no artifact a runtime can run: there is nothing to compare with eager")
     quantized = {f.runtime for f in formats.TABLE if f.quantized}
     accuracy.record(report, outputs, feeds.labels, scored.name, config.max_accuracy_drop, quantized)
-    # Whether each runtime's outputs agree element-wise (a runtime judged by the accuracy drop: that it kept
-    # eager's accuracy): what proves a fold that rewrote a weight.
-    agree = {
-        r.runtime: r.error is None
-        and bool(r.batches)
-        and all(b.passed for b in r.batches)
-        and not (by_accuracy and r.runtime in quantized and r.reasons)
-        for r in report.runtimes
-    }
-    report.parameters = _account_parameters(model, device, specs, tensors, agree, quantized, config.allow_unused)
+    accounting.settle()
+    report.parameters = accounting.report
     if manifest.model.get("dtype") in ("float16", "bfloat16"):
         report.reference["against_float32"] = _against_float32(model, device, interface, feeds, outputs)
     if config.save_outputs:
@@ -271,19 +266,19 @@ class _RuntimeRun:
     nan_policy: str
     declared: dict[str, tuple]  # each output's shape in the manifest, dynamic axes by label
 
-    def execute(self, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport):
-        """Outputs by batch size, and the tensors the artifact holds (None when they cannot be read)."""
+    def execute(self, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport, accounting):
+        """Outputs by batch size; the artifact's tensors are accounted for (``accounting``) while it is loaded."""
         result.notes += list(self.entry.details.get("warnings", []))
         if any(e.path not in self.checked for e in (self.entry, *self.sidecars)):
             result.error = "not run: its file or a file it needs failed the hash check"
-            return {}, None
+            return {}
         try:  # read now, one artifact at a time, and checked again: these bytes are what is loaded
             files = {e.path: read_checked(self.folder, e) for e in (self.entry, *self.sidecars)}
         except ManifestError:
             raise
         except ExporterError as error:
             result.error = f"not run: {first_line(error)}"
-            return {}, None
+            return {}
         try:
             data = files[self.entry.path]
             runner = runners.runner_for(self.entry.format, data, files, self.device, self.specs, self.output_names)
@@ -292,19 +287,21 @@ class _RuntimeRun:
             raise  # a hostile file (external data pointing outside the folder): refuse outright
         except Exception as error:
             result.error = f"could not be loaded: {first_line(error)}"
-            return {}, None
-        found = None
+            return {}
+        del data, files  # the runner holds what it needs
         try:
             got = _run_runtime(runner, feeds, expected, tolerances, self.nan_policy, result, self.declared)
             try:
                 found = runner.tensors()
             except Exception as error:
                 report.problems.append(f"{result.runtime}: cannot read its tensors: {first_line(error)}")
+            else:
+                accounting.add(result, found)
         finally:
             runner.deactivate()
         result.notes += runner.notes
         result.seconds = sum(runner.inference_times)
-        return got, found
+        return got
 
 
 def _device(config: VerifyConfig, manifest: Manifest) -> torch.device:
@@ -382,25 +379,6 @@ def _against_float32(model: nn.Module, device, interface, feeds: InputSet, outpu
         ]
         diffs[runtime] = max(worst) if worst else None
     return diffs
-
-
-def _account_parameters(model, device, specs, tensors, agree, quantized, allow_unused) -> ParameterReport:
-    example = inputs.example(tuple(replace(s, shape=(2, *s.shape[1:])) for s in specs), 0, device)
-    params = eager_parameters(model, tuple(example.values()))
-    values = dict(model.named_parameters())
-    buffer_names = {n for n, _ in model.named_buffers()}
-    report = ParameterReport(
-        eager_total=sum(p.count for p in params),
-        parameters=params,
-        buffers=[{"name": n, "shape": list(b.shape), "count": b.numel()} for n, b in model.named_buffers()],
-        artifacts={},
-        allow_unused=allow_unused,
-    )
-    for runtime, found in tensors.items():
-        report.artifacts[runtime] = account(
-            runtime, params, values, buffer_names, found, allow_unused, agree[runtime], runtime in quantized
-        )
-    return report
 
 
 def _save_outputs(path: Path, outputs: dict[str, dict[Case, dict[str, Any]]]) -> None:

@@ -53,6 +53,17 @@ def test_samples_for_resolves_the_default_and_keeps_a_given_count():
     assert VerifyConfig().samples_for(False) == DEFAULT_SAMPLES == 384
     assert VerifyConfig().samples_for(True) == QUANTIZED_SAMPLES == 8192
     assert VerifyConfig(samples=10).samples_for(True) == 10
+
+
+def test_a_large_model_gets_one_batch_per_case_by_default_and_says_so():
+    assert VerifyConfig().samples_for(False, large=True) == 1
+    assert VerifyConfig().samples_for(True, large=True) == QUANTIZED_SAMPLES  # int8's gate still needs its samples
+    assert VerifyConfig(samples=500).samples_for(False, large=True) == 500
+    specs = (InputSpec("input", (1, 28, 28)),)
+    feeds = InputSet.generate(specs, VerifyConfig(), 1, large=True)
+    assert feeds.batch_sizes == [1, 64] and feeds.samples == 65  # every batch size, one whole batch each
+    assert "one batch per case" in feeds.origin
+    assert "one batch per case" not in InputSet.generate(specs, VerifyConfig(samples=500), 1, large=True).origin
     with pytest.raises(InputSpecError, match="--samples must be from 1"):
         VerifyConfig(samples=0)
 

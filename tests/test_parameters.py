@@ -118,6 +118,12 @@ def test_the_backward_pass_leaves_requires_grad_and_gradients_as_they_were(small
     assert small.fc.bias.requires_grad is True and small.fc.bias.grad is kept
 
 
+def test_usage_is_found_without_allocating_gradients(spare):
+    # no backward: a gradient the size of every weight would double a large model's memory
+    eager_parameters(spare, _example(spare))
+    assert all(p.grad is None for p in spare.parameters())
+
+
 # --- matched and altered --------------------------------------------------------------------------
 
 

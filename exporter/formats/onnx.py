@@ -14,6 +14,7 @@ files of the folder, inlined or copied privately, never resolved against a direc
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -205,15 +206,23 @@ def inline_bytes(data: bytes, files: dict[str, bytes]) -> bytes:
 
 
 def loadable(data: bytes, files: dict[str, bytes]) -> tuple[bytes | str, tempfile.TemporaryDirectory | None]:
-    """What ONNX Runtime should load: inlined bytes, or past protobuf's 2 GB limit a private copy on disk.
+    """What ONNX Runtime should load: the bytes themselves when no tensor is stored outside them;
+    else inlined bytes, or past protobuf's 2 GB limit a private copy on disk.
 
     The copy holds only the hash-checked bytes, in a fresh temporary folder of this process
     (never the artifact folder itself, which could change between check and load); the
-    caller keeps the returned TemporaryDirectory alive while the session needs it.
+    caller keeps the returned TemporaryDirectory alive while the session needs it. The model
+    is parsed once here to find its external data: a self-contained file is passed on as it
+    is, not parsed again and re-serialised (a copy the size of the model).
     """
     import onnx
+    from onnx import TensorProto
 
-    locations = _external_locations(onnx.load_from_string(bytes(data)))
+    proto = onnx.load_from_string(bytes(data))
+    if not any(t.data_location == TensorProto.EXTERNAL or len(t.external_data) for t in tensors_of(proto)):
+        return data, None
+    locations = _external_locations(proto)
+    del proto
     load_proto(data, {name: files[name] for name in locations if name in files})  # refuses hostile locations
     if len(data) + sum(len(files[name]) for name in locations) < PROTOBUF_LIMIT:
         return inline_bytes(data, files), None
@@ -230,8 +239,26 @@ def _external_locations(proto) -> set[str]:
     return {entry.value for tensor in tensors_of(proto) for entry in tensor.external_data if entry.key == "location"}
 
 
-def initializers(proto) -> dict:
-    """The graph's initializers (weights and exporter constants), by name, as numpy arrays."""
-    from onnx import numpy_helper
+def initializers(proto) -> Mapping[str, Any]:
+    """The graph's initializers (weights and exporter constants), by name, as numpy arrays.
 
-    return {init.name: numpy_helper.to_array(init) for init in proto.graph.initializer}
+    Each array is made when it is looked up, not all at once: holding every weight as an
+    array beside the parsed model would double what a large model costs to account for.
+    """
+    return _Initializers(proto)
+
+
+class _Initializers(Mapping):
+    def __init__(self, proto) -> None:
+        self._by_name = {init.name: init for init in proto.graph.initializer}
+
+    def __getitem__(self, name: str):
+        from onnx import numpy_helper
+
+        return numpy_helper.to_array(self._by_name[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)

@@ -14,7 +14,7 @@ artifact holds (what parameter accounting reads, without loading the file again)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,8 +88,11 @@ class Runner:
         self._check(feed)
         return self._prepare(feed)
 
-    def tensors(self) -> dict[str, np.ndarray]:
-        """The parameters, buffers and constants the loaded artifact holds, by name (on the CPU)."""
+    def tensors(self) -> Mapping[str, np.ndarray]:
+        """The parameters, buffers and constants the loaded artifact holds, by name (on the CPU).
+
+        A mapping, which may make each array only when it is looked up (ONNX Runtime's runner does).
+        """
         if not self.is_active:
             raise RuntimeError(f"{self.runtime} runner used outside its `with` block")
         return self._tensors()
@@ -141,7 +144,7 @@ class Runner:
     def _prepare(self, feed: Feed) -> Callable[[], dict[str, np.ndarray]]:
         return lambda: self._infer(feed)
 
-    def _tensors(self) -> dict[str, np.ndarray]:
+    def _tensors(self) -> Mapping[str, np.ndarray]:
         raise NotImplementedError
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,7 +106,7 @@ class OnnxRuntimeRunner(Runner):
 
         return call
 
-    def _tensors(self) -> dict[str, np.ndarray]:
+    def _tensors(self) -> Mapping[str, np.ndarray]:
         import onnx
 
         # past 2 GB, ``data`` is the path of the private copy: read the initializers from it

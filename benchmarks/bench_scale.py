@@ -1,0 +1,127 @@
+"""Time and peak memory of `exporter export` on ever wider models, against a hand-written script.
+
+Targets (issue 15): with verification, the toolkit's peak RSS at most 3x the weights at 1 GB,
+its wall time at most 1.3x baseline_scale.py's (which traces TorchScript, exports ONNX with
+torch's default exporter and compares eager, TorchScript and ONNX Runtime at batch 1 and 64)
+at every width, and a model past 2 GB exports with external data and verifies.
+
+Each run is a fresh process (imports included): `exporter export benchmarks/wide.py:Wide
+--input-shape 1,28,28 --device cpu` with WIDE_WIDTH set, alternating with the baseline,
+--repeat times each at each width; peak RSS is the child's ru_maxrss (os.wait4). Medians.
+
+    python benchmarks/bench_scale.py [--widths 1024,4096,8192] [--repeat 3] [--no-baseline]
+
+Widths 16384 (1.1 GB of weights, minutes per run) and 24000 (2.4 GB, external data) are for
+a deliberate run: `--widths 16384 --repeat 1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HERE = Path(__file__).resolve().parent
+
+
+def weight_bytes(width: int) -> int:
+    """float32 bytes of Wide(width): weights and biases."""
+    return 4 * (784 * width + width + width * width + width + width * 10 + 10)
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f", {kib / 1024**2:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    return f"{model}, {os.cpu_count()} cores{memory}"
+
+
+def run(cmd: list[str], width: int) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one child process; exits on failure."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "WIDE_WIDTH": str(width)}
+    start = time.perf_counter()
+    with tempfile.TemporaryFile() as log:
+        child = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        _, status, usage = os.wait4(child.pid, 0)
+        elapsed = time.perf_counter() - start
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            log.seek(0)
+            tail = log.read()[-2000:].decode(errors="replace")
+            raise SystemExit(f"{' '.join(cmd)} (width {width}) exited {child.returncode}:\n{tail}")
+    return elapsed, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--widths", default="1024,4096,8192", help="comma-separated hidden widths")
+    parser.add_argument("--repeat", type=int, default=3, help="alternating runs per width")
+    parser.add_argument("--no-baseline", action="store_true", help="time only the exporter (a 2.4 GB run)")
+    parser.add_argument("--keep", type=Path, help="export into this folder and keep it (default: a temporary one)")
+    args = parser.parse_args()
+    widths = [int(w) for w in args.widths.split(",")]
+    py = sys.executable
+    tmp = Path(tempfile.mkdtemp(prefix="bench-scale-")) if args.keep is None else args.keep
+    print(f"machine: {machine()}; python {platform.python_version()}")
+    header = (
+        "| width | weights | exporter s | baseline s | time ratio "
+        "| exporter peak RSS | /weights | baseline peak RSS | /weights |"
+    )
+    rows = []
+    for width in widths:
+        tool, base = [], []
+        for i in range(args.repeat):
+            out = tmp / f"t{width}-{i}"
+            cmd = [py, "-m", "exporter", "export", str(HERE / "wide.py") + ":Wide", "--input-shape", "1,28,28",
+                   "--device", "cpu", "--out", str(out)]  # fmt: skip
+            tool.append(run(cmd, width))
+            if args.keep is None:
+                shutil.rmtree(out, ignore_errors=True)
+            if not args.no_baseline:
+                out = tmp / f"b{width}-{i}"
+                base.append(run([py, str(HERE / "baseline_scale.py"), str(out)], width))
+                shutil.rmtree(out, ignore_errors=True)
+        size = weight_bytes(width)
+        t_time = statistics.median(t for t, _ in tool)
+        t_rss = statistics.median(r for _, r in tool)
+        cells = [f"{width:,}", f"{size / 1e9:.3f} GB", f"{t_time:.1f}"]
+        if base:
+            b_time = statistics.median(t for t, _ in base)
+            b_rss = statistics.median(r for _, r in base)
+            ratio = statistics.median(t / b for (t, _), (b, _) in zip(tool, base, strict=True))
+            cells += [f"{b_time:.1f}", f"{ratio:.2f}x", f"{t_rss / 1e9:.2f} GB", f"{t_rss / size:.1f}x",
+                      f"{b_rss / 1e9:.2f} GB", f"{b_rss / size:.1f}x"]  # fmt: skip
+        else:
+            cells += ["-", "-", f"{t_rss / 1e9:.2f} GB", f"{t_rss / size:.1f}x", "-", "-"]
+        rows.append("| " + " | ".join(cells) + " |")
+        print(f"width {width}: exporter {[f'{t:.1f}s/{r / 1e9:.2f}GB' for t, r in tool]}, "
+              f"baseline {[f'{t:.1f}s/{r / 1e9:.2f}GB' for t, r in base]}", flush=True)  # fmt: skip
+    print(f"\nmedians of {args.repeat} alternating run(s); time ratio: median of per-pair ratios")
+    print(header)
+    print("|" + " --- |" * 9)
+    print("\n".join(rows))
+    if args.keep is None:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

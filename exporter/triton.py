@@ -286,7 +286,7 @@ def _torchscript_model(
     Triton's, it leaves dims.
     """
     interface = manifest.interface
-    inputs_dims = [[interface_axis(s.axes, i, d) for i, d in enumerate(s.shape)] for s in interface.inputs]
+    inputs_dims = [[-1 if i in s.axes else d for i, d in enumerate(s.shape)] for s in interface.inputs]  # -1: any
     outputs_dims = [[-1 if isinstance(d, str) else d for d in o.shape] for o in interface.outputs]
     baked = [s.name for s in interface.inputs if s.axes.get(0) != "batch"]
     baked += [o.name for o in interface.outputs if not o.shape or o.shape[0] != "batch"]
@@ -311,11 +311,6 @@ def _torchscript_model(
         outs.append(tensor(f"{out.name}__{index}", data_type, dims, batched))
     max_batch = config.max_batch_size if batched else 0
     return TritonModel(name, "torchscript", entry, max_batch, inputs, outs, config.dynamic_batching and batched, notes)
-
-
-def interface_axis(axes: dict[int, str], axis: int, size: int) -> int:
-    """-1 for a dynamic axis (Triton's "any size"), else the size."""
-    return -1 if axis in axes else size
 
 
 def _torch_type(dtype: Any, name: str) -> str:

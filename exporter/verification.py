@@ -249,6 +249,12 @@ def _tolerance_dict(tolerance: Tolerance) -> dict[str, float]:
         data["min_agreement"] = tolerance.min_agreement
     if not tolerance.elementwise:
         data["elements_judged"] = False
+    if tolerance.scale is not None:  # the whole-output gates (verdict, docs/verification.md)
+        data["max_diff_per_rms"] = tolerance.scale
+    if tolerance.min_cosine is not None:
+        data["min_cosine"] = tolerance.min_cosine
+    if tolerance.top1:
+        data["top1_near_ties_only"] = True
     return data
 
 

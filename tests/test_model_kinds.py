@@ -138,7 +138,13 @@ def test_float16_round_trips_and_re_verifies_from_the_cli(tmp_path):
     result = export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=ALL, dtype="float16", verify_config=QUICK))
     assert result.passed, result.report.failures
     assert result.manifest.inputs[0]["dtype"] == "float16" and result.manifest.model["dtype"] == "float16"
-    assert result.report.tolerances["onnxruntime"]["logits"] == {"atol": 1e-3, "rtol": 1e-3}
+    assert result.report.tolerances["onnxruntime"]["logits"] == {
+        "atol": 1e-3,
+        "rtol": 1e-3,
+        "max_diff_per_rms": 1e-2,
+        "min_cosine": 0.999,
+        "top1_near_ties_only": True,
+    }
     against = result.report.reference["against_float32"]  # what half precision costs, runtime by runtime
     assert set(against) == {"eager", "torchscript", "onnxruntime", "pt2"} and 0 < against["eager"] < 1e-2
     run = subprocess.run(

@@ -82,8 +82,9 @@ class Runner:
     def prepare(self, feed: Feed) -> Callable[[], dict[str, np.ndarray]]:
         """A call that runs ``feed`` once (checked here, once); its outputs may be reused buffers.
 
-        The default goes through ``infer``; runners with a faster path for a fixed feed override
-        ``_prepare``. Outputs of the returned call are only valid until its next call.
+        The feed is checked here, once; the default call runs ``_infer`` untimed, and runners with a
+        faster path for a fixed feed override ``_prepare``. Outputs of the returned call are only
+        valid until its next call.
         """
         self._check(feed)
         return self._prepare(feed)

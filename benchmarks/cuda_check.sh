@@ -2,25 +2,46 @@
 # The CUDA path in one run, for a machine with a GPU whose python3 already has torch (CUDA build),
 # onnx, onnxruntime, onnxscript, click, safetensors and pytest (the device tool's machine):
 #   PYTHONPATH=. bash benchmarks/cuda_check.sh
-# Writes every report under ${OUT:-/tmp/cuda-check}; exits non-zero when a step fails.
-# Verification turns TF32 off itself (exporter/verification.py), so float32 is compared with float32.
+# Export, verify and bench with --device cuda, the cuda-marked tests (tests/test_cuda.py and the
+# rest), then the fast tier on a machine where --device auto means CUDA. Verification turns TF32
+# off itself (exporter/verification.py), so float32 is compared with float32.
+# Artifacts go under $WORK (default /tmp/cuda-check); the log and a tarball of every JSON report
+# go to $OUT (or $WORK). Every step runs; the exit status is non-zero when any failed.
 set -u
-out=${OUT:-/tmp/cuda-check}
-mkdir -p "$out"
-export EXPORTER_CONFIG_DIR="$out/config"  # a signing key of its own, not the machine user's
+work=${WORK:-/tmp/cuda-check}
+out=${OUT:-$work}
+mkdir -p "$work" "$out"
+export EXPORTER_CONFIG_DIR="$work/config"  # a signing key of its own, not the machine user's
+export PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
-status=0
-step() { echo "== $*"; "$@" || status=1; }
+failed=()
+step() {
+  echo "== $*"
+  local start=$SECONDS
+  if "$@"; then echo "-- ok ($((SECONDS - start)) s)"; else failed+=("$*"); echo "-- FAILED ($((SECONDS - start)) s)"; fi
+}
 
-step $py -c "import torch; print(torch.__version__, torch.cuda.is_available(), torch.cuda.get_device_name(0))"
-step $py -m exporter export mlp --device cuda --out "$out/artifacts" --json "$out/export-mlp.json"
-step $py -m exporter export cnn --device cuda --out "$out/artifacts" --format torchscript --format onnx --format pt2 \
-  --json "$out/export-cnn.json"
-step $py -m exporter export models/examples.py:Tagger --device cuda --out "$out/artifacts" \
-  --input ids:1,32:int64:0..999 --dynamic ids:1:seq --json "$out/export-tagger.json"
-step $py -m exporter export mlp --name mlp-fp16 --dtype float16 --device cuda --out "$out/artifacts" \
-  --json "$out/export-mlp-fp16.json"
-step $py -m exporter verify "$out/artifacts/mlp" --device cuda --samples 2000 --json "$out/verify-mlp.json"
-step $py -m exporter bench "$out/artifacts/mlp" --json "$out/bench-mlp.json"
-step $py -m pytest -q -p no:cacheprovider -m cuda tests
-exit $status
+{
+  step $py -c "import torch, onnx, onnxruntime; print('torch', torch.__version__, 'cuda', torch.version.cuda, \
+torch.cuda.get_device_name(0), '| onnx', onnx.__version__, '| onnxruntime', onnxruntime.__version__, \
+onnxruntime.get_available_providers())"
+  step $py -m exporter export mlp --device cuda --out "$work/artifacts" --json "$work/export-mlp.json"
+  step $py -m exporter export cnn --device cuda --out "$work/artifacts" --format torchscript --format onnx \
+    --format pt2 --json "$work/export-cnn.json"
+  step $py -m exporter export models/examples.py:Tagger --device cuda --out "$work/artifacts" \
+    --input ids:1,32:int64:0..999 --dynamic ids:1:seq --json "$work/export-tagger.json"
+  step $py -m exporter export mlp --name mlp-fp16 --dtype float16 --device cuda --out "$work/artifacts" \
+    --json "$work/export-mlp-fp16.json"
+  step $py -m exporter verify "$work/artifacts/mlp" --device cuda --samples 2000 --json "$work/verify-mlp.json"
+  step $py -m exporter verify "$work/artifacts/cnn" --device cpu --json "$work/verify-cnn-on-cpu.json"
+  step $py -m exporter bench "$work/artifacts/mlp" --device cuda --json "$work/bench-mlp-cuda.json"
+  step $py -m exporter bench "$work/artifacts/cnn" --device cuda --batch-size 1 --batch-size 256 \
+    --json "$work/bench-cnn-cuda.json"
+  step $py -m exporter bench "$work/artifacts/mlp" --device cpu --json "$work/bench-mlp-cpu.json"
+  step $py -m pytest -q -p no:cacheprovider -m cuda tests
+  step $py -m pytest -q --tb=line -p no:cacheprovider -m "not slow" tests
+  echo "== failed steps: ${#failed[@]}"
+  for f in "${failed[@]}"; do echo "   $f"; done
+} 2>&1 | tee "$out/cuda-check.log"
+(cd "$work" && tar czf "$out/reports.tar.gz" ./*.json 2>/dev/null)
+grep -q "^== failed steps: 0$" "$out/cuda-check.log"

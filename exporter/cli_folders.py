@@ -10,7 +10,16 @@ from typing import Any
 import click
 
 from .config import TritonConfig
-from .options import check_json_target, emit, json_option, quiet_option, seed_option, source_option, trust_option
+from .options import (
+    check_json_target,
+    device_option,
+    emit,
+    json_option,
+    quiet_option,
+    seed_option,
+    source_option,
+    trust_option,
+)
 from .progress import on_terminal
 
 
@@ -46,6 +55,7 @@ from .progress import on_terminal
     help="Samples each runtime's max diff and top-1 agreement with eager are measured on, per batch size "
     "(whole batches; default 1024).",
 )
+@device_option("cpu (default), cuda, cuda:N or auto: where eager, TorchScript and pt2 run.", default="cpu")
 @source_option
 @trust_option
 @quiet_option
@@ -56,7 +66,9 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     Per runtime and batch size: p50 and p99 latency, samples/s, GFLOP/s (FLOPs counted from
     the Linear and Conv2d layers) and its share of a float32 matmul peak measured in the same
     run, the artifact's size and its max abs diff against eager. Files are hash-checked before
-    loading (a mismatch is exit 1). CPU only. Progress goes to stderr, the table to stdout.
+    loading (a mismatch is exit 1). On the CPU unless --device says otherwise; ONNX Runtime uses
+    its CUDA provider where installed (onnxruntime-gpu), else the CPU. Progress goes to stderr,
+    the table to stdout.
     Exit 0, or 1 when a runtime failed to load or run (its rows say why), 2 on usage errors.
 
     \b
@@ -64,12 +76,13 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
       exporter bench artifacts/mlp
       exporter bench artifacts/mlp --batch-size 1 --batch-size 256 --threads 1
       exporter bench artifacts/mlp --runtime onnxruntime --json bench.json
+      exporter bench artifacts/mlp --device cuda
     """
     from . import formats
     from .config import BENCH_BATCH_SIZES, BenchConfig
     from .manifest import Manifest
 
-    keys = ("warmup", "repeats", "seed", "source", "accuracy_samples", "trust")
+    keys = ("warmup", "repeats", "seed", "source", "accuracy_samples", "trust", "device")
     given = {k: kw[k] for k in keys if kw[k] is not None}
     if kw["min_time"] is not None:
         given["min_time_s"] = kw["min_time"]

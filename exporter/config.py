@@ -244,12 +244,14 @@ class BenchConfig:
     peak_runs: int = 5  # timed matmuls per peak measurement (before and after the runtimes); medians kept
     source: str | Path | None = None  # the code the artifact came from (file.py or pkg.mod:Class), as --source
     trust: bool = False  # load TorchScript and pt2 (code) even when the folder's signature does not check
+    device: str = "cpu"  # cpu | cuda | cuda:N | auto: where eager, TorchScript and pt2 run (ONNX Runtime: its provider)
 
     def __post_init__(self) -> None:
         """UsageError for values that cannot be benchmarked (a batch size < 1, say)."""
         from .errors import UsageError
 
         check_seed(self.seed)
+        check_device(self.device)
         if not self.batch_sizes or any(int(b) < 1 for b in self.batch_sizes):
             raise UsageError(f"batch sizes must be positive integers, got {list(self.batch_sizes)}")
         if self.threads is not None and self.threads < 1:

@@ -452,3 +452,22 @@ def test_the_bench_command_writes_json_and_refuses_a_bad_batch_size(every_format
     assert bad.exit_code == 2
     bad = CliRunner().invoke(cli, ["bench", str(every_format), "--accuracy-samples", "0"])
     assert bad.exit_code == 2 and "Traceback" not in bad.output
+
+
+@pytest.mark.slow
+def test_bench_on_cuda_without_cuda_is_one_line_and_exit_2(every_format):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA, so --device cuda is not an error here (tests/test_cuda.py runs it)")
+    result = subprocess.run(
+        [sys.executable, "-m", "exporter", "bench", str(every_format), "--device", "cuda"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "no CUDA" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_device_bench_cannot_use_is_refused_before_anything_loads():
+    with pytest.raises(UsageError, match="is not auto, cpu, cuda"):
+        BenchConfig(device="gpu")
+    assert BenchConfig().device == "cpu"  # the CPU unless asked: the numbers a CPU server would see

@@ -22,6 +22,7 @@ from torch import nn
 from ..config import BenchConfig
 
 PEAK_SIZE = 2048  # the matmul peak multiplies two PEAK_SIZE x PEAK_SIZE float32 matrices
+CUDA_PEAK_SIZE = 8192  # ... and on a GPU two of these (2048 would leave most of it idle)
 FLOP_LAYERS = (nn.Linear, nn.Conv2d)  # the layers count_flops counts; others count zero
 
 
@@ -100,21 +101,34 @@ def count_flops(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tens
     return FlopCount(sum(layers.values()) if layers else None, layers)
 
 
-def measure_matmul_peak(threads: int, size: int = PEAK_SIZE, runs: int = 5) -> MatmulPeak:
+def measure_matmul_peak(
+    threads: int, size: int = PEAK_SIZE, runs: int = 5, device: torch.device | None = None
+) -> MatmulPeak:
     """Median GFLOP/s of ``torch.mm`` on two ``size`` x ``size`` float32 matrices (2 * size^3 FLOPs each).
 
     One untimed call first (it allocates the result and wakes the thread pool). Uses torch's
-    current thread count, which ``bench`` sets to ``threads`` beforehand.
+    current thread count, which ``bench`` sets to ``threads`` beforehand. On a CUDA ``device`` the
+    matrices are CUDA_PEAK_SIZE wide (2048 would not fill a GPU) and each call is synchronised.
     """
+    device = device or torch.device("cpu")
+    if device.type == "cuda":
+        size = max(size, CUDA_PEAK_SIZE)
     generator = torch.Generator().manual_seed(0)
-    a = torch.rand(size, size, generator=generator)
-    b = torch.rand(size, size, generator=generator)
-    out = torch.empty(size, size)
+    a = torch.rand(size, size, generator=generator).to(device)
+    b = torch.rand(size, size, generator=generator).to(device)
+    out = torch.empty(size, size, device=device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     torch.mm(a, b, out=out)
+    sync()
     seconds = []
     for _ in range(runs):
         start = time.perf_counter()
         torch.mm(a, b, out=out)
+        sync()
         seconds.append(time.perf_counter() - start)
     median = statistics.median(seconds)
     gflops = 2 * size**3 / median / 1e9
@@ -180,8 +194,8 @@ def config_dict(config: BenchConfig, batch_sizes: tuple[int, ...], threads: int)
     }
 
 
-def machine_versions() -> dict[str, str]:
-    return {
+def machine_versions(device: torch.device | None = None) -> dict[str, str]:
+    found = {
         "python": platform.python_version(),
         "torch": torch.__version__,
         "onnxruntime": _onnxruntime_version(),
@@ -189,6 +203,10 @@ def machine_versions() -> dict[str, str]:
         "machine": platform.machine(),
         "processor": cpu_name(),
     }
+    if device is not None and device.type == "cuda":
+        found["gpu"] = torch.cuda.get_device_name(device)
+        found["cuda"] = str(torch.version.cuda)
+    return found
 
 
 def cpu_name() -> str:

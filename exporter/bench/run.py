@@ -12,7 +12,10 @@ GFLOP/s figure can be read as a share of what this CPU can do.
 Files are hash-checked before anything is loaded, and the checked bytes are what is loaded.
 Runtimes are loaded one at a time and freed before the next: idle ONNX Runtime sessions keep
 spinning worker threads that would steal the cores from whichever runtime is being timed.
-Everything runs on the CPU (the artifact's own device is not used): the numbers are CPU numbers.
+Everything runs on ``config.device`` (the CPU by default; the artifact's own device is not used):
+eager, TorchScript and pt2 on it, ONNX Runtime with its provider for it (the CPU provider where
+onnxruntime has no CUDA provider, which the rows' notes say). A timed call returns its outputs on
+the host, so on a GPU each latency includes the synchronisation and the copy back.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from .results import BenchReport, BenchResult
 def bench(
     artifact_dir: str | Path, config: BenchConfig | None = None, *, progress: Callable[[str], None] | None = None
 ) -> BenchReport:
-    """Benchmark eager and every runtime in ``artifact_dir`` at every batch size, on the CPU.
+    """Benchmark eager and every runtime in ``artifact_dir`` at every batch size, on ``config.device``.
 
     ``config`` defaults to ``BenchConfig()`` (batch 1, 64 and 1024, every core). ``progress``
     receives a one-line status before each measurement (``progress.ProgressLine`` writes it to stderr).
@@ -60,6 +63,7 @@ def bench(
     count is set for the run and restored on return.
     """
     config = config or BenchConfig()  # checked when it was made
+    device = reference.resolve_device(config.device)  # UsageError for a CUDA this machine lacks
     folder = Path(artifact_dir)
     manifest = Manifest.load(folder)
     for entry in manifest.artifacts:  # every file first, streamed: nothing is loaded unless all match
@@ -71,14 +75,14 @@ def bench(
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        run = _Run.start(folder, manifest, config, threads, progress, steps=1 + len(entries))
+        run = _Run.start(folder, manifest, config, threads, device, progress, steps=1 + len(entries))
         run.eager()
         for entry in entries:
             if untrusted and formats.FORMATS[entry.format].runs_code:
                 run.skip(entry, untrusted)
             else:
                 run.artifact(entry, folder)
-        run.report.peak = run.report.peak.combine(measure_matmul_peak(threads, runs=config.peak_runs))
+        run.report.peak = run.report.peak.combine(measure_matmul_peak(threads, runs=config.peak_runs, device=device))
     finally:
         torch.set_num_threads(previous_threads)
     return run.finish()
@@ -98,6 +102,7 @@ class _Run:
 
     manifest: Manifest
     config: BenchConfig
+    device: torch.device
     model: nn.Module
     specs: tuple[InputSpec, ...]
     output_names: tuple[str, ...]
@@ -109,10 +114,10 @@ class _Run:
     done: int = 0
 
     @classmethod
-    def start(cls, folder: Path, manifest: Manifest, config: BenchConfig, threads: int, progress, steps: int) -> _Run:
+    def start(cls, folder: Path, manifest: Manifest, config: BenchConfig, threads: int, device: torch.device,
+              progress, steps: int) -> _Run:  # fmt: skip
         """Rebuild eager (UsageError if it is not the exported model), count FLOPs, measure the peak."""
-        cpu = torch.device("cpu")
-        model = reference.rebuild(folder, manifest, VerifyConfig(device="cpu", source=config.source), cpu)
+        model = reference.rebuild(folder, manifest, VerifyConfig(device=str(device), source=config.source), device)
         interface = manifest.interface
         specs = interface.inputs
         batch_sizes = tuple(sorted({int(b) for b in config.batch_sizes}))
@@ -120,29 +125,29 @@ class _Run:
         report = BenchReport(
             artifact_dir=str(folder),
             model=str(manifest.model.get("name")),
-            device="cpu",
+            device=str(device),
             threads={
                 "cores_available": available_cores(),
                 "torch_intra_op": torch.get_num_threads(),
                 "onnxruntime_intra_op": threads,
                 "onnxruntime_inter_op": 1,
             },
-            flops=count_flops(model, tuple(_tensors(feeds[batch_sizes[0]], specs))),
-            peak=measure_matmul_peak(threads, runs=config.peak_runs),
+            flops=count_flops(model, tuple(t.to(device) for t in _tensors(feeds[batch_sizes[0]], specs))),
+            peak=measure_matmul_peak(threads, runs=config.peak_runs, device=device),
             onnxruntime_settings=tuned_settings(threads),
             config=config_dict(config, batch_sizes, threads),
             verified=(manifest.verdict or {}).get("passed"),  # only a verdict on this very manifest
-            versions=machine_versions(),
+            versions=machine_versions(device),
         )
         steps *= len(batch_sizes)
-        return cls(manifest, config, model, specs, interface.output_names, feeds, report, progress, steps)
+        return cls(manifest, config, device, model, specs, interface.output_names, feeds, report, progress, steps)
 
     @property
     def threads(self) -> int:
         return self.report.threads["onnxruntime_intra_op"]
 
     def eager(self) -> None:
-        target = runners.eager(self.model, torch.device("cpu"), self.specs, self.output_names)
+        target = runners.eager(self.model, self.device, self.specs, self.output_names)
         target.activate()
         for b in self.feeds:
             self._measure(target, BenchResult("eager", "eager", b, threads=self.threads))
@@ -163,7 +168,7 @@ class _Run:
         files = {e.path: read_checked(folder, e, "benchmark") for e in (entry, *sidecars)}
         try:
             target = runners.runner_for(
-                entry.format, files[entry.path], files, torch.device("cpu"), self.specs, self.output_names,
+                entry.format, files[entry.path], files, self.device, self.specs, self.output_names,
                 threads=self.threads,
             )  # fmt: skip
             target.activate()

@@ -27,11 +27,19 @@ _COLUMNS = (  # header, width, right-aligned
 )
 
 
+def _where(report: Any) -> str:
+    """The device the runtimes ran on, named as the machine reports it."""
+    versions = report.versions
+    if str(report.device).startswith("cuda"):
+        return f"{report.device} ({versions.get('gpu', '?')}; host {versions.get('processor', '?')})"
+    return f"the CPU ({versions.get('processor', '?')})"
+
+
 def render(report: Any) -> str:
     flops = report.flops
     threads = report.threads
     lines = [
-        f"bench {report.model} ({report.artifact_dir}) on the CPU ({report.versions.get('processor', '?')}): "
+        f"bench {report.model} ({report.artifact_dir}) on {_where(report)}: "
         f"torch {threads['torch_intra_op']} threads, onnxruntime intra-op {threads['onnxruntime_intra_op']}, "
         f"inter-op {threads['onnxruntime_inter_op']} ({threads['cores_available']} cores available)",
         "FLOPs: "

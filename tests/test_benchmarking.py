@@ -113,6 +113,18 @@ def test_sizes_are_the_artifact_files_and_eager_has_none(report, every_format):
 
 
 @pytest.mark.slow
+def test_notes_are_the_runtimes_own_once_each_and_none_on_the_cpu(report):
+    assert report.to_dict()["notes"] == report.notes == []  # on the CPU every runtime ran where it was asked
+    row = report.results[-1]
+    row.notes = ["it ran somewhere else"]
+    try:
+        assert report.notes == [f"{row.runtime}: it ran somewhere else"]
+        assert f"note: {row.runtime}: it ran somewhere else" in report.render()
+    finally:
+        row.notes = []
+
+
+@pytest.mark.slow
 def test_the_table_names_every_runtime_and_the_peak(report):
     text = report.render()
     assert "matmul peak" in text and "GFLOP/s" in text and "of peak" in text

@@ -110,6 +110,13 @@ def test_bench_runs_every_runtime_on_cuda(cnn_on_cuda):
             assert row.error is None and row.latency_ms_p50 > 0, (runtime, batch, row.error)
     assert all(np.isfinite(r.max_abs_diff) for r in report.results if r.runtime != "eager" and r.max_abs_diff)
     assert report.peak.gflops_per_s > 1000  # a GPU's float32 matmul: thousands of GFLOP/s
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():  # the row says where it really ran
+        assert "onnxruntime: onnxruntime has no CUDA provider here (install onnxruntime-gpu): it ran on the CPU" in (
+            report.notes
+        )
+        assert "no CUDA provider" in report.render()
 
 
 def test_bench_on_the_cpu_stays_on_the_cpu_on_a_cuda_machine(cnn_on_cuda):

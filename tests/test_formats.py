@@ -10,6 +10,7 @@ from pathlib import Path
 
 import onnx
 import pytest
+import torch
 
 from exporter import ExportConfig, VerifyConfig, export, models, verify
 from exporter.errors import ExportFailedError, ManifestError, UsageError
@@ -145,6 +146,46 @@ def test_pt2_refuses_a_frozen_batch_size(tmp_path):
     config = ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28), formats=("pt2",))
     with pytest.raises(ExportFailedError, match="fixes the batch size"):
         export(f"{BROKEN}:FrozenBatch", config)
+
+
+class _BoundedBatch(torch.nn.Module):
+    """Guards its batch (as cuDNN's convolutions do on CUDA, batch <= 65535): dynamic within a bound."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(28 * 28, 10)
+
+    def forward(self, x):
+        torch._check(x.shape[0] <= 1000)
+        return self.fc(x.flatten(1))
+
+
+@pytest.mark.slow
+def test_a_guarded_batch_stays_dynamic_within_torchs_bound_and_says_so(tmp_path):
+    config = ExportConfig(out=tmp_path, device="cpu", formats=("pt2", "onnx"))
+    result = export(_BoundedBatch(), config, example_inputs=torch.rand(2, 28, 28))
+    assert result.passed, result.report.failures  # batches 1, 64 and 128 all run: the axis stayed dynamic
+    warnings = result.manifest.artifact("pt2").details["warnings"]
+    assert any("holds only for batch <= 1000" in w for w in warnings), warnings
+
+
+def test_only_bounds_are_taken_from_torchs_suggested_fixes():
+    from exporter.formats._explain import suggested_bounds
+
+    bounded = RuntimeError(
+        "Constraints violated (batch)!\nSuggested fixes:\n  batch = Dim('batch', max=65535)\n\nThe error"
+    )
+    assert suggested_bounds(bounded) == {"batch": (None, 65535)}
+    both = RuntimeError("x\nSuggested fixes:\n  seq = Dim('seq', min=3, max=512)\n  batch = Dim('batch', max=9)\n")
+    assert suggested_bounds(both) == {"seq": (3, 512), "batch": (None, 9)}
+    frozen = RuntimeError("x\nSuggested fixes:\n  batch = 4\n")  # a constant is a real failure, never a bound
+    assert suggested_bounds(frozen) is None
+    mixed = RuntimeError("x\nSuggested fixes:\n  batch = Dim('batch', max=9)\n  seq = 32\n")
+    assert suggested_bounds(mixed) is None
+    assert suggested_bounds(RuntimeError("no suggestion at all")) is None
+    wrapped = RuntimeError("outer")
+    wrapped.__cause__ = bounded
+    assert suggested_bounds(wrapped) == {"batch": (None, 65535)}
 
 
 @pytest.mark.slow

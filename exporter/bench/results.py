@@ -32,6 +32,7 @@ class BenchResult:
     threads: int = 0
     settings: dict[str, Any] = field(default_factory=dict)  # how the runtime was configured
     error: str | None = None  # why this row has no numbers (the runtime failed to load or to run)
+    notes: list[str] = field(default_factory=list)  # what the runtime said of itself (a missing CUDA provider)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -50,6 +51,15 @@ class BenchReport:
     verified: bool | None  # the manifest's last verification (None: never verified)
     results: list[BenchResult] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def notes(self) -> list[str]:
+        """Each runtime's notes, once per runtime (every batch size's row carries them)."""
+        seen: dict[str, None] = {}
+        for row in self.results:
+            for note in row.notes:
+                seen.setdefault(f"{row.runtime}: {note}")
+        return list(seen)
 
     @property
     def errors(self) -> list[str]:
@@ -72,6 +82,7 @@ class BenchReport:
             "verified": self.verified,
             "versions": self.versions,
             "results": [r.to_dict() for r in self.results],
+            "notes": self.notes,
             "errors": self.errors,
         }
 

@@ -223,6 +223,8 @@ class _Run:
             fill_timing(row, time_calls(call, self.config), self.report.flops)
         except Exception as error:
             row.error = first_line(error)
+        finally:
+            row.notes = [n for n in target.notes if not n.startswith("execution providers:")]
 
     def _outputs(self, target: Runner, batch_size: int) -> dict[str, np.ndarray]:
         """The target's outputs over every accuracy batch of ``batch_size``, concatenated by name."""

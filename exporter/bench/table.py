@@ -66,6 +66,7 @@ def render(report: Any) -> str:
             "int8: GFLOP/s counts the same multiply-accumulates, done in integer, against the float32 peak (so it can "
             "pass 100%); * top-1 counting near ties within the quantisation bound (verify gates on the exact share)"
         )
+    lines += [f"note: {note}" for note in report.notes]
     errors = report.errors
     if errors:
         lines += ["", f"{len(errors)} measurement(s) failed:", *(f"  {e}" for e in errors)]

@@ -77,11 +77,17 @@ class ExportSpec:
     onnx_exporter: str = "dynamo"  # ONNX: "dynamo" (torch.export based) or "legacy" (TorchScript based)
     external_data: bool = False  # ONNX: weights in a side file (automatic past protobuf's 2 GB limit)
 
-    def dynamic_shapes(self) -> tuple[dict, ...]:
-        """torch.export's ``dynamic_shapes``: one ``Dim`` per label, shared by every axis that has it."""
+    def dynamic_shapes(self, bounds: dict[str, tuple[int | None, int | None]] | None = None) -> tuple[dict, ...]:
+        """torch.export's ``dynamic_shapes``: one ``Dim`` per label, shared by every axis that has it;
+        ``bounds``: (min, max) for some labels, as torch.export suggests them (``_explain.suggested_bounds``)."""
         import torch
 
-        dims = {label: torch.export.Dim(label) for axes in self.dynamic for label in axes.values()}
+        bounds = bounds or {}
+        dims = {}
+        for label in (label for axes in self.dynamic for label in axes.values()):
+            low, high = bounds.get(label, (None, None))
+            limits = {k: v for k, v in (("min", low), ("max", high)) if v is not None}
+            dims[label] = torch.export.Dim(label, **limits)
         return tuple({axis: dims[label] for axis, label in axes.items()} for axes in self.dynamic)
 
 

@@ -24,7 +24,7 @@ from torch import nn
 from .._capture import quiet_export
 from ..errors import ExportFailedError, ManifestError, disk_error, first_line
 from . import ExportSpec
-from ._explain import explain_torch_export, strip_ansi
+from ._explain import bound_note, explain_torch_export, strip_ansi, suggested_bounds
 
 DATA_SUFFIX = ".data"  # external data goes to the ONNX file's name + DATA_SUFFIX
 PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GB
@@ -56,7 +56,14 @@ def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: E
         kwargs["external_data"] = True
     try:
         with quiet_export(warned), torch.no_grad():
-            torch.onnx.export(model, args, str(path), **kwargs)
+            try:
+                torch.onnx.export(model, args, str(path), **kwargs)
+            except Exception as error:
+                bounds = suggested_bounds(error) if onnx_exporter == "dynamo" else None
+                if bounds is None:
+                    raise  # a guard such as cuDNN's batch <= 65535 keeps the axis dynamic within it
+                torch.onnx.export(model, args, str(path), **{**kwargs, "dynamic_shapes": spec.dynamic_shapes(bounds)})
+                warned.append(bound_note(bounds))
     except Exception as error:
         if disk_error(error) is not None:
             raise  # the disk, not the exporter: export() says so in one line

@@ -19,7 +19,7 @@ from torch import nn
 from .._capture import quiet_export
 from ..errors import ExportFailedError
 from . import ExportSpec
-from ._explain import explain_torch_export
+from ._explain import bound_note, explain_torch_export, suggested_bounds
 
 
 def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:
@@ -27,7 +27,14 @@ def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: E
     buffer = io.BytesIO()
     try:
         with quiet_export(warned), torch.no_grad():
-            program = torch.export.export(model, args, dynamic_shapes=spec.dynamic_shapes())
+            try:
+                program = torch.export.export(model, args, dynamic_shapes=spec.dynamic_shapes())
+            except Exception as error:
+                bounds = suggested_bounds(error)  # a guard such as cuDNN's batch <= 65535: dynamic within it
+                if bounds is None:
+                    raise
+                program = torch.export.export(model, args, dynamic_shapes=spec.dynamic_shapes(bounds))
+                warned.append(bound_note(bounds))
             torch.export.save(program, buffer)
     except Exception as error:
         raise ExportFailedError(

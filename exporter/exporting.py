@@ -142,7 +142,7 @@ def export(
         if config.verify:
             # these files were written by this process a moment ago: trusted by construction
             checks = dataclasses.replace(config.verify_config, trust=True)
-            report = verify(staging, checks, model=eager, write=False, progress=progress)
+            report = verify(staging, checks, model=eager, write=False, progress=progress, _written_here=True)
             report.artifact_dir = str(target)
             write_report(staging, manifest, report)
         _move_into_place(staging, target)
@@ -234,9 +234,11 @@ def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]
             progress(f"export {job.name}: {name} ({i}/{len(config.formats)})")
         fmt = formats.FORMATS[name]
         details = formats.exporter_module(name).export(eager, args, staging / fmt.file, spec)
-        entries.append(ArtifactEntry.for_file(staging, fmt.file, name, **details))
+        written = details.pop("written", {})  # digests taken while writing: no file is read back to be hashed
+        entries.append(ArtifactEntry.for_file(staging, fmt.file, name, written.get(fmt.file), **details))
         if details.get("external_data"):
-            entries.append(ArtifactEntry.for_file(staging, details["external_data"], formats.ONNX_DATA, of=fmt.file))
+            side = details["external_data"]
+            entries.append(ArtifactEntry.for_file(staging, side, formats.ONNX_DATA, written.get(side), of=fmt.file))
     return entries
 
 

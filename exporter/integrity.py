@@ -9,7 +9,8 @@ for the same bytes), so a hostile manifest cannot make the tool read outside the
 
 Hashing streams over chunks: a file that is only hashed or copied is never held whole
 (``hash_member``, ``copy_checked``); one that is loaded is read once, and its bytes kept
-once (``read_checked``).
+once (``read_checked``), or copied while hashed into a private folder and loaded from there by
+path (``private_copies``: verify), so a runtime's own copy is the only one in memory.
 """
 
 from __future__ import annotations
@@ -44,6 +45,30 @@ class HashCheck:
     @property
     def ok(self) -> bool:
         return self.actual == self.expected
+
+
+class HashingWriter:
+    """A new file (``open(path, "xb")``) whose sha256 is taken over exactly the bytes written to it:
+    a file this process writes is hashed as it is written, never read back to be hashed."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle = open(path, "xb")  # noqa: SIM115 - closed by close()
+        self._digest = hashlib.sha256()
+        self.position = 0
+
+    def write(self, data) -> int:
+        self.handle.write(data)
+        self._digest.update(data)
+        self.position += len(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+    def close(self) -> str:
+        """Close the file; its sha256."""
+        self.handle.close()
+        return self._digest.hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -172,6 +197,38 @@ def copy_checked(folder: Path, entry: Entry, target: Path, action: str = "copy")
     if digest != entry.sha256:
         Path(target).unlink(missing_ok=True)
         raise _mismatch(folder, entry, action)
+
+
+@dataclass(frozen=True)
+class CheckedFile:
+    """A file whose bytes matched the manifest and that nobody else can change while it is used:
+    a private copy made while hashing (``private_copies``), or, with ``own``, a file this process
+    wrote and hashed into its own staging folder (export's verification). Runtimes load it by
+    path, so its bytes are never held in memory beside the runtime's own copy."""
+
+    path: Path
+    own: bool = False  # written by this process: its ONNX external data was laid out by onnx_wire
+
+
+def private_copies(folder: Path, entries: Iterable[Entry], into: Path, action: str = "load") -> dict[str, CheckedFile]:
+    """Copy each entry into ``into`` (a private folder of this process) while hashing it; the copies by path.
+
+    Raises as ``read_checked`` does (a missing or unreadable file, a link, a mismatch); a
+    mismatching copy is removed. Memory does not grow with the files: they are streamed.
+    """
+    copies: dict[str, CheckedFile] = {}
+    for entry in entries:
+        target = into / entry.path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            copy_checked(folder, entry, target, action)
+        except OSError as error:
+            raise ArtifactDirError(
+                f"cannot copy {entry.path} from {folder} into a private folder to {action} it ({error.strerror}): "
+                "set TMPDIR to a folder with room for the largest artifact"
+            ) from None
+        copies[entry.path] = CheckedFile(target)
+    return copies
 
 
 def check_all(folder: Path, entries: Iterable[Entry]) -> list[HashCheck]:

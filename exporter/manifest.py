@@ -43,9 +43,11 @@ class ArtifactEntry:
     details: dict[str, Any] = field(default_factory=dict)  # per-format notes (opset, exporter, warnings)
 
     @classmethod
-    def for_file(cls, folder: Path, relpath: str, fmt: str, **details: Any) -> ArtifactEntry:
+    def for_file(cls, folder: Path, relpath: str, fmt: str, sha256: str | None = None, **details: Any) -> ArtifactEntry:
+        """The entry of a file in ``folder``; ``sha256``: its digest taken while this process wrote it
+        (``integrity.HashingWriter``), else the file is hashed here."""
         path = folder / relpath
-        return cls(fmt, relpath, sha256_file(path), path.stat().st_size, dict(details))
+        return cls(fmt, relpath, sha256 or sha256_file(path), path.stat().st_size, dict(details))
 
 
 @dataclass

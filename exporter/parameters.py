@@ -168,9 +168,8 @@ def account(
         result.matched.append(param.name)
         reference = to_numpy(eager_values[param.name])
         for hit in hits:
-            values = np.asarray(held[hit])
-            if values.dtype != reference.dtype or not np.array_equal(values, reference):
-                diff = float(np.max(np.abs(values.astype(np.float64) - reference.astype(np.float64))))
+            diff = _difference(held[hit], reference)
+            if diff is not None:
                 item: dict[str, Any] = {"name": param.name, "max_abs_diff": diff}
                 if hit != param.name:
                     item["held_as"] = hit  # the alias whose copy differs
@@ -228,6 +227,20 @@ def account(
     return result
 
 
+def _difference(values: Any, reference: np.ndarray) -> float | None:
+    """None when an artifact's tensor holds exactly the eager values (same dtype), else the max abs diff.
+
+    A tensor still on disk (``onnx_wire.FileTensor``) is compared in chunks as it is read: the
+    weights are never loaded whole beside the runtime that holds them.
+    """
+    if hasattr(values, "difference") and values.dtype == reference.dtype and values.size == reference.size:
+        return values.difference(reference)
+    values = np.asarray(values)
+    if values.dtype == reference.dtype and np.array_equal(values, reference):
+        return None
+    return float(np.max(np.abs(values.astype(np.float64) - reference.astype(np.float64))))
+
+
 def _held(item: dict[str, Any]) -> str:
     """An altered parameter's name, with the alias it is held under when that copy is the one that differs."""
     return f"{item['name']} (held as {item['held_as']})" if "held_as" in item else item["name"]
@@ -268,7 +281,8 @@ class Accounting:
         """Account for ``found`` (the runtime's tensors by name), once its batches have run: whether
         its outputs agree element-wise is what proves a fold that rewrote a weight."""
         if self.by_accuracy and formats.FORMATS[result.format].quantized:
-            self.pending[result.runtime] = (result, found)
+            # held until the gate judges, after the runtime (and any file it was read from) is gone
+            self.pending[result.runtime] = (result, {name: np.asarray(values) for name, values in found.items()})
             return
         self._account(result, found, agree=True)
 

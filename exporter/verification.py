@@ -17,6 +17,7 @@ import contextlib
 import gc
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,7 +32,7 @@ from .compare import OutputComparison, pooled_agreement, small_sample_note
 from .config import LARGE_MODEL_PARAMETERS, Tolerance, VerifyConfig
 from .errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
 from .inputs import Case, InputSet
-from .integrity import check_all, read_checked
+from .integrity import CheckedFile, HashCheck, check_all, private_copies
 from .interface import InputSpec
 from .manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
 from .parameters import Accounting
@@ -47,6 +48,7 @@ def verify(
     model: nn.Module | None = None,
     write: bool = True,
     progress: Progress | None = None,
+    _written_here: bool = False,
 ) -> VerificationReport:
     """Verify an artifact folder against eager PyTorch and return the report.
 
@@ -55,9 +57,13 @@ def verify(
     and the summary in manifest.json. ``progress``: told the runtime, batch and samples done after
     every batch (``progress.on_terminal``). Raises UsageError (bad folder, inputs, device);
     a failed verification is a report whose ``passed`` is False.
+
+    Each runtime loads a private copy of its files, made while they are hashed. ``_written_here``
+    (export's own verification only): the folder is this process's private staging folder and the
+    manifest's digests were taken as its files were written, so they are loaded in place.
     """
     with _strict_float32():
-        return _verify(Path(artifact_dir), config or VerifyConfig(), model, write, progress)
+        return _verify(Path(artifact_dir), config or VerifyConfig(), model, write, progress, _written_here)
 
 
 @contextlib.contextmanager
@@ -74,7 +80,9 @@ def _strict_float32() -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
 
 
-def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool, progress) -> VerificationReport:
+def _verify(
+    folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool, progress, own: bool
+) -> VerificationReport:
     identity = _identity(folder) if folder.is_dir() else None  # the folder judged: its verdict goes there only
     manifest = Manifest.load(folder)
     device = _device(config, manifest)
@@ -105,7 +113,10 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
         tolerances={},
         nan_policy=config.nan_policy,
     )
-    report.hashes = check_all(folder, manifest.artifacts)
+    if own:  # hashed as this process wrote them into its private staging folder
+        report.hashes = [HashCheck(a.path, a.sha256, a.sha256) for a in manifest.artifacts]
+    else:
+        report.hashes = check_all(folder, manifest.artifacts)
     report.reference["widened"] = any(case.draw for case in feeds.groups)
     checked = {h.path for h in report.hashes if h.ok}
     if model is None:
@@ -167,7 +178,9 @@ def _verify(folder: Path, config: VerifyConfig, model: nn.Module | None, write: 
             continue
         sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
         declared = {o.name: o.shape for o in interface.outputs}
-        run = _RuntimeRun(entry, sidecars, folder, checked, device, specs, output_names, config.nan_policy, declared)
+        run = _RuntimeRun(
+            entry, sidecars, folder, checked, device, specs, output_names, config.nan_policy, declared, own
+        )  # fmt: skip
         told = telling(feeds, progress, f"verify: {result.runtime}")
         outputs[result.runtime] = run.execute(told, expected, runtime_tolerances, result, report, accounting)
         gc.collect()  # a loaded TorchScript module holds reference cycles: free its weights before the next
@@ -271,6 +284,7 @@ class _RuntimeRun:
     output_names: tuple[str, ...]
     nan_policy: str
     declared: dict[str, tuple]  # each output's shape in the manifest, dynamic axes by label
+    own: bool = False  # the folder is this process's staging folder, its files hashed as written
 
     def execute(self, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport, accounting):
         """Outputs by batch size; the artifact's tensors are accounted for (``accounting``) while it is loaded."""
@@ -278,13 +292,26 @@ class _RuntimeRun:
         if any(e.path not in self.checked for e in (self.entry, *self.sidecars)):
             result.error = "not run: its file or a file it needs failed the hash check"
             return {}
-        try:  # read now, one artifact at a time, and checked again: these bytes are what is loaded
-            files = {e.path: read_checked(self.folder, e) for e in (self.entry, *self.sidecars)}
-        except ManifestError:
-            raise
-        except ExporterError as error:
-            result.error = f"not run: {first_line(error)}"
-            return {}
+        with contextlib.ExitStack() as cleanup:
+            try:  # copied now, one artifact at a time, and checked again: these copies are what is loaded
+                files = self._files(cleanup)
+            except ManifestError:
+                raise
+            except ExporterError as error:
+                result.error = f"not run: {first_line(error)}"
+                return {}
+            return self._run(files, feeds, expected, tolerances, result, report, accounting)
+
+    def _files(self, cleanup: contextlib.ExitStack) -> dict[str, CheckedFile]:
+        """The artifact's files as the runtime loads them: in place when this process wrote them into its
+        private staging folder, else private copies made while hashing (removed when ``cleanup`` closes)."""
+        entries = (self.entry, *self.sidecars)
+        if self.own:
+            return {e.path: CheckedFile(self.folder / e.path, own=True) for e in entries}
+        into = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="exporter-verify-")))
+        return private_copies(self.folder, entries, into)
+
+    def _run(self, files, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport, accounting):
         try:
             data = files[self.entry.path]
             runner = runners.runner_for(self.entry.format, data, files, self.device, self.specs, self.output_names)
@@ -294,7 +321,6 @@ class _RuntimeRun:
         except Exception as error:
             result.error = f"could not be loaded: {first_line(error)}"
             return {}
-        del data, files  # the runner holds what it needs
         try:
             got = _run_runtime(runner, feeds, expected, tolerances, self.nan_policy, result, self.declared)
             try:

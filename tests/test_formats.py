@@ -277,21 +277,21 @@ def test_a_supported_opset_is_used(tmp_path):
 
 
 @pytest.mark.slow
-def test_past_the_protobuf_limit_onnx_runtime_loads_a_private_copy_of_the_checked_files(external, monkeypatch):
-    import exporter.formats.onnx as onnx_format
+def test_external_data_is_loaded_from_a_private_copy_of_the_checked_files(external, monkeypatch):
+    import onnxruntime
 
-    copies = []
-    real = onnx_format.loadable
+    seen = []
+    real = onnxruntime.InferenceSession
 
-    def spy(data, files):
-        model, workdir = real(data, files)
-        copies.append((model, workdir))
-        return model, workdir
+    def spy(source, *args, **kwargs):
+        if isinstance(source, str) and source.endswith("model.onnx"):
+            seen.append((source, sorted(p.name for p in Path(source).parent.iterdir())))
+        return real(source, *args, **kwargs)
 
-    monkeypatch.setattr(onnx_format, "PROTOBUF_LIMIT", 1024)  # a 2.7 MB model now counts as "over 2 GB"
-    monkeypatch.setattr(onnx_format, "loadable", spy)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", spy)
     report = verify(external.path, VerifyConfig(samples=64))
     assert report.passed, report.failures
-    model, _ = copies[0]
-    assert isinstance(model, str) and not model.startswith(str(external.path))  # not the artifact folder itself
+    model, beside = seen[0]
+    assert not model.startswith(str(external.path))  # not the artifact folder itself
+    assert beside == ["model.onnx", "model.onnx.data"]  # only the checked files, copied while hashed
     assert not Path(model).exists()  # removed with the session

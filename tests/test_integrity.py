@@ -10,10 +10,13 @@ import pytest
 
 from exporter.errors import ArtifactDirError, ExporterError, ManifestError, UsageError
 from exporter.integrity import (
+    CheckedFile,
     HashCheck,
+    HashingWriter,
     check_all,
     check_relative,
     member_path,
+    private_copies,
     read_checked,
     read_member,
     sha256_bytes,
@@ -187,3 +190,56 @@ def test_a_symlinked_folder_on_the_way_is_refused(tmp_path):
     (folder / "sub").symlink_to(outside)
     with pytest.raises(ManifestError, match=r"'sub/model\.onnx' in .* is a symlink"):
         read_member(folder, "sub/model.onnx")
+
+
+# --- hashing while writing, private copies ---------------------------------------------------------
+
+
+def test_a_hashing_writer_digests_exactly_the_bytes_it_wrote(tmp_path):
+    out = HashingWriter(tmp_path / "model.pt")
+    for block in (b"head", b"", b"weights" * 1000):
+        out.write(block)
+    digest = out.close()
+    assert digest == sha256_file(tmp_path / "model.pt") == sha256_bytes(b"head" + b"weights" * 1000)
+
+
+def test_a_hashing_writer_never_overwrites_a_file(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"earlier")
+    with pytest.raises(FileExistsError):
+        HashingWriter(tmp_path / "model.pt")
+    assert (tmp_path / "model.pt").read_bytes() == b"earlier"
+
+
+def test_private_copies_are_the_checked_bytes_in_a_folder_of_their_own(tmp_path):
+    folder, into = tmp_path / "artifact", tmp_path / "private"
+    folder.mkdir(), into.mkdir()
+    (folder / "model.onnx").write_bytes(b"graph")
+    (folder / "model.onnx.data").write_bytes(b"weights")
+    entries = [_entry("model.onnx", b"graph"), _entry("model.onnx.data", b"weights")]
+    copies = private_copies(folder, entries, into)
+    assert copies == {e.path: CheckedFile(into / e.path) for e in entries}
+    (folder / "model.onnx.data").write_bytes(b"changed after the check")  # the copy is what a runtime loads
+    assert copies["model.onnx.data"].path.read_bytes() == b"weights"
+
+
+def test_a_private_copy_that_does_not_match_is_refused_and_removed(tmp_path):
+    folder, into = tmp_path / "artifact", tmp_path / "private"
+    folder.mkdir(), into.mkdir()
+    (folder / "model.pt").write_bytes(b"tampered")
+    with pytest.raises(ExporterError, match="does not match its sha256") as raised:
+        private_copies(folder, [_entry("model.pt", b"weights")], into)
+    assert not isinstance(raised.value, UsageError)  # a failed check (exit 1), not a usage error
+    assert list(into.iterdir()) == []
+
+
+def test_a_private_copy_that_cannot_be_written_says_where_to_make_room(tmp_path, monkeypatch):
+    folder, into = tmp_path / "artifact", tmp_path / "private"
+    folder.mkdir(), into.mkdir()
+    (folder / "model.pt").write_bytes(b"weights")
+
+    def full(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("exporter.integrity.copy_checked", full)
+    with pytest.raises(ArtifactDirError, match=r"No space left on device.*set TMPDIR"):
+        private_copies(folder, [_entry("model.pt", b"weights")], into)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +109,47 @@ def test_a_file_model_needs_its_source_and_it_must_match(tmp_path):
     copy.write_text(copy.read_text() + "\nprint('changed')\n")
     with pytest.raises(UsageError, match="refusing to run it"):
         verify(result.path, VerifyConfig(source=copy, samples=64))
+
+
+@pytest.mark.slow
+def test_runtimes_load_private_copies_never_the_folder_itself(mlp_dir, monkeypatch):
+    import onnxruntime
+    import torch
+
+    loaded: list[str] = []
+    real_jit, real_session = torch.jit.load, onnxruntime.InferenceSession
+
+    def jit_load(source, *args, **kwargs):
+        loaded.append(str(source))
+        return real_jit(source, *args, **kwargs)
+
+    def session(source, *args, **kwargs):
+        loaded.append(str(source))
+        return real_session(source, *args, **kwargs)
+
+    monkeypatch.setattr(torch.jit, "load", jit_load)
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    report = verify(mlp_dir, VerifyConfig(samples=8), write=False)
+    assert report.passed, report.failures
+    ours = [p for p in loaded if p.endswith(("model.pt", "model.onnx"))]
+    assert len(ours) == 2 and not any(p.startswith(str(mlp_dir)) for p in ours), loaded
+    assert all("exporter-verify-" in p for p in ours)  # a folder of this process, removed afterwards
+    assert not any(Path(p).exists() for p in ours)
+
+
+@pytest.mark.slow
+def test_a_file_changed_after_its_hash_check_is_still_judged_by_its_checked_copy(mlp_dir, monkeypatch):
+    """The copy is made while hashing: a change to the folder after that cannot reach the runtime."""
+    from exporter import integrity
+
+    real = integrity.private_copies
+
+    def then_tamper(folder, entries, into, action="load"):
+        copies = real(folder, entries, into, action)
+        for entry in entries:
+            (folder / entry.path).write_bytes(b"swapped after the check")
+        return copies
+
+    monkeypatch.setattr("exporter.verification.private_copies", then_tamper)
+    report = verify(mlp_dir, VerifyConfig(samples=8), write=False)
+    assert report.passed, report.failures  # judged on the checked bytes

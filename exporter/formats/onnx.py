@@ -3,7 +3,8 @@
 Two exporters: ``dynamo`` (torch's default since 2.9, built on torch.export) and
 ``legacy`` (TorchScript-based). The file is self-contained by default; with
 ``external_data`` (chosen automatically past protobuf's 2 GB limit) the weights go to
-``model.onnx.data`` beside it, whose location inside the model is a plain file name. Every
+``model.onnx.data`` beside it, whose location inside the model is a plain file name. Either way
+the weights go from the model to disk without a serialised copy in memory (``onnx_wire``). Every
 file must pass ``onnx.checker.check_model(full_check=True)`` (strict shape inference
 included) before it is kept. (Whether the installed onnxruntime loads the chosen opset is
 the runner's question: ``runners.onnxruntime.check_opset``, asked before anything is exported.)
@@ -32,14 +33,21 @@ _AUTO_EXTERNAL = int(PROTOBUF_LIMIT * 0.9)  # leave room for the graph itself
 
 
 def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:
-    """Export ``model`` to ``path``; returns details for the manifest. Raises ExportFailedError."""
+    """Export ``model`` to ``path``; returns details for the manifest. Raises ExportFailedError.
+
+    torch.onnx writes the model with external data into a private work folder beside ``path``
+    (so no serialised copy of the weights is held in memory); the small graph is checked there,
+    then ``onnx_wire.write`` streams it into the artifact (self-contained, or a graph and one
+    data file) and hashes what it writes. A layout it does not take falls back to onnx's own
+    load and save.
+    """
     onnx_exporter, external_data = spec.onnx_exporter, spec.external_data
     warned: list[str] = []
     kwargs: dict[str, Any] = dict(
         input_names=list(spec.input_names),
         output_names=list(spec.output_names),
         opset_version=spec.opset,
-        external_data=False,
+        external_data=True,
     )
     if onnx_exporter == "dynamo":
         # A positional tuple keys dynamic_shapes by position, as the args are passed.
@@ -52,26 +60,51 @@ def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: E
     if weight_bytes > _AUTO_EXTERNAL and not external_data:
         external_data = True
         warned.append(f"Note: weights of {weight_bytes / 1e9:.1f} GB exceed protobuf's 2 GB limit: external data used")
-    if external_data:
-        kwargs["external_data"] = True
+    with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=path.parent) as work:
+        raw = Path(work) / path.name
+        try:
+            with quiet_export(warned), torch.no_grad():
+                try:
+                    torch.onnx.export(model, args, str(raw), **kwargs)
+                except Exception as error:
+                    bounds = suggested_bounds(error) if onnx_exporter == "dynamo" else None
+                    if bounds is None:
+                        raise  # a guard such as cuDNN's batch <= 65535 keeps the axis dynamic within it
+                    bounded = {**kwargs, "dynamic_shapes": spec.dynamic_shapes(bounds)}
+                    torch.onnx.export(model, args, str(raw), **bounded)
+                    warned.append(bound_note(bounds))
+        except Exception as error:
+            if disk_error(error) is not None:
+                raise  # the disk, not the exporter: export() says so in one line
+            raise ExportFailedError(_explain(error, onnx_exporter)) from error
+        details: dict[str, Any] = {"exporter": onnx_exporter}
+        details = describe(raw, details, warned, spec)  # the small graph: checked without its weights in memory
+        data_name = path.name + DATA_SUFFIX if external_data else None
+        details["written"] = _write(raw, path, data_name)
+    if data_name is not None:
+        details["external_data"] = data_name
+    return details
+
+
+def _write(raw: Path, path: Path, data_name: str | None) -> dict[str, str]:
+    """The artifact from torch's output with external data; the sha256 of each file written."""
+    from .onnx_wire import WireError, write
+
     try:
-        with quiet_export(warned), torch.no_grad():
-            try:
-                torch.onnx.export(model, args, str(path), **kwargs)
-            except Exception as error:
-                bounds = suggested_bounds(error) if onnx_exporter == "dynamo" else None
-                if bounds is None:
-                    raise  # a guard such as cuDNN's batch <= 65535 keeps the axis dynamic within it
-                torch.onnx.export(model, args, str(path), **{**kwargs, "dynamic_shapes": spec.dynamic_shapes(bounds)})
-                warned.append(bound_note(bounds))
-    except Exception as error:
-        if disk_error(error) is not None:
-            raise  # the disk, not the exporter: export() says so in one line
-        raise ExportFailedError(_explain(error, onnx_exporter)) from error
-    details: dict[str, Any] = {"exporter": onnx_exporter}
-    if external_data:
-        details["external_data"] = _externalise(path)
-    return describe(path, details, warned, spec)
+        return write(raw, path, data_name)
+    except WireError:  # a layout the streaming writer does not take: onnx's own loader and writer
+        import onnx
+
+        for leftover in (path, path.parent / (data_name or path.name + DATA_SUFFIX)):
+            leftover.unlink(missing_ok=True)
+        proto = onnx.load(str(raw))
+        if data_name is None:
+            onnx.save_model(proto, str(path))
+        else:
+            onnx.save_model(
+                proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=data_name
+            )
+        return {}
 
 
 def describe(path: Path, details: dict[str, Any], warned: list[str], spec: ExportSpec) -> dict[str, Any]:
@@ -95,20 +128,6 @@ def describe(path: Path, details: dict[str, Any], warned: list[str], spec: Expor
 
 def opset_of(proto) -> int | None:
     return next((o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")), None)
-
-
-def _externalise(path: Path) -> str:
-    """Move every initializer of ``path`` into one side file named by a plain file name."""
-    import onnx
-
-    proto = onnx.load(str(path))  # in memory, with whatever external data torch wrote
-    location = path.name + DATA_SUFFIX
-    for stale in path.parent.glob("*" + DATA_SUFFIX):  # torch's own side files
-        stale.unlink()
-    onnx.save_model(
-        proto, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=location
-    )  # tensors under 1 KB (shape constants) stay inline, where shape inference can read them
-    return location
 
 
 def check(path: Path) -> None:
@@ -183,32 +202,71 @@ def load_proto(data: bytes, files: dict[str, bytes]):
 
     proto = onnx.load_from_string(bytes(data))
     for tensor in tensors_of(proto):
-        if tensor.data_location != TensorProto.EXTERNAL:
-            if len(tensor.external_data):
-                raise ManifestError(f"the ONNX tensor {tensor.name!r} lists external data it does not use: refusing it")
+        place = external_place(tensor, {name: len(blob) for name, blob in files.items()})
+        if place is None:
             continue
-        info = {entry.key: entry.value for entry in tensor.external_data}
-        location = info.get("location", "")
-        if location not in files or "/" in location or "\\" in location or location in ("", ".", ".."):
-            raise ManifestError(
-                f"the ONNX file's external data for {tensor.name!r} points to {location!r}, which is not a file "
-                "of this artifact folder bound by its manifest: refusing it"
-            )
-        blob = files[location]
-        try:
-            offset, length = int(info.get("offset", 0)), int(info.get("length", len(blob)))
-        except ValueError:
-            offset = length = -1
-        if offset < 0 or length < 0 or offset + length > len(blob):
-            raise ManifestError(f"the ONNX file's external data for {tensor.name!r} lies outside {location}")
-        tensor.raw_data = bytes(blob[offset : offset + length])
+        location, offset, length = place
+        tensor.raw_data = bytes(files[location][offset : offset + length])
         del tensor.external_data[:]
         tensor.data_location = TensorProto.DEFAULT
     return proto
 
 
+def external_place(tensor, sizes: Mapping[str, int]) -> tuple[str, int, int] | None:
+    """Where a tensor's external data lies (location, offset, length), None when it has none.
+
+    ManifestError unless the location is a plain name among ``sizes`` (checked files, by their
+    size) and the range lies inside that file; a tensor listing external data it does not use
+    is refused too.
+    """
+    from onnx import TensorProto
+
+    if tensor.data_location != TensorProto.EXTERNAL:
+        if len(tensor.external_data):
+            raise ManifestError(f"the ONNX tensor {tensor.name!r} lists external data it does not use: refusing it")
+        return None
+    info = {entry.key: entry.value for entry in tensor.external_data}
+    location = info.get("location", "")
+    if location not in sizes or "/" in location or "\\" in location or location in ("", ".", ".."):
+        raise ManifestError(
+            f"the ONNX file's external data for {tensor.name!r} points to {location!r}, which is not a file "
+            "of this artifact folder bound by its manifest: refusing it"
+        )
+    size = sizes[location]
+    try:
+        offset, length = int(info.get("offset", 0)), int(info.get("length", size))
+    except ValueError:
+        offset = length = -1
+    if offset < 0 or length < 0 or offset + length > size:
+        raise ManifestError(f"the ONNX file's external data for {tensor.name!r} lies outside {location}")
+    return location, offset, length
+
+
+def check_external(path: Path, sidecars: Mapping[str, Path]) -> None:
+    """Refuse (ManifestError) a model file whose tensors name external data anywhere but ``sidecars``.
+
+    For a private copy loaded by path: ONNX Runtime resolves each location against the copy's
+    folder, which holds only the checked files. The graph is parsed without its external data
+    and let go before any session exists.
+    """
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    sizes = {name: file.stat().st_size for name, file in sidecars.items()}
+    for tensor in tensors_of(proto):
+        external_place(tensor, sizes)
+
+
 def inline_bytes(data: bytes, files: dict[str, bytes]) -> bytes:
-    """Model bytes with external data inlined (the form ONNX Runtime can load from memory)."""
+    """Model bytes with external data inlined (the form ONNX Runtime can load from memory); a model
+    with no external data comes back byte for byte (its layout, as onnx_wire wrote it, kept)."""
+    import onnx
+    from onnx import TensorProto
+
+    proto = onnx.load_from_string(bytes(data))
+    if not any(t.data_location == TensorProto.EXTERNAL or len(t.external_data) for t in tensors_of(proto)):
+        return bytes(data)
+    del proto
     return load_proto(data, files).SerializeToString()
 
 

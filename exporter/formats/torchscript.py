@@ -8,7 +8,6 @@ and other batch sizes through the saved file.
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -16,24 +15,32 @@ import torch
 from torch import nn
 
 from .._capture import quiet_export
-from ..errors import ExportFailedError, first_line
+from ..errors import ExportFailedError, disk_error, first_line
+from ..integrity import HashingWriter
 from . import ExportSpec
 
 
 def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:  # noqa: ARG001
     """Trace ``model`` on ``args`` and save it to ``path``. Returns details for the manifest."""
     warned: list[str] = []
-    buffer = io.BytesIO()
     try:
         with quiet_export(warned), torch.no_grad():
             # strict=False: forward may return a list or a dict, which the runner flattens like eager's
             traced = torch.jit.trace(model, args, check_trace=False, strict=False)
-            torch.jit.save(traced, buffer)
     except Exception as error:
         raise ExportFailedError(
             f"TorchScript tracing failed: {first_line(error)}. Make forward traceable "
             "(tensor ops only, no Python side effects) or leave TorchScript out with --format onnx"
         ) from error
-    # Written by Python, not torch's C++ writer, which aborts the process when the disk is full.
-    path.write_bytes(buffer.getbuffer())
-    return {"method": "torch.jit.trace", "warnings": warned}
+    # Given a file object, torch serialises to bytes and hands them to its write(): written by
+    # Python (torch's C++ file writer aborts the process when the disk is full) and hashed as written.
+    out = HashingWriter(path)
+    try:
+        torch.jit.save(traced, out)
+    except Exception as error:
+        if disk_error(error) is not None:
+            raise  # the disk, not the exporter: export() says so in one line
+        raise ExportFailedError(f"TorchScript could not be saved: {first_line(error)}") from error
+    finally:
+        digest = out.close()
+    return {"method": "torch.jit.trace", "warnings": warned, "written": {path.name: digest}}

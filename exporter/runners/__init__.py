@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..integrity import CheckedFile
 from ..interface import InputSpec
 from .base import Feed, Runner
 
@@ -21,18 +22,19 @@ __all__ = ["Feed", "Runner", "eager", "runner_for"]
 
 def runner_for(
     fmt: str,
-    data: bytes,
-    files: dict[str, bytes],
+    data: bytes | CheckedFile,
+    files: dict[str, bytes] | dict[str, CheckedFile],
     device: torch.device,
     specs: tuple[InputSpec, ...],
     output_names: tuple[str, ...],
     *,
     threads: int | None = None,
 ) -> Runner:
-    """The runner of an artifact of format ``fmt`` over its hash-checked ``data``.
+    """The runner of an artifact of format ``fmt`` over its hash-checked ``data`` (bytes, or a checked
+    private file that the runtime loads by path).
 
-    ``files``: the folder's other hash-checked files (ONNX external data is taken only from
-    them). ``threads``: ONNX Runtime's tuned settings with that many threads (bench); None
+    ``files``: the folder's hash-checked files, in the same form (ONNX external data is taken only
+    from them). ``threads``: ONNX Runtime's tuned settings with that many threads (bench); None
     for its defaults. The runner loads nothing until it is activated.
     """
     from ..formats import FORMATS

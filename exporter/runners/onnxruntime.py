@@ -1,7 +1,8 @@
 """The ONNX Runtime runner, its session settings and the opset probe.
 
-A session loads the hash-checked bytes with external data inlined (or, past protobuf's 2 GB
-limit, a private temporary copy of those same bytes: ``formats.onnx.loadable``), never the
+A session loads a checked private file by path (verify: a copy made while hashing, or export's
+own staging folder), or the hash-checked bytes with external data inlined (or, past protobuf's
+2 GB limit, a private temporary copy of those same bytes: ``formats.onnx.loadable``), never the
 artifact folder itself. Two settings:
 
 - default (verify, predict): ONNX Runtime's defaults, fatal-only logging;
@@ -13,7 +14,8 @@ from __future__ import annotations
 import functools
 import tempfile
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ import torch
 
 from ..errors import UsageError
 from ..formats import onnx as onnx_file
+from ..integrity import CheckedFile
 from ..interface import InputSpec
 from .base import Feed, Runner
 
@@ -53,10 +56,11 @@ def tuned_settings(threads: int) -> dict[str, Any]:
 
 @dataclass
 class OnnxRuntimeRunner(Runner):
-    data: bytes | str = b""  # the hash-checked .onnx bytes, or the path of a private copy (over 2 GB)
+    data: bytes | str = b""  # the hash-checked .onnx bytes, or the path of a checked private file
     device: Any = None  # torch.device the rest of the run uses; picks the execution provider
     threads: int | None = None  # None: ONNX Runtime's defaults; a number: ``tuned_settings(threads)``
     workdir: tempfile.TemporaryDirectory | None = None  # holds that private copy; removed on deactivate
+    external: dict[str, Path] = field(default_factory=dict)  # a file's external data, by location: checked files
     session: Any = None
 
     def _activate(self) -> None:
@@ -107,11 +111,13 @@ class OnnxRuntimeRunner(Runner):
         return call
 
     def _tensors(self) -> Mapping[str, np.ndarray]:
+        if isinstance(self.data, str):  # a checked file: its weights are read from disk as they are compared
+            from ..formats.onnx_wire import initializers
+
+            return initializers(Path(self.data), self.external)
         import onnx
 
-        # past 2 GB, ``data`` is the path of the private copy: read the initializers from it
-        proto = onnx.load(self.data) if isinstance(self.data, str) else onnx.load_from_string(self.data)
-        return onnx_file.initializers(proto)
+        return onnx_file.initializers(onnx.load_from_string(self.data))
 
     def declared_shapes(self) -> dict[str, list[int | None]]:
         return {o.name: [d if isinstance(d, int) else None for d in o.shape] for o in self.session.get_outputs()}
@@ -124,22 +130,36 @@ class OnnxRuntimeRunner(Runner):
 
 def runner(
     runtime: str,
-    data: bytes,
-    files: dict[str, bytes],
+    data: bytes | CheckedFile,
+    files: dict[str, bytes] | dict[str, CheckedFile],
     device: torch.device,
     specs: tuple[InputSpec, ...],
     output_names: tuple[str, ...],
     threads: int | None = None,
 ) -> OnnxRuntimeRunner:
-    """A runner over hash-checked ONNX bytes; ``files``: the folder's other checked files (external data).
+    """A runner over hash-checked ONNX bytes or a checked private file; ``files``: the folder's
+    checked files in the same form (external data).
 
     Raises ManifestError (a usage error) at once when external data points anywhere but a
     checked file of the folder.
     """
+    if isinstance(data, CheckedFile):
+        sidecars = {name: f.path for name, f in files.items() if f.path != data.path}
+        if not data.own:  # a file of this process's own making was laid out by it: nothing to refuse
+            onnx_file.check_external(data.path, sidecars)
+        return OnnxRuntimeRunner(
+            runtime, tuple(specs), tuple(output_names), data=str(data.path), device=device, threads=threads,
+            external=sidecars,
+        )  # fmt: skip
     model, workdir = onnx_file.loadable(data, files)
+    external = {}
+    if workdir is not None:
+        root = Path(workdir.name)
+        external = {p.name: p for p in root.iterdir() if str(p) != model}
     return OnnxRuntimeRunner(
-        runtime, tuple(specs), tuple(output_names), data=model, device=device, threads=threads, workdir=workdir
-    )
+        runtime, tuple(specs), tuple(output_names), data=model, device=device, threads=threads, workdir=workdir,
+        external=external,
+    )  # fmt: skip
 
 
 def session(data: bytes | str, device: torch.device | None, threads: int | None = None) -> ort.InferenceSession:

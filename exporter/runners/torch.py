@@ -1,6 +1,7 @@
 """The PyTorch runtimes: eager (the reference), TorchScript (``torch.jit.load``) and pt2 (``torch.export.load``).
 
-Each loads from bytes that were hash-checked by the caller. Loading TorchScript or pt2 runs
+Each loads from bytes that were hash-checked by the caller, or from a checked private file
+(``integrity.CheckedFile``). Loading TorchScript or pt2 runs
 code the file carries (PyTorch has no safe mode for either): a file from a folder you do not
 trust is code from someone else.
 """
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from .._capture import quiet_export
+from ..integrity import CheckedFile
 from ..interface import InputSpec
 from .base import Feed, Runner, to_numpy
 
@@ -81,7 +83,9 @@ def eager(model: nn.Module, device: torch.device, specs: tuple[InputSpec, ...], 
     return TorchModuleRunner("eager", tuple(specs), tuple(output_names), device=device, module=model)
 
 
-def torchscript(runtime: str, data: bytes, device: torch.device, specs, output_names) -> TorchModuleRunner:
+def torchscript(
+    runtime: str, data: bytes | CheckedFile, device: torch.device, specs, output_names
+) -> TorchModuleRunner:
     def load() -> tuple[nn.Module, dict[str, torch.Tensor]]:
         module = load_torchscript(data, device)
         return module, {**dict(module.named_parameters()), **dict(module.named_buffers())}
@@ -89,7 +93,7 @@ def torchscript(runtime: str, data: bytes, device: torch.device, specs, output_n
     return TorchModuleRunner(runtime, tuple(specs), tuple(output_names), device=device, loader=load)
 
 
-def pt2(runtime: str, data: bytes, device: torch.device, specs, output_names) -> TorchModuleRunner:
+def pt2(runtime: str, data: bytes | CheckedFile, device: torch.device, specs, output_names) -> TorchModuleRunner:
     def load() -> tuple[nn.Module, dict[str, torch.Tensor]]:
         program = load_pt2(data)
         held = dict(program.state_dict)  # parameters and buffers, and the lifted constants:
@@ -99,12 +103,16 @@ def pt2(runtime: str, data: bytes, device: torch.device, specs, output_names) ->
     return TorchModuleRunner(runtime, tuple(specs), tuple(output_names), device=device, loader=load)
 
 
-def load_torchscript(data: bytes, device: torch.device) -> torch.jit.ScriptModule:
-    """TorchScript from bytes already hash-checked, in eval mode."""
-    return torch.jit.load(io.BytesIO(data), map_location=device).eval()
+def load_torchscript(data: bytes | CheckedFile, device: torch.device) -> torch.jit.ScriptModule:
+    """TorchScript from hash-checked bytes or a checked private file, in eval mode.
+
+    From a file torch reads the weights straight into the module: no copy of the file's bytes is
+    held beside them (from bytes, the bytes and the module coexist while it loads)."""
+    source = str(data.path) if isinstance(data, CheckedFile) else io.BytesIO(data)
+    return torch.jit.load(source, map_location=device).eval()
 
 
-def load_pt2(data: bytes):
-    """The ExportedProgram in hash-checked bytes."""
+def load_pt2(data: bytes | CheckedFile):
+    """The ExportedProgram in hash-checked bytes or a checked private file."""
     with quiet_export([]):
-        return torch.export.load(io.BytesIO(data))
+        return torch.export.load(data.path if isinstance(data, CheckedFile) else io.BytesIO(data))

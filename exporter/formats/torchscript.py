@@ -14,9 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from .. import forked_write
 from .._capture import quiet_export
 from ..errors import ExportFailedError, disk_error, first_line
-from ..integrity import HashingWriter
+from ..integrity import HashingWriter, sha256_file
 from . import ExportSpec
 
 
@@ -32,15 +33,29 @@ def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: E
             f"TorchScript tracing failed: {first_line(error)}. Make forward traceable "
             "(tensor ops only, no Python side effects) or leave TorchScript out with --format onnx"
         ) from error
-    # Given a file object, torch serialises to bytes and hands them to its write(): written by
-    # Python (torch's C++ file writer aborts the process when the disk is full) and hashed as written.
-    out = HashingWriter(path)
     try:
-        torch.jit.save(traced, out)
+        digest = _save(traced, path)
     except Exception as error:
         if disk_error(error) is not None:
             raise  # the disk, not the exporter: export() says so in one line
         raise ExportFailedError(f"TorchScript could not be saved: {first_line(error)}") from error
+    return {"method": "torch.jit.trace", "warnings": warned, "written": {path.name: digest}}
+
+
+def _save(traced: torch.jit.ScriptModule, path: Path) -> str:
+    """Save ``traced`` to ``path``; its sha256.
+
+    torch's C++ file writer aborts the process when a write fails (a full disk), so it runs in a
+    forked child (``forked_write``) and the file is hashed afterwards, streamed. Without fork,
+    torch builds the file in memory (ten times slower, the weights twice) and Python writes it,
+    hashing as it goes.
+    """
+    if forked_write.available():
+        forked_write.write(path, traced.save)
+        return sha256_file(path)
+    out = HashingWriter(path)
+    try:
+        torch.jit.save(traced, out)
     finally:
         digest = out.close()
-    return {"method": "torch.jit.trace", "warnings": warned, "written": {path.name: digest}}
+    return digest

@@ -228,7 +228,10 @@ def _exec_file(path: Path | None, expected_sha256: str | None) -> types.ModuleTy
             f"model file {path} has sha256 {digest[:12]}..., not the {expected_sha256[:12]}... "
             "recorded at export: refusing to run it; re-export or pass the original file"
         )
-    module_name = f"_exporter_model_{digest[:16]}"
+    # One module per file and content: the same bytes at another path are another module (its
+    # messages name its own path, its imports are the ones beside it).
+    where = sha256_bytes(f"{Path(path).resolve()}\0{digest}".encode())
+    module_name = f"_exporter_model_{where[:16]}"
     if module_name in sys.modules:
         return sys.modules[module_name]
     module = types.ModuleType(module_name)

@@ -207,3 +207,37 @@ def test_a_length_that_runs_past_its_message_is_a_wire_error():
     message = varint(2 << 3 | 2) + varint(1000) + b"short"  # field 2, length-delimited, claims 1000 bytes
     with pytest.raises(WireError, match="runs past"):
         list(fields(message, 0, len(message)))
+
+
+def test_a_view_reads_the_weights_in_place_from_the_same_file_and_runs_the_same(source, tmp_path):
+    target = tmp_path / "model.onnx"
+    write(source, target)
+    view = onnx_wire.external_view(target)
+    assert view is not None and view.parent == tmp_path and view.stat().st_size < 1024  # the graph, not the weights
+    proto = onnx.load(str(view), load_external_data=False)
+    places = {t.name: {e.key: e.value for e in t.external_data} for t in proto.graph.initializer}
+    assert {places[n]["location"] for n in ("weight", "bias")} == {"model.onnx"}  # the checked file itself
+    assert places["shape"] == {}
+    raw = target.read_bytes()
+    offset, length = int(places["weight"]["offset"]), int(places["weight"]["length"])
+    assert raw[offset : offset + length] == WEIGHT.tobytes()
+    np.testing.assert_allclose(_run(view), _run(target), rtol=0, atol=0)
+
+
+def test_no_view_for_a_file_whose_weights_are_all_small_or_already_external(source, tmp_path):
+    small = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Add", ["x", "b"], ["y"])], "small",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])],
+            [numpy_helper.from_array(np.ones(4, np.float32), "b")],
+        ),
+        opset_imports=[helper.make_opsetid("", 17)],
+    )  # fmt: skip
+    onnx.save_model(small, str(tmp_path / "small.onnx"))
+    assert onnx_wire.external_view(tmp_path / "small.onnx") is None
+    external = tmp_path / "ext" / "model.onnx"
+    external.parent.mkdir()
+    write(source, external, "model.onnx.data")
+    assert onnx_wire.external_view(external) is None  # its large tensors already are external data
+    assert not list(tmp_path.glob("**/.*.view"))

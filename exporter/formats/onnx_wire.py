@@ -78,23 +78,29 @@ def fields(buf, start: int, end: int) -> Iterator[tuple[int, int, int, int]]:
     For a varint the third item is its value and the fourth the position after it; for a
     length-delimited field they are its payload's start and end.
     """
+    for field, wire, a, b, _ in spans(buf, start, end):
+        yield field, wire, a, b
+
+
+def spans(buf, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]:
+    """As ``fields``, with where each field begins (its key) as a fifth item; fixed-width fields too."""
     pos = start
     while pos < end:
+        begin = pos
         key, pos = _read_varint(buf, pos, end)
         field, wire = key >> 3, key & 7
         if wire == _VARINT:
             value, pos = _read_varint(buf, pos, end)
-            yield field, wire, value, pos
+            yield field, wire, value, pos, begin
         elif wire == _LEN:
             length, pos = _read_varint(buf, pos, end)
             if pos + length > end:
                 raise WireError(f"field {field} runs past its message")
-            yield field, wire, pos, pos + length
+            yield field, wire, pos, pos + length, begin
             pos += length
-        elif wire == _I64:
-            pos += 8
-        elif wire == _I32:
-            pos += 4
+        elif wire in (_I64, _I32):
+            pos += 8 if wire == _I64 else 4
+            yield field, wire, pos, pos, begin
         else:
             raise WireError(f"wire type {wire} is not one protobuf writes")
         if pos > end:
@@ -351,3 +357,67 @@ def write(source: Path, target: Path, data_name: str | None = None) -> dict[str,
     finally:
         written[target.name] = out.close()
     return written
+
+
+# ---------------------------------------------------------------------------------------- a view
+
+
+def external_view(path: Path) -> Path | None:
+    """A small graph file beside ``path`` whose large initializers are external data in ``path`` itself.
+
+    Each initializer of 1 KB or more stored as ``raw_data`` becomes a reference to those very
+    bytes of ``path`` (location: its file name, the offset of its raw_data payload), so ONNX
+    Runtime reads the weights straight from the file into its tensors instead of parsing the
+    whole file first and copying every weight out of the parse (twice the weights at once). Every
+    other byte is copied from ``path`` as it is: the same graph, the same weights. Returns None
+    when ``path`` has no such initializer (nothing to gain). The caller removes the view once
+    the session exists.
+    """
+    import mmap
+
+    with open(path, "rb") as handle:
+        size = os.fstat(handle.fileno()).st_size
+        if size == 0:
+            return None
+        with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+            moved = 0
+            out = bytearray()
+            for field, wire, a, b, begin in spans(buf, 0, size):
+                if field != _GRAPH or wire != _LEN:
+                    out += buf[begin:b]
+                    continue
+                graph = bytearray()
+                for inner, inner_wire, t_start, t_end, t_begin in spans(buf, a, b):
+                    initializer = inner == _INITIALIZER and inner_wire == _LEN
+                    tensor = _as_external(buf, t_start, t_end, path.name) if initializer else None
+                    if tensor is None:
+                        graph += buf[t_begin:t_end]
+                    else:
+                        graph += _key(_INITIALIZER, _LEN) + varint(len(tensor)) + tensor
+                        moved += 1
+                out += _key(_GRAPH, _LEN) + varint(len(graph)) + graph
+    if not moved:
+        return None
+    view = path.with_name(f".{path.name}.view")
+    view.write_bytes(out)
+    return view
+
+
+def _as_external(buf, start: int, end: int, location: str) -> bytes | None:
+    """A TensorProto's bytes with its raw_data (1 KB or more) referred to as external data in ``location``."""
+    raw = None
+    kept = bytearray()
+    for field, wire, a, b, begin in spans(buf, start, end):
+        if field in (_EXTERNAL_DATA, _DATA_LOCATION):
+            return None  # already external, or a layout to leave alone
+        if field == _RAW_DATA and wire == _LEN:
+            raw = (a, b - a)
+        else:
+            kept += buf[begin:b]
+    if raw is None or raw[1] < INLINE_BELOW:
+        return None
+    for key, value in (("location", location), ("offset", str(raw[0])), ("length", str(raw[1]))):
+        entry = _key(1, _LEN) + varint(len(key)) + key.encode() + _key(2, _LEN) + varint(len(value)) + value.encode()
+        kept += _key(_EXTERNAL_DATA, _LEN) + varint(len(entry)) + entry
+    kept += _key(_DATA_LOCATION, _VARINT) + varint(1)  # TensorProto.EXTERNAL
+    return bytes(kept)

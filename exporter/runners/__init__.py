@@ -29,6 +29,7 @@ def runner_for(
     output_names: tuple[str, ...],
     *,
     threads: int | None = None,
+    lean: bool = False,
 ) -> Runner:
     """The runner of an artifact of format ``fmt`` over its hash-checked ``data`` (bytes, or a checked
     private file that the runtime loads by path).
@@ -43,7 +44,7 @@ def runner_for(
     if fmt_spec.engine == "onnxruntime":
         from . import onnxruntime
 
-        return onnxruntime.runner(fmt_spec.runtime, data, files, device, specs, output_names, threads)
+        return onnxruntime.runner(fmt_spec.runtime, data, files, device, specs, output_names, threads, lean)
     from . import torch as torch_runners
 
     load = torch_runners.torchscript if fmt_spec.engine == "torch.jit" else torch_runners.pt2

@@ -61,10 +61,25 @@ class OnnxRuntimeRunner(Runner):
     threads: int | None = None  # None: ONNX Runtime's defaults; a number: ``tuned_settings(threads)``
     workdir: tempfile.TemporaryDirectory | None = None  # holds that private copy; removed on deactivate
     external: dict[str, Path] = field(default_factory=dict)  # a file's external data, by location: checked files
+    lean: bool = False  # verification of a large model: weight prepacking off, so no second copy of them
     session: Any = None
 
     def _activate(self) -> None:
-        self.session = session(self.data, self.device, self.threads)
+        view = None
+        if isinstance(self.data, str):  # a checked file: ONNX Runtime reads its weights in place (onnx_wire)
+            from ..formats.onnx_wire import external_view
+
+            view = external_view(Path(self.data))
+        try:
+            self.session = session(str(view) if view else self.data, self.device, self.threads, lean=self.lean)
+        finally:
+            if view is not None:
+                view.unlink(missing_ok=True)  # read once the session exists
+        if self.lean:
+            self.notes.append(
+                "weight prepacking off (session.disable_prepacking): a large model's weights are used where they "
+                "were read, not copied again; bench times ONNX Runtime with it on"
+            )
         used = self.session.get_providers()
         self.notes.append(f"execution providers: {', '.join(used)}")
         if getattr(self.device, "type", "cpu") == "cuda" and "CUDAExecutionProvider" not in used:
@@ -136,6 +151,7 @@ def runner(
     specs: tuple[InputSpec, ...],
     output_names: tuple[str, ...],
     threads: int | None = None,
+    lean: bool = False,
 ) -> OnnxRuntimeRunner:
     """A runner over hash-checked ONNX bytes or a checked private file; ``files``: the folder's
     checked files in the same form (external data).
@@ -149,7 +165,7 @@ def runner(
             onnx_file.check_external(data.path, sidecars)
         return OnnxRuntimeRunner(
             runtime, tuple(specs), tuple(output_names), data=str(data.path), device=device, threads=threads,
-            external=sidecars,
+            external=sidecars, lean=lean,
         )  # fmt: skip
     model, workdir = onnx_file.loadable(data, files)
     external = {}
@@ -158,12 +174,15 @@ def runner(
         external = {p.name: p for p in root.iterdir() if str(p) != model}
     return OnnxRuntimeRunner(
         runtime, tuple(specs), tuple(output_names), data=model, device=device, threads=threads, workdir=workdir,
-        external=external,
+        external=external, lean=lean,
     )  # fmt: skip
 
 
-def session(data: bytes | str, device: torch.device | None, threads: int | None = None) -> ort.InferenceSession:
-    """An ONNX Runtime session; ``threads`` set: the tuned settings, on the CPU."""
+def session(
+    data: bytes | str, device: torch.device | None, threads: int | None = None, lean: bool = False
+) -> ort.InferenceSession:
+    """An ONNX Runtime session; ``threads`` set: the tuned settings, on the CPU. ``lean``: weight
+    prepacking off, which would otherwise hold a packed copy of every weight beside the one read."""
     providers: list[Any] = ["CPUExecutionProvider"]
     on_cuda = threads is None and device is not None and device.type == "cuda"
     if on_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
@@ -171,6 +190,8 @@ def session(data: bytes | str, device: torch.device | None, threads: int | None 
     options = ort.SessionOptions()
     options.log_severity_level = 4  # fatal only: run errors come back as exceptions, reported once
     ort.set_default_logger_severity(4)
+    if lean:
+        options.add_session_config_entry("session.disable_prepacking", "1")
     if threads is not None:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = threads

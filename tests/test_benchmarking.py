@@ -21,9 +21,10 @@ from torch import nn
 
 from exporter import ExportConfig, export
 from exporter.bench import BenchConfig, bench
-from exporter.bench.measure import MatmulPeak, count_flops, measure_matmul_peak
+from exporter.bench.measure import MatmulPeak, measure_matmul_peak
 from exporter.config import FORMATS
 from exporter.errors import ExporterError, UsageError
+from exporter.flops import count_flops
 from exporter.integrity import sha256_file
 from exporter.manifest import Manifest, sign_folder
 from exporter.models.cnn import ConvNet

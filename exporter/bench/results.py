@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .measure import FlopCount, MatmulPeak
+from ..flops import FlopCount
+from .measure import MatmulPeak
 
 
 @dataclass

@@ -33,6 +33,7 @@ from .. import formats, inputs, reference, runners, trust
 from ..compare import OutputComparison, wilson_interval
 from ..config import BenchConfig, VerifyConfig
 from ..errors import UsageError, first_line
+from ..flops import count_flops
 from ..integrity import hash_member, read_checked
 from ..interface import InputSpec
 from ..manifest import ArtifactEntry, Manifest
@@ -41,7 +42,6 @@ from ..runners.onnxruntime import tuned_settings
 from .measure import (
     available_cores,
     config_dict,
-    count_flops,
     fill_timing,
     machine_versions,
     measure_matmul_peak,

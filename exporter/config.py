@@ -65,6 +65,10 @@ QUANTIZED_SAMPLES = 8192
 # 281M parameters each batch of 64 costs about a second per runtime on 2 cores, so 384 samples
 # made verification take longer than the export itself. --samples still sets any count.
 LARGE_MODEL_PARAMETERS = 50_000_000
+# ... and from this many FLOPs per sample (Linear and Conv2d layers, recorded at export): a
+# resnet18 at 224x224 (3.6 GFLOPs) would otherwise spend minutes of verification on 384 samples
+# in three runtimes on 2 cores, where one batch per case (193 samples) judges it as surely.
+HEAVY_FLOPS_PER_SAMPLE = 1_000_000_000
 BENCH_BATCH_SIZES = (1, 64, 1024)  # bench: one request; a typical serving batch; a throughput-bound batch
 
 

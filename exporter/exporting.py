@@ -24,6 +24,7 @@ from . import __version__, formats, inputs, reference, trust, weights
 from .atomic import current_umask, discard, make_folder, move_into_place, staging_folder
 from .config import ExportConfig
 from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
+from .flops import count_flops
 from .formats import ExportSpec
 from .interface import Interface, with_dynamic
 from .manifest import ArtifactEntry, Manifest
@@ -137,7 +138,8 @@ def export(
             entries = _write_artifacts(job, eager, export_example(example, specs), progress)
         except ExportFailedError as error:
             raise ExportFailedError(f"{error}{_output_log()}") from error
-        manifest = _write_manifest(job, eager, entries, weights_record)
+        flops = count_flops(eager, export_example(example, specs)).per_sample  # verification's budget reads it
+        manifest = _write_manifest(job, eager, entries, weights_record, flops)
         report = None
         if config.verify:
             # these files were written by this process a moment ago: trusted by construction
@@ -242,7 +244,9 @@ def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]
     return entries
 
 
-def _write_manifest(job: _Job, eager: nn.Module, entries: list[ArtifactEntry], weights_record: dict | None) -> Manifest:
+def _write_manifest(
+    job: _Job, eager: nn.Module, entries: list[ArtifactEntry], weights_record: dict | None, flops: int | None
+) -> Manifest:
     """manifest.json for the written artifacts; ``weights_record``: set when the weights are not the seed's."""
     source = job.source
     if weights_record is not None:
@@ -258,6 +262,7 @@ def _write_manifest(job: _Job, eager: nn.Module, entries: list[ArtifactEntry], w
             "seed": job.config.seed,
             "dtype": job.config.dtype,
             "parameters": reference.count_parameters(eager),
+            "flops_per_sample": flops,  # Linear and Conv2d layers (exporter.flops); None: it has neither
             "state_sha256": job.state_sha256,
             "weights": weights_record,
         },

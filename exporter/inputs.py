@@ -149,6 +149,13 @@ class InputSet:
     def count(self, case: Case) -> int:
         return len(next(iter(self.groups[case].values())))
 
+    def first_batches(self) -> InputSet:
+        """The first whole batch of every case: what eager's determinism check runs again."""
+        return InputSet(
+            {case: {name: data[: case.batch] for name, data in arrays.items()} for case, arrays in self.groups.items()},
+            self.origin,
+        )
+
     def batches(self, case: Case) -> Iterator[dict[str, np.ndarray]]:
         arrays = self.groups[case]
         for start in range(0, self.count(case), case.batch):
@@ -202,7 +209,10 @@ class InputSet:
                 groups[case][spec.name] = sample(generator, spec, (count * case.batch, *shape[1:]), drawn)
         origin = _origin(specs, config)
         if large and config.samples is None and not quantized:
-            origin += "; one batch per case, the default for a model this large (--samples draws more)"
+            origin += (
+                "; one batch per case, the default for a model this large or this costly per sample "
+                "(--samples draws more)"
+            )
         return cls(groups, origin)
 
     @classmethod

@@ -20,6 +20,7 @@ from .config import (
     DEFAULT_MIN_AGREEMENT,
     DEFAULT_SAMPLES,
     DISTRIBUTIONS,
+    HEAVY_FLOPS_PER_SAMPLE,
     LARGE_MODEL_PARAMETERS,
     MAX_SEED,
     NAN_POLICIES,
@@ -122,7 +123,8 @@ def comparison_options(func: Callable) -> Callable:
             default=None,
             help=f"Total random samples, spread over the batch sizes. Default: {DEFAULT_SAMPLES}, or "
             f"{QUANTIZED_SAMPLES:,} when an int8 artifact is judged (its top-1 agreement needs that many); "
-            f"one batch per batch size for a model of {LARGE_MODEL_PARAMETERS // 10**6}M parameters or more.",
+            f"one batch per batch size for a model of {LARGE_MODEL_PARAMETERS // 10**6}M parameters or "
+            f"{HEAVY_FLOPS_PER_SAMPLE // 10**9} GFLOP per sample or more.",
         ),
         click.option(
             "--batch-size",

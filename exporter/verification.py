@@ -5,9 +5,9 @@ Steps, each collected into one report rather than stopping at the first problem:
 2. rebuild the eager model from the manifest (source, seed, weights) and check its
    state digest against the one recorded at export;
 3. make the inputs (seeded, several batch sizes) or load the user's;
-4. run eager twice (a reference that disagrees with itself is reported, not blamed on
-   the artifacts), then every artifact's runtime, catching each runtime's exceptions
-   per batch size;
+4. run eager, then the first batch of each case again (a reference that disagrees with
+   itself is reported, not blamed on the artifacts), then every artifact's runtime,
+   catching each runtime's exceptions per batch size;
 5. compare every output with eager, and account for every parameter.
 """
 
@@ -29,7 +29,7 @@ from torch import nn
 
 from . import accuracy, formats, reference, runners, trust, verdict
 from .compare import OutputComparison, pooled_agreement, small_sample_note
-from .config import LARGE_MODEL_PARAMETERS, Tolerance, VerifyConfig
+from .config import HEAVY_FLOPS_PER_SAMPLE, LARGE_MODEL_PARAMETERS, Tolerance, VerifyConfig
 from .errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
 from .inputs import Case, InputSet
 from .integrity import CheckedFile, HashCheck, check_all, private_copies
@@ -89,13 +89,14 @@ def _verify(
     interface = manifest.interface
     specs, output_names = interface.inputs, interface.output_names
 
+    lean = int(manifest.model.get("parameters") or 0) >= LARGE_MODEL_PARAMETERS  # weights held once where possible
+    large = lean or int(manifest.model.get("flops_per_sample") or 0) >= HEAVY_FLOPS_PER_SAMPLE  # one batch per case
     if config.inputs_path is not None:
         first = config.batch_sizes[0] if config.batch_sizes else None
         feeds = InputSet.load(config.inputs_path, specs, first)
     else:
         quantized = any(_is_quantized(entry) for entry in manifest.artifacts)
         sweep = verdict.sweep(config, manifest, interface.labels)
-        large = int(manifest.model.get("parameters") or 0) >= LARGE_MODEL_PARAMETERS
         feeds = InputSet.generate(specs, config, manifest.export_batch, interface.labels, quantized, sweep, large)
     if config.save_inputs:
         feeds.save(config.save_inputs)
@@ -138,9 +139,12 @@ def _verify(
     before = reference.state_digests(model)
     with runners.eager(model, device, specs, output_names) as eager:
         expected = _run_all(eager, telling(feeds, progress, "verify: eager"), report_errors=report.problems)
+        report.reference["seconds"] = sum(eager.inference_times)
         first = reference.state_digests(model)
-        again = _run_all(eager, telling(feeds, progress, "verify: eager again"), report_errors=report.problems)
-        report.reference["seconds"] = sum(eager.inference_times) / 2  # per run
+        # Determinism and state changes show on any batch: the first batch of each case is run again
+        # (every batch size and dynamic size), not every sample.
+        repeat = feeds.first_batches()
+        again = _run_all(eager, telling(repeat, progress, "verify: eager again"), report_errors=[])
     mutated = reference.changed(first, reference.state_digests(model))
     verdict.check_determinism(expected, again, tolerances, report, mutated)
     if not mutated and reference.changed(before, first):
@@ -179,7 +183,7 @@ def _verify(
         sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
         declared = {o.name: o.shape for o in interface.outputs}
         run = _RuntimeRun(
-            entry, sidecars, folder, checked, device, specs, output_names, config.nan_policy, declared, own
+            entry, sidecars, folder, checked, device, specs, output_names, config.nan_policy, declared, own, lean
         )  # fmt: skip
         told = telling(feeds, progress, f"verify: {result.runtime}")
         outputs[result.runtime] = run.execute(told, expected, runtime_tolerances, result, report, accounting)
@@ -285,6 +289,7 @@ class _RuntimeRun:
     nan_policy: str
     declared: dict[str, tuple]  # each output's shape in the manifest, dynamic axes by label
     own: bool = False  # the folder is this process's staging folder, its files hashed as written
+    lean: bool = False  # a model of LARGE_MODEL_PARAMETERS or more: ONNX Runtime without weight prepacking
 
     def execute(self, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport, accounting):
         """Outputs by batch size; the artifact's tensors are accounted for (``accounting``) while it is loaded."""
@@ -314,7 +319,9 @@ class _RuntimeRun:
     def _run(self, files, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport, accounting):
         try:
             data = files[self.entry.path]
-            runner = runners.runner_for(self.entry.format, data, files, self.device, self.specs, self.output_names)
+            runner = runners.runner_for(
+                self.entry.format, data, files, self.device, self.specs, self.output_names, lean=self.lean
+            )  # fmt: skip
             runner.activate()
         except UsageError:
             raise  # a hostile file (external data pointing outside the folder): refuse outright

@@ -174,3 +174,13 @@ def test_a_pickled_object_array_is_refused(tmp_path):
     np.save(tmp_path / "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(InputSpecError):
         InputSet.load(tmp_path / "x.npy", IMAGE, None)
+
+
+def test_first_batches_keeps_one_whole_batch_of_each_case_and_nothing_after_it():
+    feeds = InputSet.generate(IMAGE, VerifyConfig(samples=300), 1)
+    first = feeds.first_batches()
+    assert first.batch_sizes == feeds.batch_sizes and first.origin == feeds.origin
+    for case in feeds.groups:
+        assert first.count(case) == case.batch
+        assert np.array_equal(first.groups[case]["input"], feeds.groups[case]["input"][: case.batch])
+    assert first.samples < feeds.samples  # the later batches are not run again

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -131,7 +132,8 @@ def test_runtimes_load_private_copies_never_the_folder_itself(mlp_dir, monkeypat
     monkeypatch.setattr(onnxruntime, "InferenceSession", session)
     report = verify(mlp_dir, VerifyConfig(samples=8), write=False)
     assert report.passed, report.failures
-    ours = [p for p in loaded if p.endswith(("model.pt", "model.onnx"))]
+    # ONNX Runtime opens a small view of the copy that reads its weights in place (onnx_wire.external_view)
+    ours = [p for p in loaded if p.endswith(("model.pt", "model.onnx", ".model.onnx.view"))]
     assert len(ours) == 2 and not any(p.startswith(str(mlp_dir)) for p in ours), loaded
     assert all("exporter-verify-" in p for p in ours)  # a folder of this process, removed afterwards
     assert not any(Path(p).exists() for p in ours)
@@ -153,3 +155,39 @@ def test_a_file_changed_after_its_hash_check_is_still_judged_by_its_checked_copy
     monkeypatch.setattr("exporter.verification.private_copies", then_tamper)
     report = verify(mlp_dir, VerifyConfig(samples=8), write=False)
     assert report.passed, report.failures  # judged on the checked bytes
+
+
+def test_the_manifest_records_flops_and_a_costly_model_gets_one_batch_per_case(mlp_dir, monkeypatch):
+    manifest = json.loads((mlp_dir / "manifest.json").read_text())
+    assert manifest["model"]["flops_per_sample"] == 2 * (784 * 512 + 512 * 512 + 512 * 10)
+    assert verify(mlp_dir, VerifyConfig(), write=False).samples > 65  # the seed: the default budget
+    monkeypatch.setattr("exporter.verification.HEAVY_FLOPS_PER_SAMPLE", 1_000_000)
+    costly = verify(mlp_dir, VerifyConfig(), write=False)
+    assert costly.passed and costly.samples == 1 + 64 + 128 and costly.batch_sizes == [1, 64, 128]  # each once
+    assert "one batch per case" in costly.inputs
+    given = verify(mlp_dir, VerifyConfig(samples=200), write=False)  # --samples still rules (in whole batches)
+    assert given.samples > 193 and "one batch per case" not in given.inputs
+
+
+def test_eager_runs_again_only_the_first_batch_of_each_case(mlp_dir):
+    seen: list[str] = []
+    report = verify(mlp_dir, VerifyConfig(samples=200), write=False, progress=seen.append)
+    assert report.passed and report.reference["deterministic"] is True
+
+    def totals(runtime):  # batch size -> samples run, from the last progress line of each case
+        found = (re.fullmatch(rf"verify: {runtime}, batch (\d+): \d+/(\d+) samples", s) for s in seen)
+        return {int(m[1]): int(m[2]) for m in found if m}
+
+    assert totals("eager") == {1: 4, 64: 256, 128: 128} and report.samples == 388
+    assert totals("eager again") == {1: 1, 64: 64, 128: 128}  # one batch of each, not every sample again
+
+
+def test_a_large_model_is_verified_without_onnx_runtime_weight_prepacking_and_says_so(mlp_dir, monkeypatch):
+    def ort_notes(report):
+        return next(r for r in report.runtimes if r.runtime == "onnxruntime").notes
+
+    normal = verify(mlp_dir, VerifyConfig(samples=8), write=False)
+    assert not any("prepacking" in n for n in ort_notes(normal))
+    monkeypatch.setattr("exporter.verification.LARGE_MODEL_PARAMETERS", 1000)
+    lean = verify(mlp_dir, VerifyConfig(samples=8), write=False)
+    assert lean.passed and any("weight prepacking off" in n for n in ort_notes(lean))

@@ -11,7 +11,8 @@ Samples are grouped by ``Case``: a batch size, and a size for every other dynami
 ``n = ceil(samples / sum(batch sizes))``, so the large batches carry most samples (cheap
 per sample), batch 1 still runs ``n`` times, and the cost grows linearly with ``samples``.
 The default cases cover batch 1, the export's batch and 64, and each other dynamic axis
-shorter and longer than the example, so a size frozen into an artifact is caught. Saved
+shorter and longer than the example, so a size frozen into an artifact is caught (a large
+model: one batch each, and 64 left to verification's batch past 100). Saved
 sets are ``.npz`` files (``batch_<B>[,LABEL=N...][:INPUT]`` arrays) that ``load`` replays.
 """
 
@@ -191,12 +192,19 @@ class InputSet:
         a quantised runtime will be judged, so the default sample count is the larger one its
         top-1 agreement gate needs (``VerifyConfig.samples_for``). ``sweep``: more cases, one batch
         each, drawn after the others (so the others' samples are the same with or without them).
-        ``large``: a model of at least LARGE_MODEL_PARAMETERS, whose default is one whole batch per
-        case; the origin says so.
+        ``large``: a model of at least LARGE_MODEL_PARAMETERS parameters or HEAVY_FLOPS_PER_SAMPLE,
+        whose default is one whole batch per case, and no batch of 64 when the sweep runs a larger
+        one (both stand for "a batch the export did not see"; each costs a model's worth of compute
+        per sample); the origin says so.
         """
         import torch
 
-        cases = default_cases(config.batch_sizes or default_batch_sizes(export_batch), labels or {})
+        budget = large and config.samples is None and not quantized
+        sizes = config.batch_sizes or default_batch_sizes(export_batch)
+        larger = any(c.batch > DEFAULT_LARGE_BATCH for c in sweep)
+        if budget and not config.batch_sizes and larger and export_batch != DEFAULT_LARGE_BATCH:
+            sizes = tuple(b for b in sizes if b != DEFAULT_LARGE_BATCH)
+        cases = default_cases(sizes, labels or {})
         samples = config.samples_for(quantized, large)
         batches = math.ceil(samples / sum(case.batch for case in cases))
         generator = torch.Generator().manual_seed(config.seed)
@@ -208,9 +216,10 @@ class InputSet:
                 shape = case.shape(spec)
                 groups[case][spec.name] = sample(generator, spec, (count * case.batch, *shape[1:]), drawn)
         origin = _origin(specs, config)
-        if large and config.samples is None and not quantized:
+        if budget:
+            dropped = " (the batch past 100 stands for 64)" if DEFAULT_LARGE_BATCH not in sizes else ""
             origin += (
-                "; one batch per case, the default for a model this large or this costly per sample "
+                f"; one batch per case{dropped}, the default for a model this large or this costly per sample "
                 "(--samples draws more)"
             )
         return cls(groups, origin)

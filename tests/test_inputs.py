@@ -184,3 +184,14 @@ def test_first_batches_keeps_one_whole_batch_of_each_case_and_nothing_after_it()
         assert first.count(case) == case.batch
         assert np.array_equal(first.groups[case]["input"], feeds.groups[case]["input"][: case.batch])
     assert first.samples < feeds.samples  # the later batches are not run again
+
+
+def test_a_large_models_batch_past_100_stands_for_64_unless_samples_or_batch_sizes_are_given():
+    specs, past = (InputSpec("input", (1, 28, 28)),), (Case(128, ()),)
+    feeds = InputSet.generate(specs, VerifyConfig(), 1, sweep=past, large=True)
+    assert feeds.batch_sizes == [1, 128] and feeds.samples == 129 and "stands for 64" in feeds.origin
+    assert InputSet.generate(specs, VerifyConfig(), 64, sweep=past, large=True).batch_sizes == [1, 64, 128]
+    assert InputSet.generate(specs, VerifyConfig(), 1, sweep=past).batch_sizes == [1, 64, 128]  # not large
+    given = InputSet.generate(specs, VerifyConfig(samples=500), 1, sweep=past, large=True)
+    assert given.batch_sizes == [1, 64, 128] and "stands for" not in given.origin
+    assert InputSet.generate(specs, VerifyConfig(batch_sizes=(1, 64)), 1, large=True).batch_sizes == [1, 64]

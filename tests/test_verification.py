@@ -163,7 +163,8 @@ def test_the_manifest_records_flops_and_a_costly_model_gets_one_batch_per_case(m
     assert verify(mlp_dir, VerifyConfig(), write=False).samples > 65  # the seed: the default budget
     monkeypatch.setattr("exporter.verification.HEAVY_FLOPS_PER_SAMPLE", 1_000_000)
     costly = verify(mlp_dir, VerifyConfig(), write=False)
-    assert costly.passed and costly.samples == 1 + 64 + 128 and costly.batch_sizes == [1, 64, 128]  # each once
+    assert costly.passed and costly.samples == 1 + 128 and costly.batch_sizes == [1, 128]  # each once
+    assert "the batch past 100 stands for 64" in costly.inputs
     assert "one batch per case" in costly.inputs
     given = verify(mlp_dir, VerifyConfig(samples=200), write=False)  # --samples still rules (in whole batches)
     assert given.samples > 193 and "one batch per case" not in given.inputs

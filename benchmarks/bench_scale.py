@@ -10,6 +10,7 @@ Each run is a fresh process (imports included): `exporter export benchmarks/wide
 --repeat times each at each width; peak RSS is the child's ru_maxrss (os.wait4). Medians.
 
     python benchmarks/bench_scale.py [--widths 1024,4096,8192] [--repeat 3] [--no-baseline]
+    python benchmarks/bench_scale.py --resnet [--repeat 3]   # resnet18 at 224x224, against baseline_resnet.py
 
 Widths 16384 (1.1 GB of weights, minutes per run) and 24000 (2.4 GB, external data) are for
 a deliberate run: `--widths 16384 --repeat 1`.
@@ -77,7 +78,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="alternating runs per width")
     parser.add_argument("--no-baseline", action="store_true", help="time only the exporter (a 2.4 GB run)")
     parser.add_argument("--keep", type=Path, help="export into this folder and keep it (default: a temporary one)")
+    parser.add_argument("--resnet", action="store_true", help="resnet18 at 224x224 against baseline_resnet.py instead")
     args = parser.parse_args()
+    if args.resnet:
+        resnet(args.repeat)
+        return
     widths = [int(w) for w in args.widths.split(",")]
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="bench-scale-")) if args.keep is None else args.keep
@@ -121,6 +126,31 @@ def main() -> None:
     print("\n".join(rows))
     if args.keep is None:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def resnet(repeat: int) -> None:
+    """resnet18 at 224x224: `exporter export` (default verification) against export + a 65-sample check by hand."""
+    py = sys.executable
+    tmp = Path(tempfile.mkdtemp(prefix="bench-resnet-"))
+    print(f"machine: {machine()}; python {platform.python_version()}")
+    tool, base = [], []
+    for i in range(repeat):
+        out = tmp / f"t{i}"
+        cmd = [py, "-m", "exporter", "export", str(HERE / "resnet.py") + ":ResNet18", "--input-shape", "1,3,224,224",
+               "--device", "cpu", "--out", str(out)]  # fmt: skip
+        tool.append(run(cmd, 0))
+        shutil.rmtree(out, ignore_errors=True)
+        out = tmp / f"b{i}"
+        base.append(run([py, str(HERE / "baseline_resnet.py"), str(out)], 0))
+        shutil.rmtree(out, ignore_errors=True)
+        print(f"run {i + 1}: exporter {tool[-1][0]:.1f}s/{tool[-1][1] / 1e9:.2f}GB, "
+              f"baseline {base[-1][0]:.1f}s/{base[-1][1] / 1e9:.2f}GB", flush=True)  # fmt: skip
+    ratio = statistics.median(t / b for (t, _), (b, _) in zip(tool, base, strict=True))
+    print(
+        f"\nresnet18 224x224, medians of {repeat}: exporter {statistics.median(t for t, _ in tool):.1f} s, "
+        f"baseline {statistics.median(t for t, _ in base):.1f} s, time ratio {ratio:.2f}x (median of pairs)"
+    )
+    shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -138,7 +138,7 @@ def export(
             entries = _write_artifacts(job, eager, export_example(example, specs), progress)
         except ExportFailedError as error:
             raise ExportFailedError(f"{error}{_output_log()}") from error
-        flops = count_flops(eager, export_example(example, specs)).per_sample  # verification's budget reads it
+        flops = _flops(eager, export_example(example, specs))  # verification's sample budget reads it
         manifest = _write_manifest(job, eager, entries, weights_record, flops)
         report = None
         if config.verify:
@@ -242,6 +242,14 @@ def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]
             side = details["external_data"]
             entries.append(ArtifactEntry.for_file(staging, side, formats.ONNX_DATA, written.get(side), of=fmt.file))
     return entries
+
+
+def _flops(eager: nn.Module, args: tuple[torch.Tensor, ...]) -> int | None:
+    """FLOPs per sample, or None where one more forward pass fails: the count only sizes a budget."""
+    try:
+        return count_flops(eager, args).per_sample
+    except Exception:  # the user's forward may raise anything; the artifacts are already written
+        return None
 
 
 def _write_manifest(

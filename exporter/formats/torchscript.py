@@ -48,9 +48,10 @@ def _save(traced: torch.jit.ScriptModule, path: Path) -> str:
     torch's C++ file writer aborts the process when a write fails (a full disk), so it runs in a
     forked child (``forked_write``) and the file is hashed afterwards, streamed. Without fork,
     torch builds the file in memory (ten times slower, the weights twice) and Python writes it,
-    hashing as it goes.
+    hashing as it goes. Nor once this process has initialised CUDA: a forked child cannot use a
+    CUDA context (CUDA does not survive fork), and saving CUDA weights copies them through it.
     """
-    if forked_write.available():
+    if forked_write.available() and not torch.cuda.is_initialized():
         forked_write.write(path, traced.save)
         return sha256_file(path)
     out = HashingWriter(path)

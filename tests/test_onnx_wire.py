@@ -96,7 +96,7 @@ def test_external_data_goes_to_one_named_file_page_aligned_with_small_tensors_in
 
 
 def test_a_model_past_protobufs_limit_is_refused_as_one_file(source, tmp_path, monkeypatch):
-    monkeypatch.setattr("exporter.formats.onnx.PROTOBUF_LIMIT", 1024)
+    monkeypatch.setattr("exporter.formats.onnx_wire.PROTOBUF_LIMIT", 1024)
     with pytest.raises(ValueError, match="past protobuf's 2 GB limit"):
         write(source, tmp_path / "model.onnx")
 

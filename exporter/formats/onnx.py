@@ -26,9 +26,9 @@ from .._capture import quiet_export
 from ..errors import ExportFailedError, ManifestError, disk_error, first_line
 from . import ExportSpec
 from ._explain import bound_note, explain_torch_export, strip_ansi, suggested_bounds
+from .onnx_wire import PROTOBUF_LIMIT, tensors_of
 
 DATA_SUFFIX = ".data"  # external data goes to the ONNX file's name + DATA_SUFFIX
-PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GB
 _AUTO_EXTERNAL = int(PROTOBUF_LIMIT * 0.9)  # leave room for the graph itself
 
 
@@ -158,34 +158,6 @@ def _explain(error: BaseException, onnx_exporter: str) -> str:
         f"ONNX export (legacy exporter) failed: {strip_ansi(first_line(root))}. "
         "Try --onnx-exporter dynamo or another --opset"
     )
-
-
-def tensors_of(proto) -> list:
-    """Every TensorProto in the model: initializers, sparse initializers, node attributes (TENSOR,
-    TENSORS, SPARSE_TENSOR(S)) and, recursively, the graphs in attributes (If, Loop, Scan bodies)
-    and in model-local functions. Any of them may carry external data."""
-    found: list = []
-    graphs = [proto.graph]
-    nodes = [node for function in proto.functions for node in function.node]
-    while graphs or nodes:
-        if graphs:
-            graph = graphs.pop()
-            found += graph.initializer
-            for sparse in graph.sparse_initializer:
-                found += [sparse.values, sparse.indices]
-            nodes += graph.node
-            continue
-        for attribute in nodes.pop().attribute:
-            if attribute.HasField("t"):
-                found.append(attribute.t)
-            found += attribute.tensors
-            sparse = [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []
-            for item in [*sparse, *attribute.sparse_tensors]:
-                found += [item.values, item.indices]
-            if attribute.HasField("g"):
-                graphs.append(attribute.g)
-            graphs += attribute.graphs
-    return found
 
 
 def load_proto(data: bytes, files: dict[str, bytes]):

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..integrity import HashingWriter
 
+PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GB
 CHUNK = 16 << 20  # bytes per read or write while streaming a weight
 ALIGN = 4096  # external data offsets are page-aligned, so ONNX Runtime can map them
 INLINE_BELOW = 1024  # tensors under 1 KB stay in the graph file (shape inference reads them)
@@ -277,6 +278,34 @@ def _external(tensor, folder: Path) -> tuple[Path, int, int]:
     return source, offset, length
 
 
+def tensors_of(proto) -> list:
+    """Every TensorProto in the model: initializers, sparse initializers, node attributes (TENSOR,
+    TENSORS, SPARSE_TENSOR(S)) and, recursively, the graphs in attributes (If, Loop, Scan bodies)
+    and in model-local functions. Any of them may carry external data."""
+    found: list = []
+    graphs = [proto.graph]
+    nodes = [node for function in proto.functions for node in function.node]
+    while graphs or nodes:
+        if graphs:
+            graph = graphs.pop()
+            found += graph.initializer
+            for sparse in graph.sparse_initializer:
+                found += [sparse.values, sparse.indices]
+            nodes += graph.node
+            continue
+        for attribute in nodes.pop().attribute:
+            if attribute.HasField("t"):
+                found.append(attribute.t)
+            found += attribute.tensors
+            sparse = [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []
+            for item in [*sparse, *attribute.sparse_tensors]:
+                found += [item.values, item.indices]
+            if attribute.HasField("g"):
+                graphs.append(attribute.g)
+            graphs += attribute.graphs
+    return found
+
+
 def write(source: Path, target: Path, data_name: str | None = None) -> dict[str, str]:
     """Write the model at ``source`` (external data beside it) as ``target``; the sha256 of each file written.
 
@@ -288,8 +317,6 @@ def write(source: Path, target: Path, data_name: str | None = None) -> dict[str,
     """
     import onnx
     from onnx import TensorProto
-
-    from .onnx import PROTOBUF_LIMIT, tensors_of
 
     proto = onnx.load(str(source), load_external_data=False)
     folder = source.parent

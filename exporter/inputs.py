@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -150,10 +150,15 @@ class InputSet:
     def count(self, case: Case) -> int:
         return len(next(iter(self.groups[case].values())))
 
-    def first_batches(self) -> InputSet:
-        """The first whole batch of every case: what eager's determinism check runs again."""
+    def first_batches(self, among: Iterable[Case] | None = None) -> InputSet:
+        """The first whole batch of every case (of those in ``among``): what eager's determinism check runs again."""
+        keep = set(self.groups if among is None else among)
         return InputSet(
-            {case: {name: data[: case.batch] for name, data in arrays.items()} for case, arrays in self.groups.items()},
+            {
+                c: {name: data[: c.batch] for name, data in arrays.items()}
+                for c, arrays in self.groups.items()
+                if c in keep
+            },
             self.origin,
         )
 

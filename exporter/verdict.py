@@ -53,7 +53,7 @@ def check_determinism(first, second, tolerances: dict[str, Tolerance], report: V
                 worst = max(worst, cmp.max_abs_diff)
             if not cmp.passed:
                 report.reference["deterministic"] = False
-    report.reference.setdefault("deterministic", bool(second))
+    report.reference.setdefault("deterministic", True if second else None)  # None: no second run to compare
     report.reference["max_abs_diff_between_runs"] = worst
     if mutated:  # the cause, named: forward changes the model's own tensors on every call
         report.reference["mutated_by_forward"] = mutated

@@ -143,8 +143,10 @@ def _verify(
         first = reference.state_digests(model)
         # Determinism and state changes show on any batch: the first batch of each case is run again
         # (every batch size and dynamic size), not every sample.
-        repeat = feeds.first_batches()
-        again = _run_all(eager, telling(repeat, progress, "verify: eager again"), report_errors=[])
+        repeat = feeds.first_batches(among=expected)  # a case eager failed on is reported once
+        again = _run_all(
+            eager, telling(repeat, progress, "verify: eager again"), report.problems, "eager (the reference, run again)"
+        )  # fmt: skip
     mutated = reference.changed(first, reference.state_digests(model))
     verdict.check_determinism(expected, again, tolerances, report, mutated)
     if not mutated and reference.changed(before, first):
@@ -353,13 +355,15 @@ def _device(config: VerifyConfig, manifest: Manifest) -> torch.device:
     return reference.resolve_device(wanted)
 
 
-def _run_all(runner: Runner, feeds: InputSet, report_errors: list[str]) -> dict[Case, dict[str, np.ndarray]]:
+def _run_all(
+    runner: Runner, feeds: InputSet, report_errors: list[str], who: str = "eager (the reference)"
+) -> dict[Case, dict[str, np.ndarray]]:
     results: dict[Case, dict[str, np.ndarray]] = {}
     for case in feeds.groups:
         try:
             results[case] = runner.infer_all(feeds.batches(case))
         except Exception as error:
-            report_errors.append(f"eager (the reference) raised at batch {case.label}: {first_line(error)}")
+            report_errors.append(f"{who} raised at batch {case.label}: {first_line(error)}")
     return results
 
 

@@ -192,3 +192,23 @@ def test_a_large_model_is_verified_without_onnx_runtime_weight_prepacking_and_sa
     monkeypatch.setattr("exporter.verification.LARGE_MODEL_PARAMETERS", 1000)
     lean = verify(mlp_dir, VerifyConfig(samples=8), write=False)
     assert lean.passed and any("weight prepacking off" in n for n in ort_notes(lean))
+
+
+def test_a_reference_that_raises_only_when_run_again_fails_and_says_so(mlp_dir):
+    from exporter.models.mlp import NeuralNetwork
+
+    model, calls = NeuralNetwork().eval(), []
+    plain = model.forward
+
+    def flaky(x):
+        calls.append(len(x))
+        if len(calls) > 4:  # the first run is 2 batches of 1 and 2 of 4; the second run raises
+            raise RuntimeError("state ran out")
+        return plain(x)
+
+    model.forward = flaky
+    report = verify(mlp_dir, VerifyConfig(samples=10, batch_sizes=(1, 4)), model=model, write=False)
+    assert not report.passed and calls[:4] == [1, 1, 4, 4]
+    assert "eager (the reference, run again) raised at batch 1: state ran out" in report.failures
+    assert report.reference["deterministic"] is None  # not judged: nothing to compare, and not blamed on randomness
+    assert not any("nondeterministic" in f for f in report.failures)

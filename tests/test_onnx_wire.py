@@ -240,4 +240,18 @@ def test_no_view_for_a_file_whose_weights_are_all_small_or_already_external(sour
     external.parent.mkdir()
     write(source, external, "model.onnx.data")
     assert onnx_wire.external_view(external) is None  # its large tensors already are external data
-    assert not list(tmp_path.glob("**/.*.view"))
+    assert not list(tmp_path.glob("**/.view-*"))
+
+
+def test_a_view_of_a_file_with_a_non_ascii_name_points_at_that_file_and_never_over_a_sidecar(source, tmp_path):
+    target = tmp_path / "mödel 模型\x12\x01d.onnx"  # a name whose bytes outnumber its characters
+    write(source, target)
+    sidecar = tmp_path / ".model.onnx.view"
+    sidecar.write_bytes(b"checked")
+    view = onnx_wire.external_view(target)
+    places = {
+        t.name: {e.key: e.value for e in t.external_data}
+        for t in onnx.load(str(view), load_external_data=False).graph.initializer
+    }
+    assert places["weight"]["location"] == target.name and sidecar.read_bytes() == b"checked"
+    np.testing.assert_allclose(_run(view), EXPECTED, rtol=1e-5, atol=1e-5)

@@ -425,9 +425,13 @@ def external_view(path: Path) -> Path | None:
                 out += _key(_GRAPH, _LEN) + varint(len(graph)) + graph
     if not moved:
         return None
-    view = path.with_name(f".{path.name}.view")
-    view.write_bytes(out)
-    return view
+    import tempfile
+
+    # A fresh name (O_EXCL): never a file the folder already holds, such as a checked sidecar.
+    handle, name = tempfile.mkstemp(prefix=".view-", suffix=".onnx", dir=path.parent)
+    with os.fdopen(handle, "wb") as view:
+        view.write(out)
+    return Path(name)
 
 
 def _as_external(buf, start: int, end: int, location: str) -> bytes | None:
@@ -444,7 +448,8 @@ def _as_external(buf, start: int, end: int, location: str) -> bytes | None:
     if raw is None or raw[1] < INLINE_BELOW:
         return None
     for key, value in (("location", location), ("offset", str(raw[0])), ("length", str(raw[1]))):
-        entry = _key(1, _LEN) + varint(len(key)) + key.encode() + _key(2, _LEN) + varint(len(value)) + value.encode()
+        k, v = key.encode(), value.encode()  # protobuf lengths count bytes, not characters
+        entry = _key(1, _LEN) + varint(len(k)) + k + _key(2, _LEN) + varint(len(v)) + v
         kept += _key(_EXTERNAL_DATA, _LEN) + varint(len(entry)) + entry
     kept += _key(_DATA_LOCATION, _VARINT) + varint(1)  # TensorProto.EXTERNAL
     return bytes(kept)

@@ -132,7 +132,7 @@ def test_runtimes_load_private_copies_never_the_folder_itself(mlp_dir, monkeypat
     monkeypatch.setattr(onnxruntime, "InferenceSession", session)
     report = verify(mlp_dir, VerifyConfig(samples=8), write=False)
     assert report.passed, report.failures
-    # ONNX Runtime opens a small view of the copy that reads its weights in place (onnx_wire.external_view)
+    # ONNX Runtime opens a small view of the copy that reads its weights in place (onnx_view.external_view)
     ours = [p for p in loaded if p.endswith(("model.pt", "model.onnx")) or "/.view-" in p]
     assert len(ours) == 2 and not any(p.startswith(str(mlp_dir)) for p in ours), loaded
     assert all("exporter-verify-" in p for p in ours)  # a folder of this process, removed afterwards

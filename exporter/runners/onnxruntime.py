@@ -67,7 +67,7 @@ class OnnxRuntimeRunner(Runner):
     def _activate(self) -> None:
         view = None
         if isinstance(self.data, str):  # a checked file: ONNX Runtime reads its weights in place (onnx_wire)
-            from ..formats.onnx_wire import external_view
+            from ..formats.onnx_view import external_view
 
             view = external_view(Path(self.data))
         try:

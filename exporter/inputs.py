@@ -207,7 +207,8 @@ class InputSet:
         budget = large and config.samples is None and not quantized
         sizes = config.batch_sizes or default_batch_sizes(export_batch)
         larger = any(c.batch > DEFAULT_LARGE_BATCH for c in sweep)
-        if budget and not config.batch_sizes and larger and export_batch != DEFAULT_LARGE_BATCH:
+        stands_in = budget and not config.batch_sizes and larger and export_batch != DEFAULT_LARGE_BATCH
+        if stands_in:
             sizes = tuple(b for b in sizes if b != DEFAULT_LARGE_BATCH)
         cases = default_cases(sizes, labels or {})
         samples = config.samples_for(quantized, large)
@@ -222,7 +223,7 @@ class InputSet:
                 groups[case][spec.name] = sample(generator, spec, (count * case.batch, *shape[1:]), drawn)
         origin = _origin(specs, config)
         if budget:
-            dropped = " (the batch past 100 stands for 64)" if DEFAULT_LARGE_BATCH not in sizes else ""
+            dropped = " (the batch past 100 stands for 64)" if stands_in else ""
             origin += (
                 f"; one batch per case{dropped}, the default for a model this large or this costly per sample "
                 "(--samples draws more)"

@@ -195,3 +195,5 @@ def test_a_large_models_batch_past_100_stands_for_64_unless_samples_or_batch_siz
     given = InputSet.generate(specs, VerifyConfig(samples=500), 1, sweep=past, large=True)
     assert given.batch_sizes == [1, 64, 128] and "stands for" not in given.origin
     assert InputSet.generate(specs, VerifyConfig(batch_sizes=(1, 64)), 1, large=True).batch_sizes == [1, 64]
+    asked = InputSet.generate(specs, VerifyConfig(batch_sizes=(1, 8)), 1, large=True)  # --batch-size: no sweep
+    assert asked.batch_sizes == [1, 8] and "stands for" not in asked.origin and "one batch per case" in asked.origin

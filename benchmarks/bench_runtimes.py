@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from exporter import ExportConfig, export
-from exporter.bench import BenchConfig, BenchReport, bench
+from exporter.benchmarking import BenchConfig, BenchReport, bench
 from exporter.config import FORMATS
 
 BATCH_SIZES = (1, 64, 1024)

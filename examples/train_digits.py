@@ -52,8 +52,8 @@ def load_data(seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torc
 
 def build(name: str, seed: int) -> nn.Module:
     """The registered model ``name``, initialised from ``seed`` exactly as `exporter export` builds it."""
-    from exporter.reference import build as build_model
-    from exporter.sources import resolve
+    from exporter.eager.reference import build as build_model
+    from exporter.eager.sources import resolve
 
     model = build_model(resolve(name), seed, torch.device("cpu"))
     # The seed network ends in a ReLU: a class whose logit is negative on every image gets no

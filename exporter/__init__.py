@@ -22,10 +22,10 @@ _LAZY = {
     "export": ("exporting", "export"),
     "ExportResult": ("exporting", "ExportResult"),
     "verify": ("verification", "verify"),
-    "VerificationReport": ("report", "VerificationReport"),
+    "VerificationReport": ("verification.results", "VerificationReport"),
     "inspect": ("inspection", "inspect"),
     "predict": ("prediction", "predict"),
-    "bench": ("bench", "bench"),
+    "bench": ("benchmarking", "bench"),
     "write_repository": ("triton", "write_repository"),
     "ExportConfig": ("config", "ExportConfig"),
     "VerifyConfig": ("config", "VerifyConfig"),
@@ -38,16 +38,6 @@ _LAZY = {
 }
 
 __all__ = ["__version__", *_LAZY]
-
-
-def _install_models() -> None:
-    """Make ``exporter.models`` (the built-in models, plain data) importable in a checkout too (see _models)."""
-    from ._models import registry
-
-    registry()
-
-
-_install_models()
 
 
 def __getattr__(name: str) -> Any:

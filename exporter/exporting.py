@@ -20,19 +20,22 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import __version__, formats, inputs, reference, trust, weights
-from .atomic import current_umask, discard, make_folder, move_into_place, staging_folder
+from . import __version__, formats
+from .artifacts import trust
+from .artifacts.atomic import current_umask, discard, make_folder, move_into_place, staging_folder
+from .artifacts.manifest import ArtifactEntry, Manifest
 from .config import ExportConfig
+from .eager import reference, weights
+from .eager.flops import count_flops
+from .eager.probing import cast_floats, describe_outputs, export_example, in_forward_order, specs_from_values
+from .eager.sources import ModelSource, resolve
 from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
-from .flops import count_flops
 from .formats import ExportSpec
 from .interface import Interface, with_dynamic
-from .manifest import ArtifactEntry, Manifest
-from .probing import cast_floats, describe_outputs, export_example, in_forward_order, specs_from_values
 from .progress import Progress
-from .report import VerificationReport
-from .sources import ModelSource, resolve
-from .verification import verify, write_report
+from .verification import inputs
+from .verification.results import VerificationReport
+from .verification.run import verify, write_report
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
 
@@ -161,7 +164,7 @@ def _output_log() -> str:
     """Where the exporter's full output went, for a failure's one line: kept in a log, never on the terminal."""
     import tempfile
 
-    from ._capture import LAST_OUTPUT
+    from .formats.capture import LAST_OUTPUT
 
     text = "".join(LAST_OUTPUT).strip()
     if not text:

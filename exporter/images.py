@@ -23,7 +23,7 @@ MAX_IMAGE_PIXELS = 64 * 1024 * 1024  # decoded before it is resized: a bound far
 def load_samples(spec: str, specs: tuple[InputSpec, ...], seed: int = 0) -> tuple[dict[str, np.ndarray], list[str]]:
     """A batch from ``spec`` (an array per input, by name), and notes on what was done."""
     if spec == "random":
-        from .inputs import seeded_batches
+        from .verification.inputs import seeded_batches
 
         feed = next(seeded_batches(specs, seed, batch_size=1, samples=1))
         drawn = (
@@ -34,7 +34,7 @@ def load_samples(spec: str, specs: tuple[InputSpec, ...], seed: int = 0) -> tupl
         return feed, [f"a random sample, {drawn}, seed {seed}"]
     path = check_input_path(spec)
     if path.suffix.lower() == ".npz":
-        from .inputs import InputSet
+        from .verification.inputs import InputSet
 
         loaded = InputSet.load(path, specs, batch_size=None)
         feed = {s.name: np.concatenate([group[s.name] for group in loaded.groups.values()]) for s in specs}
@@ -67,7 +67,7 @@ def check_input_path(spec: str) -> Path:
 
 
 def _npy(path: Path, sample_shape: tuple[int, ...]) -> tuple[np.ndarray, list[str]]:
-    from .arrays import read_arrays
+    from .verification.arrays import read_arrays
 
     arrays = read_arrays(path)  # the header is checked before anything is allocated
     if len(arrays) != 1:

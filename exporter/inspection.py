@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .artifacts.manifest import MANIFEST_NAME, Manifest
 from .config import VerifyConfig
-from .manifest import MANIFEST_NAME, Manifest
 from .tables import text_table
 
 
@@ -137,8 +137,8 @@ def inspect(
         return inspect_onnx(target)
     import torch
 
-    from . import reference
-    from .sources import resolve
+    from .eager import reference
+    from .eager.sources import resolve
 
     path = Path(target)
     if path.is_dir() and (path / MANIFEST_NAME).exists():

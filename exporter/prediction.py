@@ -15,12 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import formats, reference, runners, trust
+from . import formats, runners
+from .artifacts import trust
+from .artifacts.integrity import read_checked
+from .artifacts.manifest import MANIFEST_NAME, Manifest
 from .config import VerifyConfig
+from .eager import reference
 from .errors import UsageError
 from .images import load_samples
-from .integrity import read_checked
-from .manifest import MANIFEST_NAME, Manifest
 from .progress import Progress
 from .tables import text_table
 
@@ -89,7 +91,7 @@ def predict(
     path = Path(target)
     if path.is_dir() and (path / MANIFEST_NAME).exists():
         return _predict_folder(path, input_spec, runtime, seed, config, progress or (lambda _message: None))
-    from .sources import resolve
+    from .eager.sources import resolve
 
     if runtime not in (formats.EAGER, "all"):
         raise UsageError(f"{target} is a model, not an artifact folder: only --runtime eager can run it")

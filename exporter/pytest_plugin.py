@@ -40,7 +40,7 @@ class ExportCheck:
 
     def exports_match(self, model: Any, example_inputs: Any, **options: Any):
         """``exporter.testing.assert_exports_match`` into this test's tmp_path (a tensor, tuple or dict)."""
-        from exporter.testing import assert_exports_match
+        from .testing import assert_exports_match
 
         self._calls += 1
         out = self._tmp_path / f"exporter-{self._calls}"
@@ -51,7 +51,7 @@ class ExportCheck:
 
     def artifacts_match(self, artifact_dir: str | Path, **options: Any):
         """``exporter.testing.assert_artifacts_match``."""
-        from exporter.testing import assert_artifacts_match
+        from .testing import assert_artifacts_match
 
         try:
             return assert_artifacts_match(artifact_dir, **options)

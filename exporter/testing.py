@@ -25,7 +25,7 @@ from .errors import ExportFailedError
 if TYPE_CHECKING:
     import torch
 
-    from .report import VerificationReport
+    from .verification.results import VerificationReport
 
 
 def assert_exports_match(
@@ -90,7 +90,7 @@ def assert_artifacts_match(
     reference to compare with (default: rebuilt from the manifest). ``verify_options``: any
     other VerifyConfig field (``source``, ``weights``, ``device``, ...).
     """
-    from .verification import verify
+    from .verification.run import verify
 
     config = _verify_config(atol, rtol, samples, batch_sizes, seed, verify_options)
     report = verify(artifact_dir, config, model=model, write=False)

@@ -28,7 +28,7 @@ def change_onnx_weight(folder: Path, name: str = "linear_relu_stack.2.weight", d
 
 def restamp(folder: Path) -> None:
     """Rewrite the manifest's sha256 and size of every file to match what is on disk now."""
-    from exporter.integrity import sha256_file
+    from exporter.artifacts.integrity import sha256_file
 
     path = folder / "manifest.json"
     data = json.loads(path.read_text())

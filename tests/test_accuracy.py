@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from exporter.accuracy import AccuracyGate, accuracies, check_labels, correct, gate
-from exporter.cli import cli
+from exporter.cli.commands import cli
 from exporter.config import Tolerance
 from exporter.errors import InputSpecError, UsageError
-from exporter.inputs import Case, InputSet
 from exporter.interface import InputSpec
+from exporter.verification.accuracy import AccuracyGate, accuracies, check_labels, correct, gate
+from exporter.verification.inputs import Case, InputSet
 
 SPEC = (InputSpec("input", (1, 28, 28)),)
 

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from exporter import atomic
-from exporter.atomic import MARKER, move_into_place, recover, staging_folder
+from exporter.artifacts import atomic
+from exporter.artifacts.atomic import MARKER, move_into_place, recover, staging_folder
 
 
 def _folders(parent: Path, name: str = "mlp") -> tuple[Path, Path]:

@@ -20,13 +20,13 @@ import torch
 from torch import nn
 
 from exporter import ExportConfig, export
-from exporter.bench import BenchConfig, bench
-from exporter.bench.measure import MatmulPeak, measure_matmul_peak
+from exporter.artifacts.integrity import sha256_file
+from exporter.artifacts.manifest import Manifest, sign_folder
+from exporter.benchmarking import BenchConfig, bench
+from exporter.benchmarking.measure import MatmulPeak, measure_matmul_peak
 from exporter.config import FORMATS
+from exporter.eager.flops import count_flops
 from exporter.errors import ExporterError, UsageError
-from exporter.flops import count_flops
-from exporter.integrity import sha256_file
-from exporter.manifest import Manifest, sign_folder
 from exporter.models.cnn import ConvNet
 from exporter.models.mlp import NeuralNetwork
 from exporter.progress import ProgressLine
@@ -77,7 +77,7 @@ def test_rows_are_grouped_by_batch_size_with_eager_first(report):
 def test_the_defaults_are_batch_1_64_and_1024_as_the_help_says():
     from click.testing import CliRunner
 
-    from exporter.cli import cli
+    from exporter.cli.commands import cli
 
     assert BenchConfig().batch_sizes == (1, 64, 1024)
     help_text = " ".join(CliRunner().invoke(cli, ["bench", "--help"]).output.split())  # unwrapped
@@ -451,7 +451,7 @@ def test_progress_line_writes_whole_lines_elsewhere():
 def test_the_bench_command_writes_json_and_refuses_a_bad_batch_size(every_format, tmp_path):
     from click.testing import CliRunner
 
-    from exporter.cli import cli
+    from exporter.cli.commands import cli
 
     out = tmp_path / "bench.json"
     args = ["bench", str(every_format), "--batch-size", "2", "--warmup", "1", "--min-time", "0", "--json", str(out)]

@@ -10,7 +10,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from exporter.cli import cli
+from exporter.cli.commands import cli
 
 
 def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter.compare import OutputComparison, pooled_agreement, small_sample_note, wilson_interval
 from exporter.config import Tolerance
+from exporter.verification.compare import OutputComparison, pooled_agreement, small_sample_note, wilson_interval
 
 TOL = Tolerance(atol=1e-5, rtol=1e-4)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from exporter import ExportConfig, VerifyConfig, export, verify
-from exporter.bench import BenchConfig, bench
+from exporter.benchmarking import BenchConfig, bench
 from exporter.interface import parse_input
 
 pytestmark = [

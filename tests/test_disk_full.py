@@ -30,14 +30,14 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, where
         import torch
 
         monkeypatch.setattr(torch.jit.ScriptModule, "save", full)
-        monkeypatch.setattr("exporter.forked_write.shutil.disk_usage", lambda _p: namedtuple("u", "free")(0))
+        monkeypatch.setattr("exporter.formats.forked_write.shutil.disk_usage", lambda _p: namedtuple("u", "free")(0))
         assert shutil.disk_usage  # the real one, for everyone else
     elif where == "onnx":
         import torch
 
         monkeypatch.setattr(torch.onnx, "export", full)  # inside torch.onnx.export, as on a real disk
     else:
-        monkeypatch.setattr("exporter.manifest.write_text_atomic", full)
+        monkeypatch.setattr("exporter.artifacts.manifest.write_text_atomic", full)
     out = tmp_path / "out"
     with pytest.raises(DiskFullError) as raised:
         export("mlp", ExportConfig(out=out, device="cpu", verify=False))

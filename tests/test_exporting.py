@@ -127,7 +127,7 @@ def test_staging_folders_left_by_a_killed_run_are_cleaned_but_fresh_ones_and_the
     import os
     import time
 
-    from exporter.atomic import staging_folder
+    from exporter.artifacts.atomic import staging_folder
 
     stale, fresh = staging_folder(tmp_path, "mlp").parent, staging_folder(tmp_path, "mlp").parent
     users = tmp_path / ".mlp.before-retraining.old"

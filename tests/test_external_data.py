@@ -19,8 +19,8 @@ import pytest
 from onnx import TensorProto, helper
 
 from exporter import TritonConfig, VerifyConfig, verify, write_repository
+from exporter.artifacts.integrity import hash_member, read_member, sha256_file
 from exporter.errors import ManifestError
-from exporter.integrity import hash_member, read_member, sha256_file
 
 from .helpers import restamp
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter import forked_write
+from exporter.formats import forked_write
 
 pytestmark = pytest.mark.skipif(not forked_write.available(), reason="needs os.fork (POSIX)")
 

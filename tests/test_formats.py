@@ -170,7 +170,7 @@ def test_a_guarded_batch_stays_dynamic_within_torchs_bound_and_says_so(tmp_path)
 
 
 def test_only_bounds_are_taken_from_torchs_suggested_fixes():
-    from exporter.formats._explain import suggested_bounds
+    from exporter.formats.explain import suggested_bounds
 
     bounded = RuntimeError(
         "Constraints violated (batch)!\nSuggested fixes:\n  batch = Dim('batch', max=65535)\n\nThe error"

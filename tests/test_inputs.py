@@ -7,8 +7,8 @@ import pytest
 
 from exporter.config import DEFAULT_SAMPLES, QUANTIZED_SAMPLES, VerifyConfig
 from exporter.errors import InputSpecError
-from exporter.inputs import Case, InputSet, default_batch_sizes, default_cases
 from exporter.interface import InputSpec
+from exporter.verification.inputs import Case, InputSet, default_batch_sizes, default_cases
 
 IMAGE = (InputSpec("input", (1, 28, 28)),)
 

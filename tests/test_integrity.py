@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.errors import ArtifactDirError, ExporterError, ManifestError, UsageError
-from exporter.integrity import (
+from exporter.artifacts.integrity import (
     CheckedFile,
     HashCheck,
     HashingWriter,
@@ -22,7 +21,8 @@ from exporter.integrity import (
     sha256_bytes,
     sha256_file,
 )
-from exporter.manifest import ArtifactEntry
+from exporter.artifacts.manifest import ArtifactEntry
+from exporter.errors import ArtifactDirError, ExporterError, ManifestError, UsageError
 
 
 def _entry(path: str, data: bytes) -> ArtifactEntry:
@@ -240,6 +240,6 @@ def test_a_private_copy_that_cannot_be_written_says_where_to_make_room(tmp_path,
     def full(*_args, **_kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("exporter.integrity.copy_checked", full)
+    monkeypatch.setattr("exporter.artifacts.integrity.copy_checked", full)
     with pytest.raises(ArtifactDirError, match=r"No space left on device.*set TMPDIR"):
         private_copies(folder, [_entry("model.pt", b"weights")], into)

@@ -8,9 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from exporter import ExportConfig, VerifyConfig, export, reference, tolerance, verify
-from exporter.cli import cli
-from exporter.manifest import Manifest
+from exporter import ExportConfig, VerifyConfig, export, verify
+from exporter.artifacts.manifest import Manifest
+from exporter.cli.commands import cli
+from exporter.eager import reference
+from exporter.verification import tolerance
 
 from .helpers import change_onnx_weight, restamp
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from exporter.artifacts.manifest import Manifest
 from exporter.errors import ManifestError
-from exporter.manifest import Manifest
 
 GOLDEN = Path(__file__).parent / "golden" / "manifest_keys.json"
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from exporter.parameters import ArtifactParameters, ParameterReport, account, eager_parameters
+from exporter.verification.parameters import ArtifactParameters, ParameterReport, account, eager_parameters
 
 
 class Small(nn.Module):

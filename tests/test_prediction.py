@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from exporter.cli import cli
+from exporter.cli.commands import cli
 from exporter.prediction import predict
 
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from exporter import ExportConfig, VerifyConfig, export, progress, verify
-from exporter.cli import cli
-from exporter.inputs import Case, InputSet
+from exporter.cli.commands import cli
 from exporter.prediction import predict
+from exporter.verification.inputs import Case, InputSet
 
 
 class FakeTerminal(io.StringIO):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.cli import cli
+from exporter.cli.commands import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

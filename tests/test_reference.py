@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from exporter.artifacts.manifest import Manifest
 from exporter.config import VerifyConfig
+from exporter.eager.reference import build, count_parameters, rebuild, resolve_device, state_sha256
+from exporter.eager.sources import ModelSource, resolve
 from exporter.errors import DeviceError, ModelNotFoundError, UsageError
-from exporter.manifest import Manifest
-from exporter.reference import build, count_parameters, rebuild, resolve_device, state_sha256
-from exporter.sources import ModelSource, resolve
 
 from .conftest import BROKEN
 
@@ -65,7 +65,7 @@ def test_build_ignores_the_callers_random_state_and_leaves_it_as_it_was():
 
 def test_constructing_the_model_directly_does_draw_from_the_callers_random_state():
     """The counterpart of the test above: without build's fork_rng the caller's state moves."""
-    from models.mlp import NeuralNetwork
+    from exporter.models.mlp import NeuralNetwork
 
     torch.manual_seed(456)
     state = torch.get_rng_state()

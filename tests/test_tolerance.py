@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter import tolerance
-from exporter.compare import OutputComparison
 from exporter.config import Tolerance
+from exporter.verification import tolerance
+from exporter.verification.compare import OutputComparison
 
 TOL = Tolerance(atol=1e-5, rtol=1e-4)
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from safetensors.torch import load_file
 
 from exporter import ExportConfig, VerifyConfig, export, verify
-from exporter.cli import cli
+from exporter.cli.commands import cli
 from exporter.formats import NAMES as FORMATS
 
 ROOT = Path(__file__).resolve().parent.parent

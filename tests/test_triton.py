@@ -14,10 +14,10 @@ import pytest
 from google.protobuf import text_format
 from onnx import TensorProto, helper
 
+from exporter.artifacts.integrity import sha256_file
+from exporter.artifacts.manifest import ArtifactEntry, Manifest
 from exporter.errors import ArtifactDirError, ExporterError, ExportFailedError, ManifestError, UsageError
-from exporter.integrity import sha256_file
-from exporter.manifest import ArtifactEntry, Manifest
-from exporter.triton import ModelFolderExistsError, TritonConfig, write_repository
+from exporter.triton.build import ModelFolderExistsError, TritonConfig, write_repository
 
 from .helpers import restamp
 

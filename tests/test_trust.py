@@ -23,9 +23,9 @@ import pytest
 import torch
 
 from exporter import ExportConfig, VerifyConfig, export, predict, verify
+from exporter.artifacts.manifest import Manifest, sign_folder
+from exporter.artifacts.trust import KEY_FILE, check, config_dir, key_id, load_key
 from exporter.errors import ExporterError, UsageError
-from exporter.manifest import Manifest, sign_folder
-from exporter.trust import KEY_FILE, check, config_dir, key_id, load_key
 
 from .helpers import restamp
 
@@ -63,7 +63,7 @@ def plant_torchscript(folder: Path, sentinel: Path, tmp_path: Path) -> None:
 
 
 def resign_with_other_key(folder: Path) -> None:
-    from exporter.trust import sign
+    from exporter.artifacts.trust import sign
 
     data = json.loads((folder / "manifest.json").read_text())
     data["signature"] = sign(data, os.urandom(32))
@@ -132,7 +132,7 @@ def test_the_cli_fails_closed_with_one_line_naming_the_option(mlp_dir, tmp_path)
 
 
 def test_predict_and_bench_skip_untrusted_code_and_say_so(mlp_dir, tmp_path):
-    from exporter.bench import BenchConfig, bench
+    from exporter.benchmarking import BenchConfig, bench
 
     sentinel = tmp_path / "sentinel"
     plant_torchscript(mlp_dir, sentinel, tmp_path)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from exporter import ExportConfig, VerifyConfig, export, verify
-from exporter.compare import OutputComparison
 from exporter.config import Tolerance
+from exporter.verification.compare import OutputComparison
 
 MODELS = Path(__file__).resolve().parent / "verdict_models.py"
 FLOAT32 = VerifyConfig().tolerance("float32")
@@ -155,7 +155,7 @@ def test_a_model_that_clamps_its_weights_once_passes_now_and_on_later_verifies(t
 def test_what_exporters_print_at_the_c_level_is_kept_off_the_terminal(capfd):
     import os
 
-    from exporter._capture import LAST_OUTPUT, quiet_export
+    from exporter.formats.capture import LAST_OUTPUT, quiet_export
 
     kept: list[str] = []
     with quiet_export(kept):

@@ -9,9 +9,9 @@ import shutil
 import pytest
 
 from exporter import TritonConfig, VerifyConfig, predict, verify, write_repository
-from exporter import verification as verification_module
-from exporter.manifest import Manifest
-from exporter.triton import UnverifiedFolderError
+from exporter.artifacts.manifest import Manifest
+from exporter.triton.build import UnverifiedFolderError
+from exporter.verification import run as verification_module
 
 pytestmark = pytest.mark.slow  # each test uses an exported folder
 

@@ -142,7 +142,7 @@ def test_runtimes_load_private_copies_never_the_folder_itself(mlp_dir, monkeypat
 @pytest.mark.slow
 def test_a_file_changed_after_its_hash_check_is_still_judged_by_its_checked_copy(mlp_dir, monkeypatch):
     """The copy is made while hashing: a change to the folder after that cannot reach the runtime."""
-    from exporter import integrity
+    from exporter.artifacts import integrity
 
     real = integrity.private_copies
 
@@ -152,7 +152,7 @@ def test_a_file_changed_after_its_hash_check_is_still_judged_by_its_checked_copy
             (folder / entry.path).write_bytes(b"swapped after the check")
         return copies
 
-    monkeypatch.setattr("exporter.verification.private_copies", then_tamper)
+    monkeypatch.setattr("exporter.verification.run.private_copies", then_tamper)
     report = verify(mlp_dir, VerifyConfig(samples=8), write=False)
     assert report.passed, report.failures  # judged on the checked bytes
 
@@ -161,7 +161,7 @@ def test_the_manifest_records_flops_and_a_costly_model_gets_one_batch_per_case(m
     manifest = json.loads((mlp_dir / "manifest.json").read_text())
     assert manifest["model"]["flops_per_sample"] == 2 * (784 * 512 + 512 * 512 + 512 * 10)
     assert verify(mlp_dir, VerifyConfig(), write=False).samples > 65  # the seed: the default budget
-    monkeypatch.setattr("exporter.verification.HEAVY_FLOPS_PER_SAMPLE", 1_000_000)
+    monkeypatch.setattr("exporter.verification.run.HEAVY_FLOPS_PER_SAMPLE", 1_000_000)
     costly = verify(mlp_dir, VerifyConfig(), write=False)
     assert costly.passed and costly.samples == 1 + 128 and costly.batch_sizes == [1, 128]  # each once
     assert "the batch past 100 stands for 64" in costly.inputs
@@ -189,7 +189,7 @@ def test_a_large_model_is_verified_without_onnx_runtime_weight_prepacking_and_sa
 
     normal = verify(mlp_dir, VerifyConfig(samples=8), write=False)
     assert not any("prepacking" in n for n in ort_notes(normal))
-    monkeypatch.setattr("exporter.verification.LARGE_MODEL_PARAMETERS", 1000)
+    monkeypatch.setattr("exporter.verification.run.LARGE_MODEL_PARAMETERS", 1000)
     lean = verify(mlp_dir, VerifyConfig(samples=8), write=False)
     assert lean.passed and any("weight prepacking off" in n for n in ort_notes(lean))
 

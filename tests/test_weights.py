@@ -12,9 +12,9 @@ import torch
 from safetensors.torch import save_file
 
 from exporter import ExportConfig, VerifyConfig, export, verify
+from exporter.eager.weights import read_state_dict
 from exporter.errors import CheckpointError
 from exporter.models.mlp import NeuralNetwork
-from exporter.weights import read_state_dict
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,7 @@ def test_checkpoint_forms_round_trip_through_export_and_verify(tmp_path, trained
 
 
 def _seeded_state_sha256() -> str:
-    from exporter.reference import state_sha256
+    from exporter.eager.reference import state_sha256
 
     torch.manual_seed(0)
     return state_sha256(NeuralNetwork())

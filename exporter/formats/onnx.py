@@ -22,10 +22,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._capture import quiet_export
 from ..errors import ExportFailedError, ManifestError, disk_error, first_line
 from . import ExportSpec
-from ._explain import bound_note, explain_torch_export, strip_ansi, suggested_bounds
+from .capture import quiet_export
+from .explain import bound_note, explain_torch_export, strip_ansi, suggested_bounds
 from .onnx_wire import PROTOBUF_LIMIT, tensors_of
 
 DATA_SUFFIX = ".data"  # external data goes to the ONNX file's name + DATA_SUFFIX

@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._capture import quiet_export
 from ..errors import ExportFailedError, disk_error, first_line
 from . import FORMATS, ExportSpec
 from . import onnx as fp32
+from .capture import quiet_export
 
 
 def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..integrity import HashingWriter
+from ..artifacts.integrity import HashingWriter
 
 PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GB
 CHUNK = 16 << 20  # bytes per read or write while streaming a weight

@@ -16,10 +16,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .._capture import quiet_export
 from ..errors import ExportFailedError
 from . import ExportSpec
-from ._explain import bound_note, explain_torch_export, suggested_bounds
+from .capture import quiet_export
+from .explain import bound_note, explain_torch_export, suggested_bounds
 
 
 def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:

@@ -14,11 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import forked_write
-from .._capture import quiet_export
+from ..artifacts.integrity import HashingWriter, sha256_file
 from ..errors import ExportFailedError, disk_error, first_line
-from ..integrity import HashingWriter, sha256_file
-from . import ExportSpec
+from . import ExportSpec, forked_write
+from .capture import quiet_export
 
 
 def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: ExportSpec) -> dict[str, Any]:  # noqa: ARG001

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from ..integrity import CheckedFile
+from ..artifacts.integrity import CheckedFile
 from ..interface import InputSpec
 from .base import Feed, Runner
 

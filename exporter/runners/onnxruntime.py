@@ -22,9 +22,9 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from ..artifacts.integrity import CheckedFile
 from ..errors import UsageError
 from ..formats import onnx as onnx_file
-from ..integrity import CheckedFile
 from ..interface import InputSpec
 from .base import Feed, Runner
 

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._capture import quiet_export
-from ..integrity import CheckedFile
+from ..artifacts.integrity import CheckedFile
+from ..formats.capture import quiet_export
 from ..interface import InputSpec
 from .base import Feed, Runner, to_numpy
 

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from . import trust
-from .errors import ManifestError
+from ..errors import ManifestError
 from .integrity import check_relative, sha256_file
-from .interface import InputSpec, Interface, OutputSpec
+from ..interface import InputSpec, Interface, OutputSpec
 
 MANIFEST_NAME = "manifest.json"
 REPORT_NAME = "verification.json"
@@ -255,7 +255,7 @@ def sign_folder(artifact_dir: str | Path) -> str:
     predict and bench load its TorchScript and pt2 files. Every file must first match its
     sha256 in the manifest (ExporterError, exit 1, otherwise), so what is signed is what is there.
     """
-    from .errors import ExporterError
+    from ..errors import ExporterError
     from .integrity import check_all
 
     folder = Path(artifact_dir)

@@ -32,14 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import formats, runners
+from .. import formats, runners
+from ..artifacts.integrity import read_checked
+from ..artifacts.manifest import Manifest
+from ..config import VerifyConfig
+from ..errors import first_line
 from .compare import OutputComparison
-from .config import VerifyConfig
-from .errors import first_line
 from .inputs import InputSet
-from .integrity import read_checked
-from .manifest import Manifest
-from .report import VerificationReport
+from .results import VerificationReport
 
 TORCHSCRIPT_WHY = "TorchScript keeps no map from its operations to the eager modules"
 INT8_WHY = "int8 changes every layer by design, so the first layer that differs would say nothing"
@@ -145,8 +145,8 @@ def _eager_values(model: nn.Module, device, interface, feed) -> list[tuple[str, 
 def _onnx_values(data: bytes, files, device, feed) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     import onnx
 
-    from .formats import onnx as onnx_file
-    from .runners import onnxruntime as ort_runner
+    from ..formats import onnx as onnx_file
+    from ..runners import onnxruntime as ort_runner
 
     model, workdir = onnx_file.loadable(data, files)
     if workdir is not None:
@@ -179,7 +179,7 @@ def _onnx_values(data: bytes, files, device, feed) -> tuple[dict[str, np.ndarray
 
 
 def _pt2_values(data: bytes, device, interface, feed) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    from .runners.torch import load_pt2
+    from ..runners.torch import load_pt2
 
     program = load_pt2(data)
     graph_module = program.module().to(device)

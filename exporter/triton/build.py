@@ -28,18 +28,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import formats
-from .config import TritonConfig
-from .errors import (
-    ArtifactDirError,
-    ExporterError,
-    ExportFailedError,
-    ManifestError,
-)
-from .integrity import hash_member, read_checked
-from .manifest import ArtifactEntry, Manifest
-from .triton_config import ONNX_TYPES, TORCH_TYPES, TensorConfig, comment, describe, quote, tensor, tensor_block
-from .triton_repository import VERSION, ModelFolderExistsError, check_source_outside, write_models
+from .. import formats
+from ..artifacts.integrity import hash_member, read_checked
+from ..artifacts.manifest import ArtifactEntry, Manifest
+from ..config import TritonConfig
+from ..errors import ArtifactDirError, ExporterError, ExportFailedError, ManifestError
+from .pbtxt import ONNX_TYPES, TORCH_TYPES, TensorConfig, comment, describe, quote, tensor, tensor_block
+from .repository import VERSION, ModelFolderExistsError, check_source_outside, write_models
 
 __all__ = ["VERSION", "ModelFolderExistsError", "TritonModel", "TritonResult", "write_repository"]
 
@@ -217,7 +212,7 @@ def _inline_external_data(folder: Path, manifest: Manifest, entry: ArtifactEntry
     """
     sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
     files = {side.path: read_checked(folder, side, "copy") for side in sidecars}
-    from .formats.onnx import inline_bytes
+    from ..formats.onnx import inline_bytes
 
     return inline_bytes(data, files)  # always: a location no checked file binds (in a subgraph, say) is refused
 

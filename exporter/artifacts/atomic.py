@@ -22,7 +22,7 @@ from pathlib import Path
 
 def make_folder(path: Path, option: str) -> None:
     """Create ``path`` (and parents); ArtifactDirError naming ``option`` when it cannot be."""
-    from .errors import ArtifactDirError
+    from ..errors import ArtifactDirError
 
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -34,7 +34,7 @@ def make_folder(path: Path, option: str) -> None:
 
 def check_writable_file(path: Path, option: str) -> Path:
     """Refuse, before any work, an output file that cannot be written (ArtifactDirError, exit 2)."""
-    from .errors import ArtifactDirError
+    from ..errors import ArtifactDirError
 
     path = Path(path)
     parent = path.parent if str(path.parent) else Path(".")
@@ -45,7 +45,7 @@ def check_writable_file(path: Path, option: str) -> Path:
 
 def check_creatable_folder(path: Path, option: str) -> None:
     """Refuse, before any work, a folder that neither exists as a folder nor can be created (exit 2)."""
-    from .errors import ArtifactDirError
+    from ..errors import ArtifactDirError
 
     path = Path(path)
     if path.exists():

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from .errors import ArtifactDirError, ExporterError, ManifestError
+from ..errors import ArtifactDirError, ExporterError, ManifestError
 
 CHUNK = 1 << 20  # 1 MiB: memory for hashing, whatever the file's size
 

@@ -20,14 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..config import Tolerance
+from ..errors import InputSpecError
 from .compare import OutputComparison
-from .config import Tolerance
-from .errors import InputSpecError
 
 if TYPE_CHECKING:
-    from .config import VerifyConfig
-    from .interface import OutputSpec
-    from .report import VerificationReport
+    from ..config import VerifyConfig
+    from ..interface import OutputSpec
+    from .results import VerificationReport
 
 LABELS = "labels"  # the array of class indices in an --inputs .npz
 SAMPLES = "inputs"  # the samples of a single-input model, beside the labels

@@ -8,12 +8,12 @@ an artifact froze, and whether a legacy trace's warning still needs the user's w
 
 from __future__ import annotations
 
-from . import formats
+from .. import formats
+from ..artifacts.manifest import Manifest
+from ..config import Tolerance, VerifyConfig
 from .compare import OutputComparison
-from .config import Tolerance, VerifyConfig
 from .inputs import Case
-from .manifest import Manifest
-from .report import BatchResult, RuntimeResult, VerificationReport
+from .results import BatchResult, RuntimeResult, VerificationReport
 
 LARGE_BATCH = 128  # one batch past 100 by default: a branch on the batch size (>= 100, say) is caught
 TRACE_WARNINGS = ("Converting a tensor to a Python", "TracerWarning", "might cause the trace to be incorrect")

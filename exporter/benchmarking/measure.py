@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..config import BenchConfig
-from ..flops import FlopCount
+from ..eager.flops import FlopCount
 
 PEAK_SIZE = 2048  # the matmul peak multiplies two PEAK_SIZE x PEAK_SIZE float32 matrices
 CUDA_PEAK_SIZE = 8192  # ... and on a GPU two of these (2048 would leave most of it idle)

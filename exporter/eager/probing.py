@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import InputSpecError, first_line
-from .interface import FLOAT_DTYPES, InputSpec, OutputSpec, flatten, output_names
+from ..errors import InputSpecError, first_line
+from ..interface import FLOAT_DTYPES, InputSpec, OutputSpec, flatten, output_names
 
 Example = dict[str, torch.Tensor]
 

@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .config import VerifyConfig
-from .errors import InputSpecError
-from .interface import FLOAT_DTYPES, INT_DTYPES, InputSpec
+from ..config import VerifyConfig
+from ..errors import InputSpecError
+from ..interface import FLOAT_DTYPES, INT_DTYPES, InputSpec
 
 if TYPE_CHECKING:
     import torch
@@ -331,7 +331,7 @@ def _split(
 
 def _checked(data: np.ndarray, spec: InputSpec, case: Case, path: Path) -> np.ndarray:
     """``data`` as the input's carrier dtype, once its shape and values fit ``spec``."""
-    from .runners.base import carrier
+    from ..runners.base import carrier
 
     fixed = [(i, d) for i, d in enumerate(spec.shape) if i not in spec.axes]
     if data.ndim != len(spec.shape) or any(data.shape[i] != d for i, d in fixed):

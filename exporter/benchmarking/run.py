@@ -29,24 +29,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import formats, inputs, reference, runners, trust
-from ..compare import OutputComparison, wilson_interval
+from .. import formats, runners
+from ..artifacts import trust
+from ..artifacts.integrity import hash_member, read_checked
+from ..artifacts.manifest import ArtifactEntry, Manifest
 from ..config import BenchConfig, VerifyConfig
+from ..eager import reference
+from ..eager.flops import count_flops
 from ..errors import UsageError, first_line
-from ..flops import count_flops
-from ..integrity import hash_member, read_checked
 from ..interface import InputSpec
-from ..manifest import ArtifactEntry, Manifest
 from ..runners import Feed, Runner
 from ..runners.onnxruntime import tuned_settings
-from .measure import (
-    available_cores,
-    config_dict,
-    fill_timing,
-    machine_versions,
-    measure_matmul_peak,
-    time_calls,
-)
+from ..verification import inputs
+from ..verification.compare import OutputComparison, wilson_interval
+from .measure import available_cores, config_dict, fill_timing, machine_versions, measure_matmul_peak, time_calls
 from .results import BenchReport, BenchResult
 
 

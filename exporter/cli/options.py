@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from .atomic import check_writable_file
-from .config import (
+from ..artifacts.atomic import check_writable_file
+from ..config import (
     DEFAULT_MIN_AGREEMENT,
     DEFAULT_SAMPLES,
     DISTRIBUTIONS,
@@ -29,7 +29,7 @@ from .config import (
     check_device,
     parse_range,
 )
-from .errors import ArtifactDirError, ExporterError, first_line
+from ..errors import ArtifactDirError, ExporterError, first_line
 
 
 class ExporterGroup(click.Group):

@@ -27,18 +27,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import accuracy, formats, reference, runners, trust, verdict
+from .. import formats, runners
+from ..artifacts import trust
+from ..artifacts.integrity import CheckedFile, HashCheck, check_all, private_copies
+from ..artifacts.manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
+from ..config import HEAVY_FLOPS_PER_SAMPLE, LARGE_MODEL_PARAMETERS, Tolerance, VerifyConfig
+from ..eager import reference
+from ..errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
+from ..interface import InputSpec
+from ..progress import Progress, telling
+from ..runners import Runner
+from . import accuracy, gates
 from .compare import OutputComparison, pooled_agreement, small_sample_note
-from .config import HEAVY_FLOPS_PER_SAMPLE, LARGE_MODEL_PARAMETERS, Tolerance, VerifyConfig
-from .errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
 from .inputs import Case, InputSet
-from .integrity import CheckedFile, HashCheck, check_all, private_copies
-from .interface import InputSpec
-from .manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
 from .parameters import Accounting
-from .progress import Progress, telling
-from .report import BatchResult, RuntimeResult, VerificationReport
-from .runners import Runner
+from .results import BatchResult, RuntimeResult, VerificationReport
 
 
 def verify(
@@ -96,7 +99,7 @@ def _verify(
         feeds = InputSet.load(config.inputs_path, specs, first)
     else:
         quantized = any(_is_quantized(entry) for entry in manifest.artifacts)
-        sweep = verdict.sweep(config, manifest, interface.labels)
+        sweep = gates.sweep(config, manifest, interface.labels)
         feeds = InputSet.generate(specs, config, manifest.export_batch, interface.labels, quantized, sweep, large)
     if config.save_inputs:
         feeds.save(config.save_inputs)
@@ -148,12 +151,12 @@ def _verify(
             eager, telling(repeat, progress, "verify: eager again"), report.problems, "eager (the reference, run again)"
         )  # fmt: skip
     mutated = reference.changed(first, reference.state_digests(model))
-    verdict.check_determinism(expected, again, tolerances, report, mutated)
+    gates.check_determinism(expected, again, tolerances, report, mutated)
     if not mutated and reference.changed(before, first):
         report.reference["changed_by_first_call"] = reference.changed(before, first)
     declared = {o.name: o.shape for o in interface.outputs}
     for case, outs in expected.items():
-        mismatch = verdict.shape_mismatch(outs, declared, {}, case, feeds.count(case))
+        mismatch = gates.shape_mismatch(outs, declared, {}, case, feeds.count(case))
         if mismatch:
             report.problems.append(f"eager (the reference) at batch {case.label}: {mismatch}")
             break
@@ -197,8 +200,8 @@ def _verify(
         localize_runtimes(report, folder, manifest, checked, model, device, feeds, config)
     example_sizes = {**interface.labels, "batch": manifest.export_batch}
     for result in report.runtimes:
-        result.reasons += verdict.frozen_axes(result, example_sizes)
-        result.reasons += verdict.unacknowledged_trace(manifest, result, config.accept_tracer_warnings)
+        result.reasons += gates.frozen_axes(result, example_sizes)
+        result.reasons += gates.unacknowledged_trace(manifest, result, config.accept_tracer_warnings)
     if skipped:
         report.problems.append(trust.advice(skipped, untrusted or ""))
     if not report.runtimes:
@@ -378,7 +381,7 @@ def _run_runtime(runner: Runner, feeds: InputSet, expected, tolerances, nan_poli
             batch.error = first_line(error)
             continue
         got[case] = outs
-        batch.shape_error = verdict.shape_mismatch(outs, declared, runner.declared_shapes(), case, feeds.count(case))
+        batch.shape_error = gates.shape_mismatch(outs, declared, runner.declared_shapes(), case, feeds.count(case))
         if batch.shape_error:
             continue
         if case not in expected:

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ArtifactDirError, ManifestError
+from ..errors import ArtifactDirError, ManifestError
 
 SCHEME = "hmac-sha256"
 KEY_FILE = "signing-key"

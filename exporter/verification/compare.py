@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from ..config import MAX_SAMPLES, QUANTIZED_SAMPLES, Tolerance
 from . import tolerance as tolerance_needed
-from .config import MAX_SAMPLES, QUANTIZED_SAMPLES, Tolerance
 
 
 @dataclass

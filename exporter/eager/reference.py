@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from .config import PRECISIONS, check_device
-from .errors import DeviceError, ModelNotFoundError, UsageError, first_line
-from .manifest import Manifest
+from ..artifacts.manifest import Manifest
+from ..config import PRECISIONS, check_device
+from ..errors import DeviceError, ModelNotFoundError, UsageError, first_line
 from .sources import ModelSource
 from .weights import load_recorded_weights
 
 if TYPE_CHECKING:
-    from .config import VerifyConfig
+    from ..config import VerifyConfig
 
 
 def resolve_device(text: str) -> torch.device:

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ReferenceUnavailable, first_line
-from .integrity import read_member, sha256_bytes
-from .manifest import Manifest
+from ..artifacts.integrity import read_member, sha256_bytes
+from ..artifacts.manifest import Manifest
+from ..errors import CheckpointError, ReferenceUnavailable, first_line
 
 FILE_NAME = "weights.pt"
 WRAPPER_KEYS = ("state_dict", "model_state_dict", "model")

@@ -14,7 +14,7 @@ from typing import BinaryIO
 
 import numpy as np
 
-from .errors import InputSpecError
+from ..errors import InputSpecError
 
 MAX_ARRAY_BYTES = 8 * 1024**3  # 8 GiB: far above any input set this tool feeds, far below a hostile header
 

@@ -14,16 +14,9 @@ from typing import Any
 
 import click
 
-from .config import (
-    DEFAULT_FORMATS,
-    FORMATS,
-    ONNX_EXPORTERS,
-    PRECISIONS,
-    RUNTIMES,
-    ExportConfig,
-    VerifyConfig,
-)
-from .interface import parse_dynamic, parse_input, parse_shape
+from ..config import DEFAULT_FORMATS, FORMATS, ONNX_EXPORTERS, PRECISIONS, RUNTIMES, ExportConfig, VerifyConfig
+from ..interface import parse_dynamic, parse_input, parse_shape
+from ..progress import on_terminal
 from .options import (
     ExporterGroup,
     check_json_target,
@@ -38,7 +31,6 @@ from .options import (
     trust_option,
     verify_config,
 )
-from .progress import on_terminal
 
 
 def _precheck_target(target: str) -> None:
@@ -46,11 +38,11 @@ def _precheck_target(target: str) -> None:
     if target.endswith(".onnx") and Path(target).is_file():
         return
     if Path(target).is_dir():
-        from .manifest import Manifest
+        from ..artifacts.manifest import Manifest
 
         Manifest.load(Path(target))
     else:
-        from .sources import resolve
+        from ..eager.sources import resolve
 
         resolve(target, need_shape=False)
 
@@ -75,9 +67,9 @@ def models_command() -> None:
     Example:
       exporter models
     """
-    from ._models import registry
+    from .. import models
 
-    for entry in registry().REGISTRY.values():
+    for entry in models.REGISTRY.values():
         shape = "x".join(map(str, entry.input_shape))
         click.echo(f"{entry.name:<8} input {shape} {entry.dtype:<8} {entry.description}")
 
@@ -164,7 +156,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
       exporter export net.py:Tagger --input ids:1,32:int64:0..999 --dynamic ids:1:seq
       exporter export net.py:Fusion --input image:1,3,32,32 --input features:1,8 --dtype float16
     """
-    from .sources import resolve
+    from ..eager.sources import resolve
 
     config = ExportConfig(
         out=kw["out"],
@@ -186,7 +178,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
     )
     resolve(model, config.example_inputs())  # usage errors answer before torch is imported
     check_json_target(json_path)
-    from .exporting import export
+    from ..exporting import export
 
     with on_terminal(kw["quiet"]) as progress:
         result = export(model, config, progress=progress)
@@ -239,12 +231,12 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
       exporter verify artifacts/mlp --inputs my_images.npz --json report.json
       exporter verify artifacts/mlp --inputs test.npz --max-accuracy-drop 0.005   # inputs + labels
     """
-    from .manifest import Manifest
+    from ..artifacts.manifest import Manifest
 
     config = verify_config(**kw)
     Manifest.load(artifact_dir)  # a usage error answers before torch is imported
     check_json_target(json_path)
-    from .verification import verify
+    from ..verification.run import verify
 
     with on_terminal(kw["quiet"]) as progress:
         report = verify(artifact_dir, config, write=not no_record, progress=progress)
@@ -272,7 +264,7 @@ def inspect_command(target: str, seed: int, source: Path | None, json_path: str 
     """
     _precheck_target(target)
     check_json_target(json_path)
-    from .inspection import inspect
+    from ..inspection import inspect
 
     emit(inspect(target, seed=seed, config=VerifyConfig(device="cpu", source=source)), json_path)
 
@@ -312,11 +304,11 @@ def predict_command(target: str, input_spec: str, runtime: str, json_path: str |
     """
     _precheck_target(target)
     if input_spec != "random":
-        from .images import check_input_path
+        from ..images import check_input_path
 
         check_input_path(input_spec)
     check_json_target(json_path)
-    from .prediction import predict
+    from ..prediction import predict
 
     config = VerifyConfig(device=kw["device"], source=kw["source"], trust=kw["trust"])
     with on_terminal(kw["quiet"]) as progress:
@@ -324,7 +316,7 @@ def predict_command(target: str, input_spec: str, runtime: str, json_path: str |
     emit(result, json_path)
 
 
-from .cli_folders import bench_command, triton_command, trust_command  # noqa: E402  (commands on artifact folders)
+from .folders import bench_command, triton_command, trust_command  # noqa: E402  (commands on artifact folders)
 
 cli.add_command(bench_command)
 cli.add_command(triton_command)

@@ -9,7 +9,8 @@ from typing import Any
 
 import click
 
-from .config import TritonConfig
+from ..config import TritonConfig
+from ..progress import on_terminal
 from .options import (
     check_json_target,
     device_option,
@@ -20,7 +21,6 @@ from .options import (
     source_option,
     trust_option,
 )
-from .progress import on_terminal
 
 
 @click.command("bench")
@@ -78,9 +78,9 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
       exporter bench artifacts/mlp --runtime onnxruntime --json bench.json
       exporter bench artifacts/mlp --device cuda
     """
-    from . import formats
-    from .config import BENCH_BATCH_SIZES, BenchConfig
-    from .manifest import Manifest
+    from .. import formats
+    from ..artifacts.manifest import Manifest
+    from ..config import BENCH_BATCH_SIZES, BenchConfig
 
     keys = ("warmup", "repeats", "seed", "source", "accuracy_samples", "trust", "device")
     given = {k: kw[k] for k in keys if kw[k] is not None}
@@ -90,7 +90,7 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     config = BenchConfig(batch_sizes=batch_sizes, threads=kw["threads"], runtimes=tuple(kw["runtimes"]), **given)
     formats.select(Manifest.load(artifact_dir).artifacts, config.runtimes)  # usage errors before torch loads
     check_json_target(json_path)
-    from .bench import bench
+    from ..benchmarking import bench
 
     with on_terminal(kw["quiet"]) as progress:
         report = bench(artifact_dir, config, progress=progress)
@@ -131,7 +131,7 @@ def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, fo
       exporter triton artifacts/mlp triton --max-batch-size 256 --force
     """
     config = TritonConfig(max_batch_size=max_batch_size, force=force, allow_unverified=allow_unverified)
-    from .triton import write_repository
+    from ..triton.build import write_repository
 
     result = write_repository(artifact_dir, repository, config)
     click.echo(result.render())
@@ -151,8 +151,8 @@ def trust_command(artifact_dir: Path) -> None:
     Example:
       exporter trust downloads/mlp
     """
-    from .manifest import sign_folder
-    from .trust import config_dir
+    from ..artifacts.manifest import sign_folder
+    from ..artifacts.trust import config_dir
 
     key = sign_folder(artifact_dir)
     click.echo(f"signed {artifact_dir} with the key {key} in {config_dir()}: its TorchScript and pt2 files will load")

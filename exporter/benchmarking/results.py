@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ..flops import FlopCount
+from ..eager.flops import FlopCount
 from .measure import MatmulPeak
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import ModelNotFoundError, first_line
-from .integrity import sha256_bytes
-from .interface import InputSpec
+from ..artifacts.integrity import sha256_bytes
+from ..errors import ModelNotFoundError, first_line
+from ..interface import InputSpec
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -50,7 +50,7 @@ class ModelSource:
     @classmethod
     def from_manifest(cls, model: dict[str, Any]) -> ModelSource:
         """Where the manifest says the model's code is (never trusted until ``trusted``)."""
-        from .errors import ManifestError
+        from ..errors import ManifestError
 
         source = model.get("source")
         if not isinstance(source, dict) or source.get("kind") not in ("registry", "import", "file"):
@@ -89,7 +89,7 @@ class ModelSource:
         path is imported only when the user passes the same ``package.module:Class``.
         Raises UsageError otherwise.
         """
-        from .errors import UsageError
+        from ..errors import UsageError
 
         if self.kind == "registry":
             return self
@@ -121,9 +121,7 @@ class ModelSource:
         else:
             module_name, class_name = self.target.split(":", 1)
             if self.kind == "registry":
-                from ._models import registry
-
-                registry()  # exporter.models, from this package: never looked up on sys.path
+                pass  # exporter.models: a package of this one, never looked up on sys.path
             elif os.getcwd() not in sys.path and "" not in sys.path:
                 sys.path.insert(0, os.getcwd())  # as `python -m` would: a package in the current folder
             try:
@@ -148,9 +146,9 @@ class ModelSource:
 
 
 def _registry_entry(name: str):
-    from ._models import registry
+    from .. import models
 
-    return registry().get(name)
+    return models.get(name)
 
 
 def _check_import_path(target: str) -> None:
@@ -169,7 +167,7 @@ def resolve(spec: str, inputs: tuple[InputSpec, ...] | None = None, *, need_shap
     a registered model has its own. ``need_shape``: a model outside the registry needs them
     (export, predict); False for callers that only build the model (inspect).
     """
-    from .errors import InputSpecError
+    from ..errors import InputSpecError
 
     entry = _registry_entry(spec)
     if entry is not None:
@@ -183,9 +181,9 @@ def resolve(spec: str, inputs: tuple[InputSpec, ...] | None = None, *, need_shap
             registry_name=entry.name,
         )
     if ":" not in spec:
-        from ._models import registry
+        from .. import models
 
-        known = ", ".join(sorted(registry().REGISTRY))
+        known = ", ".join(sorted(models.REGISTRY))
         raise ModelNotFoundError(
             f"unknown model {spec!r}: registered models are {known}; "
             "or give package.module:Class or path/to/file.py:Class"

@@ -23,9 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import formats, inputs
-from .interface import flatten
-from .runners.base import to_numpy
+from .. import formats
+from ..interface import flatten
+from ..runners.base import to_numpy
+from . import inputs
 
 
 @dataclass

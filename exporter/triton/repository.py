@@ -9,10 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from .atomic import discard, make_folder, move_into_place, staging_folder
-from .errors import ArtifactDirError, DiskFullError, UsageError, disk_error
-from .integrity import copy_checked
-from .manifest import ArtifactEntry
+from ..artifacts.atomic import discard, make_folder, move_into_place, staging_folder
+from ..artifacts.integrity import copy_checked
+from ..artifacts.manifest import ArtifactEntry
+from ..errors import ArtifactDirError, DiskFullError, UsageError, disk_error
 
 
 class TritonModel(Protocol):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ..artifacts.integrity import HashCheck
+from ..tables import text_table
 from . import tolerance
 from .compare import OutputComparison
-from .integrity import HashCheck
 from .parameters import ParameterReport
-from .tables import text_table
 
 
 @dataclass

@@ -152,7 +152,7 @@ class VerifyConfig:
         if self.nan_policy not in NAN_POLICIES:
             raise UsageError(f"--nan-policy must be one of {', '.join(NAN_POLICIES)}")
         check_device(self.device)
-        from .artifacts.atomic import check_writable_file
+        from .paths import check_writable_file
 
         for option, path in (("--save-inputs", self.save_inputs), ("--save-outputs", self.save_outputs)):
             if path is not None:
@@ -227,7 +227,7 @@ class ExportConfig:
         if self.input_shape is not None and self.inputs:
             raise UsageError("give --input-shape (one float input) or --input (per input), not both")
         check_device(self.device)
-        from .artifacts.atomic import check_creatable_folder
+        from .paths import check_creatable_folder
 
         check_creatable_folder(Path(self.out), "--out")
 

@@ -48,12 +48,35 @@ class CheckpointError(UsageError):
     """A weights file that is missing, broken, hostile or does not fit the model."""
 
 
+class ArtifactFileError(ArtifactDirError):
+    """An artifact file is malformed or hostile (an ONNX file that does not parse, external data outside
+    the folder): refused before any runtime sees it."""
+
+
+class WireError(ArtifactFileError, ValueError):
+    """The bytes of an ONNX file are not the protobuf the wire reader expects (truncated or hostile).
+
+    A ValueError too: export's own writer falls back to onnx's loader on it."""
+
+
+class ModelFolderExistsError(UsageError):
+    """A Triton model folder already holds files and ``--force`` was not given (exit 2)."""
+
+
 class ReferenceUnavailable(ExporterError):
     """The eager reference cannot be rebuilt (its weights file failed its hash check): exit 1."""
 
 
 class ExportFailedError(ExporterError):
     """An exporter could not turn the model into an artifact (exit 1)."""
+
+
+class FolderChangedError(ExporterError):
+    """The folder no longer holds the manifest that was verified: the verdict is not recorded."""
+
+
+class UnverifiedFolderError(ExporterError):
+    """The folder has no passed verification of its manifest on record, and the caller did not override (exit 1)."""
 
 
 class DiskFullError(ExporterError):

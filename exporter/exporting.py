@@ -22,7 +22,7 @@ from torch import nn
 
 from . import __version__, formats
 from .artifacts import trust
-from .artifacts.atomic import current_umask, discard, make_folder, move_into_place, staging_folder
+from .artifacts.atomic import current_umask, discard, move_into_place, staging_folder
 from .artifacts.manifest import ArtifactEntry, Manifest
 from .config import ExportConfig
 from .eager import reference, weights
@@ -32,6 +32,7 @@ from .eager.sources import ModelSource, resolve
 from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
 from .formats import ExportSpec
 from .interface import Interface, with_dynamic
+from .paths import make_folder
 from .progress import Progress
 from .verification import inputs
 from .verification.results import VerificationReport

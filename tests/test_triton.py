@@ -16,8 +16,15 @@ from onnx import TensorProto, helper
 
 from exporter.artifacts.integrity import sha256_file
 from exporter.artifacts.manifest import ArtifactEntry, Manifest
-from exporter.errors import ArtifactDirError, ExporterError, ExportFailedError, ManifestError, UsageError
-from exporter.triton.build import ModelFolderExistsError, TritonConfig, write_repository
+from exporter.errors import (
+    ArtifactDirError,
+    ExporterError,
+    ExportFailedError,
+    ManifestError,
+    ModelFolderExistsError,
+    UsageError,
+)
+from exporter.triton.build import TritonConfig, write_repository
 
 from .helpers import restamp
 

@@ -10,7 +10,7 @@ import pytest
 
 from exporter import TritonConfig, VerifyConfig, predict, verify, write_repository
 from exporter.artifacts.manifest import Manifest
-from exporter.triton.build import UnverifiedFolderError
+from exporter.errors import UnverifiedFolderError
 from exporter.verification import run as verification_module
 
 pytestmark = pytest.mark.slow  # each test uses an exported folder

@@ -20,47 +20,6 @@ import time
 from pathlib import Path
 
 
-def make_folder(path: Path, option: str) -> None:
-    """Create ``path`` (and parents); ArtifactDirError naming ``option`` when it cannot be."""
-    from ..errors import ArtifactDirError
-
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except FileExistsError:
-        raise ArtifactDirError(f"{option} {path} exists and is not a folder: choose another") from None
-    except OSError as error:
-        raise ArtifactDirError(f"cannot write into {path} ({error.strerror}): choose a writable {option}") from None
-
-
-def check_writable_file(path: Path, option: str) -> Path:
-    """Refuse, before any work, an output file that cannot be written (ArtifactDirError, exit 2)."""
-    from ..errors import ArtifactDirError
-
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise ArtifactDirError(f"{option} {path}: cannot write a file there (give a file in a writable folder)")
-    return path
-
-
-def check_creatable_folder(path: Path, option: str) -> None:
-    """Refuse, before any work, a folder that neither exists as a folder nor can be created (exit 2)."""
-    from ..errors import ArtifactDirError
-
-    path = Path(path)
-    if path.exists():
-        if not path.is_dir():
-            raise ArtifactDirError(f"{option} {path} exists and is not a folder: choose another")
-        if not os.access(path, os.W_OK | os.X_OK):
-            raise ArtifactDirError(f"cannot write into {path}: choose a writable {option}")
-        return
-    ancestor = path.absolute().parent
-    while not ancestor.exists():
-        ancestor = ancestor.parent
-    if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
-        raise ArtifactDirError(f"cannot create {path} (in {ancestor}): choose a writable {option}")
-
-
 STALE_AFTER_S = 24 * 3600  # a staging folder this old was left by a killed run, not one in progress
 MARKER = ".exporter-staging"  # inside every staging container; its token is also in the container's name
 NEW, PREVIOUS = "new", "previous"  # the folder being built; the old folder, between the two renames of the fallback

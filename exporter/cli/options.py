@@ -15,7 +15,6 @@ from typing import Any
 
 import click
 
-from ..artifacts.atomic import check_writable_file
 from ..config import (
     DEFAULT_MIN_AGREEMENT,
     DEFAULT_SAMPLES,
@@ -30,6 +29,7 @@ from ..config import (
     parse_range,
 )
 from ..errors import ArtifactDirError, ExporterError, first_line
+from ..paths import check_writable_file
 
 
 class ExporterGroup(click.Group):

@@ -88,7 +88,8 @@ def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: E
 
 def _write(raw: Path, path: Path, data_name: str | None) -> dict[str, str]:
     """The artifact from torch's output with external data; the sha256 of each file written."""
-    from .onnx_wire import WireError, write
+    from ..errors import WireError
+    from .onnx_wire import write
 
     try:
         return write(raw, path, data_name)

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..artifacts.integrity import HashingWriter
+from ..errors import WireError
 
 PROTOBUF_LIMIT = 2 * 1024**3  # a single protobuf cannot exceed 2 GB
 CHUNK = 16 << 20  # bytes per read or write while streaming a weight
@@ -38,10 +39,6 @@ INLINE_BELOW = 1024  # tensors under 1 KB stay in the graph file (shape inferenc
 _GRAPH, _INITIALIZER = 7, 5  # ModelProto.graph, GraphProto.initializer
 _DIMS, _DATA_TYPE, _NAME, _RAW_DATA, _EXTERNAL_DATA, _DATA_LOCATION = 1, 2, 8, 9, 13, 14
 _VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
-
-
-class WireError(ValueError):
-    """The bytes are not the protobuf this module expects (a truncated or hostile file)."""
 
 
 def varint(value: int) -> bytes:

@@ -32,11 +32,11 @@ from .. import formats
 from ..artifacts.integrity import hash_member, read_checked
 from ..artifacts.manifest import ArtifactEntry, Manifest
 from ..config import TritonConfig
-from ..errors import ArtifactDirError, ExporterError, ExportFailedError, ManifestError
+from ..errors import ArtifactDirError, ExportFailedError, ManifestError, UnverifiedFolderError
 from .pbtxt import ONNX_TYPES, TORCH_TYPES, TensorConfig, comment, describe, quote, tensor, tensor_block
-from .repository import VERSION, ModelFolderExistsError, check_source_outside, write_models
+from .repository import VERSION, check_source_outside, write_models
 
-__all__ = ["VERSION", "ModelFolderExistsError", "TritonModel", "TritonResult", "write_repository"]
+__all__ = ["VERSION", "TritonModel", "TritonResult", "write_repository"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
 
@@ -161,10 +161,6 @@ def _verdict_notes(folder: Path, manifest: Manifest, allow_unverified: bool) -> 
             f"{folder}: {why}: run `exporter verify {folder}`, or pass --allow-unverified to write it anyway"
         )
     return [f"written with --allow-unverified: {why}"]
-
-
-class UnverifiedFolderError(ExporterError):
-    """The folder has no passed verification of its manifest on record, and the caller did not override (exit 1)."""
 
 
 def _model_name(manifest: Manifest) -> str:

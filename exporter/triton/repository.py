@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Protocol
 
-from ..artifacts.atomic import discard, make_folder, move_into_place, staging_folder
+from ..artifacts.atomic import discard, move_into_place, staging_folder
 from ..artifacts.integrity import copy_checked
 from ..artifacts.manifest import ArtifactEntry
-from ..errors import ArtifactDirError, DiskFullError, UsageError, disk_error
+from ..errors import ArtifactDirError, DiskFullError, ModelFolderExistsError, UsageError, disk_error
+from ..paths import make_folder
 
 
 class TritonModel(Protocol):
@@ -26,10 +27,6 @@ class TritonModel(Protocol):
 
 
 VERSION = "1"  # the one version folder written per model
-
-
-class ModelFolderExistsError(UsageError):
-    """A model folder in the repository already holds files and ``force`` was not given (exit 2)."""
 
 
 def check_source_outside(folder: Path, repository: Path) -> None:

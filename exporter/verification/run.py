@@ -33,7 +33,7 @@ from ..artifacts.integrity import CheckedFile, HashCheck, check_all, private_cop
 from ..artifacts.manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
 from ..config import HEAVY_FLOPS_PER_SAMPLE, LARGE_MODEL_PARAMETERS, Tolerance, VerifyConfig
 from ..eager import reference
-from ..errors import ExporterError, ManifestError, ReferenceUnavailable, UsageError, first_line
+from ..errors import ExporterError, FolderChangedError, ManifestError, ReferenceUnavailable, UsageError, first_line
 from ..interface import InputSpec
 from ..progress import Progress, telling
 from ..runners import Runner
@@ -217,10 +217,6 @@ def _verify(
     if write:
         _record(folder, manifest, report, identity)
     return report
-
-
-class FolderChangedError(ExporterError):
-    """The folder no longer holds the manifest that was verified: the verdict is not recorded."""
 
 
 def _identity(folder: Path) -> tuple[int, int]:

@@ -29,6 +29,7 @@ from exporter.eager.flops import count_flops
 from exporter.errors import ExporterError, UsageError
 from exporter.models.cnn import ConvNet
 from exporter.models.mlp import NeuralNetwork
+from exporter.notes import Note
 from exporter.progress import ProgressLine
 
 FAST = BenchConfig(batch_sizes=(1, 3), warmup=1, warmup_s=0, repeats=2, min_time_s=0, peak_runs=1, accuracy_samples=12)
@@ -117,7 +118,7 @@ def test_sizes_are_the_artifact_files_and_eager_has_none(report, every_format):
 def test_notes_are_the_runtimes_own_once_each_and_none_on_the_cpu(report):
     assert report.to_dict()["notes"] == report.notes == []  # on the CPU every runtime ran where it was asked
     row = report.results[-1]
-    row.notes = ["it ran somewhere else"]
+    row.notes = [Note.note("it ran somewhere else")]
     try:
         assert report.notes == [f"{row.runtime}: it ran somewhere else"]
         assert f"note: {row.runtime}: it ran somewhere else" in report.render()

@@ -81,7 +81,7 @@ def test_int8_mlp_passes_the_default_agreement_on_the_default_8192_samples(all_f
     int8 = next(r for r in report.runtimes if r.runtime == "onnxruntime-int8")
     flips = sum(o.top1_disagreements for b in int8.batches for o in b.outputs)
     assert 0 < flips < 0.01 * report.samples  # it does flip classes: the gate is not passing on no evidence
-    assert not any("passed on only" in note for note in int8.notes)
+    assert not any("passed on only" in note.text for note in int8.notes)
     rows = _comparison_rows(report, "onnxruntime-int8")
     assert len(rows) == 3 and all(line.endswith("pass") for line in rows)  # batch 1, 64 and the one of 128
     # the manifest's summary gives the pooled share the gate judged, not the worst batch group
@@ -114,7 +114,7 @@ def test_int8_on_too_few_samples_says_the_sample_cannot_tell(all_formats):
 def test_int8_passing_on_few_samples_is_noted(all_formats):
     report = verify(all_formats["mlp"].path, VerifyConfig(samples=130, min_agreement=0.9))
     int8 = next(r for r in report.runtimes if r.runtime == "onnxruntime-int8")
-    assert int8.passed and any("passed on only 258 samples" in note for note in int8.notes)
+    assert int8.passed and any("passed on only 258 samples" in note.text for note in int8.notes)
     assert "passed on only 258 samples" in report.render()
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from exporter.errors import InputSpecError, UsageError
 from exporter.formats import FORMATS, TABLE
 from exporter.interface import InputSpec
+from exporter.notes import NOTE, Note
 from exporter.runners import Feed, Runner, eager, runner_for
 from exporter.runners.onnxruntime import OnnxRuntimeRunner, check_opset, runtime_max_opset, session, tuned_settings
 from exporter.runners.torch import TorchModuleRunner
@@ -545,13 +546,15 @@ def test_runner_for_takes_format_names_only(artifacts, name):
 
 def test_the_onnx_runner_notes_its_providers_and_a_missing_cuda_provider(model, artifacts):
     with _make("onnx", model, artifacts) as runner:
-        assert runner.notes == ["execution providers: CPUExecutionProvider"]
+        assert runner.notes == [Note.info("execution providers: CPUExecutionProvider")]
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has a CUDA provider")
     asked = runner_for("onnx", artifacts["onnx"], {}, torch.device("cuda"), SPECS, OUTPUTS)
     with asked:
         pass
-    assert any("no CUDA provider here" in note and "it ran on the CPU" in note for note in asked.notes)
+    assert any(
+        "no CUDA provider here" in n.text and "it ran on the CPU" in n.text and n.level == NOTE for n in asked.notes
+    )
 
 
 # --- settings and opsets ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..eager.flops import FlopCount
+from ..notes import Note
 from .measure import MatmulPeak
 
 
@@ -33,7 +34,7 @@ class BenchResult:
     threads: int = 0
     settings: dict[str, Any] = field(default_factory=dict)  # how the runtime was configured
     error: str | None = None  # why this row has no numbers (the runtime failed to load or to run)
-    notes: list[str] = field(default_factory=list)  # what the runtime said of itself (a missing CUDA provider)
+    notes: list[Note] = field(default_factory=list)  # what the runtime said of itself (a missing CUDA provider)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

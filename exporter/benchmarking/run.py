@@ -38,6 +38,7 @@ from ..eager import reference
 from ..eager.flops import count_flops
 from ..errors import UsageError, first_line
 from ..interface import InputSpec
+from ..notes import INFO
 from ..runners import Feed, Runner
 from ..runners.onnxruntime import tuned_settings
 from ..verification import inputs
@@ -220,7 +221,7 @@ class _Run:
         except Exception as error:
             row.error = first_line(error)
         finally:
-            row.notes = [n for n in target.notes if not n.startswith("execution providers:")]
+            row.notes = [n for n in target.notes if n.level != INFO]  # what is routine is in the settings
 
     def _outputs(self, target: Runner, batch_size: int) -> dict[str, np.ndarray]:
         """The target's outputs over every accuracy batch of ``batch_size``, concatenated by name."""

@@ -57,9 +57,10 @@ def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: E
         axes.update({n: a for n, a in zip(spec.output_names, spec.output_dynamic, strict=False) if a})
         kwargs.update(dynamo=False, dynamic_axes=axes, do_constant_folding=True)
     weight_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
+    notes: list[str] = []
     if weight_bytes > _AUTO_EXTERNAL and not external_data:
         external_data = True
-        warned.append(f"Note: weights of {weight_bytes / 1e9:.1f} GB exceed protobuf's 2 GB limit: external data used")
+        notes.append(f"weights of {weight_bytes / 1e9:.1f} GB exceed protobuf's 2 GB limit: external data used")
     with tempfile.TemporaryDirectory(prefix=".onnx-export-", dir=path.parent) as work:
         raw = Path(work) / path.name
         try:
@@ -77,7 +78,7 @@ def export(model: nn.Module, args: tuple[torch.Tensor, ...], path: Path, spec: E
             if disk_error(error) is not None:
                 raise  # the disk, not the exporter: export() says so in one line
             raise ExportFailedError(_explain(error, onnx_exporter)) from error
-        details: dict[str, Any] = {"exporter": onnx_exporter}
+        details: dict[str, Any] = {"exporter": onnx_exporter, **({"notes": notes} if notes else {})}
         details = describe(raw, details, warned, spec)  # the small graph: checked without its weights in memory
         data_name = path.name + DATA_SUFFIX if external_data else None
         details["written"] = _write(raw, path, data_name)

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputSpecError
 from ..interface import InputSpec, flatten
+from ..notes import Note
 
 Feed = dict[str, np.ndarray]  # one batch: an array per input, by name
 
@@ -39,7 +40,7 @@ class Runner:
     runtime: str  # the name used in reports: "eager", "torchscript", "onnxruntime"
     inputs: tuple[InputSpec, ...]  # what it is fed, in forward's order
     output_names: tuple[str, ...]  # its flattened outputs, in order
-    notes: list[str] = field(default_factory=list)  # facts worth reporting (execution provider, ...)
+    notes: list[Note] = field(default_factory=list)  # facts worth reporting (execution provider, ...)
     inference_times: list[float] = field(default_factory=list)  # seconds per infer() call
     is_active: bool = False
 

@@ -26,6 +26,7 @@ from ..artifacts.integrity import CheckedFile
 from ..errors import UsageError
 from ..formats import onnx as onnx_file
 from ..interface import InputSpec
+from ..notes import Note
 from .base import Feed, Runner
 
 
@@ -77,13 +78,17 @@ class OnnxRuntimeRunner(Runner):
                 view.unlink(missing_ok=True)  # read once the session exists
         if self.lean:
             self.notes.append(
-                "weight prepacking off (session.disable_prepacking): a large model's weights are used where they "
-                "were read, not copied again; bench times ONNX Runtime with it on"
+                Note.note(
+                    "weight prepacking off (session.disable_prepacking): a large model's weights are used where "
+                    "they were read, not copied again; bench times ONNX Runtime with it on"
+                )
             )
         used = self.session.get_providers()
-        self.notes.append(f"execution providers: {', '.join(used)}")
+        self.notes.append(Note.info(f"execution providers: {', '.join(used)}"))
         if getattr(self.device, "type", "cpu") == "cuda" and "CUDAExecutionProvider" not in used:
-            self.notes.append("onnxruntime has no CUDA provider here (install onnxruntime-gpu): it ran on the CPU")
+            self.notes.append(
+                Note.note("onnxruntime has no CUDA provider here (install onnxruntime-gpu): it ran on the CPU")
+            )
 
     def _deactivate(self) -> None:
         self.session = None

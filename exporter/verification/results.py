@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ..artifacts.integrity import HashCheck
+from ..notes import WARNING, Note
 from ..tables import text_table
 from . import tolerance
 from .compare import OutputComparison
@@ -40,7 +41,7 @@ class RuntimeResult:
     format: str
     artifact: str
     error: str | None = None  # not run at all: hash mismatch, load failure
-    notes: list[str] = field(default_factory=list)  # providers, tracing warnings
+    notes: list[Note] = field(default_factory=list)  # providers, tracing warnings
     batches: list[BatchResult] = field(default_factory=list)
     seconds: float = 0.0  # time spent inside infer() over all batches
     reasons: list[str] = field(default_factory=list)  # failures over all batches (pooled top-1 agreement)
@@ -96,7 +97,7 @@ class VerificationReport:
                     lines += [f"{r.runtime} at batch {b.label}, {o.output}: {reason}" for reason in o.reasons]
             failed = r.error or any(not b.passed for b in r.batches)
             if failed:
-                lines += [f"{r.runtime}: note: {w}" for w in r.notes if "Warning" in w]
+                lines += [f"{r.runtime}: note: {w}" for w in r.notes if w.level == WARNING]
         if self.parameters:
             for name, art in self.parameters.artifacts.items():
                 lines += [f"{name} parameters: {reason}" for reason in art.reasons]
@@ -231,7 +232,7 @@ class VerificationReport:
             out += ["", *_parameter_table(p)]
         for r in self.runtimes:
             for note in r.notes:
-                if "Warning" not in note:
+                if note.level != WARNING:
                     out.append(f"note: {r.runtime}: {note}")
         against = self.reference.get("against_float32")
         if against:
@@ -239,7 +240,7 @@ class VerificationReport:
             out.append(f"note: against the model in float32 (same weights, upcast; not judged), max abs diff: {diffs}")
         failures = self.failures
         if not failures:  # on failure they are in the list below; on a pass they must still be seen
-            out += [f"warning: {r.runtime}: {n}" for r in self.runtimes for n in r.notes if "Warning" in n]
+            out += [f"warning: {r.runtime}: {n}" for r in self.runtimes for n in r.notes if n.level == WARNING]
         if self.reference.get("changed_by_first_call"):
             names = ", ".join(self.reference["changed_by_first_call"])
             out.append(

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import formats, runners
+from .. import formats, notes, runners
 from ..artifacts import trust
 from ..artifacts.integrity import CheckedFile, HashCheck, check_all, private_copies
 from ..artifacts.manifest import REPORT_NAME, ArtifactEntry, Manifest, write_text_atomic
@@ -35,6 +35,7 @@ from ..config import HEAVY_FLOPS_PER_SAMPLE, LARGE_MODEL_PARAMETERS, Tolerance, 
 from ..eager import reference
 from ..errors import ExporterError, FolderChangedError, ManifestError, ReferenceUnavailable, UsageError, first_line
 from ..interface import InputSpec
+from ..notes import Note
 from ..progress import Progress, telling
 from ..runners import Runner
 from . import accuracy, gates
@@ -294,7 +295,7 @@ class _RuntimeRun:
 
     def execute(self, feeds, expected, tolerances, result: RuntimeResult, report: VerificationReport, accounting):
         """Outputs by batch size; the artifact's tensors are accounted for (``accounting``) while it is loaded."""
-        result.notes += list(self.entry.details.get("warnings", []))
+        result.notes += notes.recorded(self.entry.details)
         if any(e.path not in self.checked for e in (self.entry, *self.sidecars)):
             result.error = "not run: its file or a file it needs failed the hash check"
             return {}
@@ -391,7 +392,7 @@ def _run_runtime(runner: Runner, feeds: InputSet, expected, tolerances, nan_poli
         if reason:
             result.reasons.append(reason if len(tolerances) == 1 else f"{name}: {reason}")
         if note:
-            result.notes.append(note if len(tolerances) == 1 else f"{name}: {note}")
+            result.notes.append(Note.note(note if len(tolerances) == 1 else f"{name}: {note}"))
     return got
 
 

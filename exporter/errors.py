@@ -67,6 +67,26 @@ class ReferenceUnavailable(ExporterError):
     """The eager reference cannot be rebuilt (its weights file failed its hash check): exit 1."""
 
 
+class UntrustedArtifactError(UsageError):
+    """An artifact whose loading runs code (TorchScript, pt2) in a folder that is not trusted (exit 2)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path, self.reason = path, reason  # reason: "the folder is not trusted: its manifest ..."
+        super().__init__(
+            f"refusing to load {path}: {reason}; loading it runs the code it carries: pass --trust-artifacts "
+            "if you trust where the folder came from, or sign it with `exporter trust DIR`"
+        )
+
+
+class ArtifactLoadError(ExporterError):
+    """A runtime could not load a hash-checked artifact (exit 1): a fault of the artifact or the runtime."""
+
+
+class CannotOpenUp(RuntimeError):
+    """Not a user's error: a runtime whose intermediate values cannot be mapped to the eager model's
+    modules, so localisation says so instead of guessing."""
+
+
 class ExportFailedError(ExporterError):
     """An exporter could not turn the model into an artifact (exit 1)."""
 

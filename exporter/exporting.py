@@ -15,28 +15,27 @@ import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from . import __version__, formats
 from .artifacts import trust
 from .artifacts.atomic import current_umask, discard, move_into_place, staging_folder
 from .artifacts.manifest import ArtifactEntry, Manifest
 from .config import ExportConfig
-from .eager import reference, weights
-from .eager.flops import count_flops
-from .eager.probing import cast_floats, describe_outputs, export_example, in_forward_order, specs_from_values
 from .eager.sources import ModelSource, resolve
 from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
 from .formats import ExportSpec
-from .interface import Interface, with_dynamic
+from .interface import Interface, cast_floats, with_dynamic
 from .paths import make_folder
 from .progress import Progress
-from .verification import inputs
-from .verification.results import VerificationReport
-from .verification.run import verify, write_report
+from .verification import inputs, verify
+from .verification.record import write_report
+
+if TYPE_CHECKING:  # torch is imported once the model has been resolved: usage errors answer without it
+    import torch
+    from torch import nn
+
+    from .verification.results import VerificationReport
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
 
@@ -94,70 +93,104 @@ def export(
     the verification report. Raises UsageError subclasses for anything the caller can fix (exit 2
     in the CLI) and ExportFailedError when an exporter cannot make an artifact (exit 1). A failed
     verification is not an error: the artifacts are kept and ``result.passed`` is False.
+
+    A model named by a string is resolved, and every usage error about it answered, before torch
+    is imported.
     """
     config = config or ExportConfig()
-    if config.opset is not None and any(f.startswith("onnx") for f in config.formats):
-        from .runners.onnxruntime import check_opset
-
-        check_opset(config.opset)  # before anything is exported
     values = example_inputs if example_inputs is not None else example_input
-    instance = model if isinstance(model, nn.Module) else None
-    if instance is not None:
-        source, given = _instance_source(instance, config, values)
+    if isinstance(model, str):
+        source, given, instance = resolve(model, config.example_inputs()), None, None
     else:
-        source, given = resolve(str(model), config.example_inputs()), None
+        source, given, instance = _instance_source(model, config, values)
     extra = [*config.dynamic, *((n, a, label) for n, axes in (dynamic or {}).items() for a, label in axes.items())]
     specs = cast_floats(with_dynamic(source.inputs, extra), config.dtype)
     name = config.name or source.name
     if not _NAME.match(name):
         raise UsageError(f"artifact name {name!r} must be a plain folder name (letters, digits, _ . -)")
-    out = Path(config.out)
-    target = out / name
+    if config.opset is not None and any(f.startswith("onnx") for f in config.formats):
+        from .runners.onnxruntime import check_opset
+
+        check_opset(config.opset)  # before anything is exported
+    from .eager import reference
+
     device = reference.resolve_device(config.device)  # before any folder is made
     key = trust.load_key(create=True)  # the folder is signed with it; made on the first export
+    out = Path(config.out)
     staging = _staging(out, name)
     try:
-        if instance is not None:
-            eager = copy.deepcopy(instance).eval().to(device)
-        else:
-            eager = reference.build(source, config.seed, device)
-        weights_record = None
-        if config.weights is not None:
-            state, info = weights.read_state_dict(config.weights)
-            info["notes"] += weights.apply(eager, state, str(config.weights))
-            weights_record = {"original": info}
-        if instance is not None and weights_record is None:
-            weights_record = {}  # a user's module: its weights are its own, not the seed's
-        if config.dtype is not None:
-            eager = eager.to(getattr(torch, config.dtype))
-        specs = in_forward_order(eager, specs, registered=source.kind == "registry")
-        if given is None:
-            example = inputs.example(specs, config.seed, device)
-        else:
-            example = {s.name: given[s.name].to(device=device, dtype=getattr(torch, s.dtype)) for s in specs}
-        state = reference.state_sha256(eager)  # before any forward: a forward may change the state
-        outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output")
-        job = _Job(source, name, config, device, staging, Interface(specs, outputs), key, state)
-        try:
-            entries = _write_artifacts(job, eager, export_example(example, specs), progress)
-        except ExportFailedError as error:
-            raise ExportFailedError(f"{error}{_output_log()}") from error
-        flops = _flops(eager, export_example(example, specs))  # verification's sample budget reads it
-        manifest = _write_manifest(job, eager, entries, weights_record, flops)
-        report = None
-        if config.verify:
-            # these files were written by this process a moment ago: trusted by construction
-            checks = dataclasses.replace(config.verify_config, trust=True)
-            report = verify(staging, checks, model=eager, write=False, progress=progress, _written_here=True)
-            report.artifact_dir = str(target)
-            write_report(staging, manifest, report)
-        _move_into_place(staging, target)
+        eager, weights_record = _eager(source, instance, config, device)
+        job = _job(source, name, config, device, staging, key, eager, specs, given)
+        result = _write(job, eager, weights_record, progress)
     except BaseException as error:
         discard(staging)
         full = disk_error(error)
         if full is not None:
             raise DiskFullError.from_os(full, str(out)) from None
         raise
+    return result
+
+
+def _eager(
+    source: ModelSource, instance: nn.Module | None, config: ExportConfig, device
+) -> tuple[nn.Module, dict | None]:
+    """The eager model in its export precision, with ``--weights`` loaded; and what the manifest records of
+    its weights (None: they are the seed's, rebuilt by ``verify``)."""
+    import torch
+
+    from .eager import reference, weights
+
+    if instance is not None:
+        eager = copy.deepcopy(instance).eval().to(device)
+    else:
+        eager = reference.build(source, config.seed, device)
+    weights_record = None
+    if config.weights is not None:
+        state, info = weights.read_state_dict(config.weights)
+        info["notes"] += weights.apply(eager, state, str(config.weights))
+        weights_record = {"original": info}
+    if instance is not None and weights_record is None:
+        weights_record = {}  # a user's module: its weights are its own, not the seed's
+    if config.dtype is not None:
+        eager = eager.to(getattr(torch, config.dtype))
+    return eager, weights_record
+
+
+def _job(source, name, config, device, staging, key, eager, specs, given) -> _Job:
+    """The interface (inputs in forward's order, outputs named and shaped) and the example it was probed on."""
+    import torch
+
+    from .eager.probing import describe_outputs, export_example, in_forward_order
+    from .eager.reference import state_sha256
+
+    specs = in_forward_order(eager, specs, registered=source.kind == "registry")
+    if given is None:
+        example = inputs.example(specs, config.seed, device)
+    else:
+        example = {s.name: given[s.name].to(device=device, dtype=getattr(torch, s.dtype)) for s in specs}
+    state = state_sha256(eager)  # before any forward: a forward may change the state
+    outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output")
+    interface = Interface(specs, outputs)
+    return _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs))
+
+
+def _write(job: _Job, eager: nn.Module, weights_record: dict | None, progress) -> ExportResult:
+    """Artifacts, manifest and verdict into the staging folder, then the folder moved into place."""
+    try:
+        entries = _write_artifacts(job, eager, job.args, progress)
+    except ExportFailedError as error:
+        raise ExportFailedError(f"{error}{_output_log()}") from error
+    flops = _flops(eager, job.args)  # verification's sample budget reads it
+    manifest = _write_manifest(job, eager, entries, weights_record, flops)
+    target = Path(job.config.out) / job.name
+    report = None
+    if job.config.verify:
+        # these files were written by this process a moment ago: trusted by construction
+        checks = dataclasses.replace(job.config.verify_config, trust=True)
+        report = verify(job.staging, checks, model=eager, write=False, progress=progress, _written_here=True)
+        report.artifact_dir = str(target)
+        write_report(job.staging, manifest, report)
+    _move_into_place(job.staging, target)
     return ExportResult(target, manifest, report)
 
 
@@ -176,8 +209,14 @@ def _output_log() -> str:
     return f" (the exporter's full output: {path})"
 
 
-def _instance_source(model: nn.Module, config: ExportConfig, values: Any) -> tuple[ModelSource, dict | None]:
+def _instance_source(model: nn.Module, config: ExportConfig, values: Any) -> tuple[ModelSource, dict | None, nn.Module]:
     """Where a user's module comes from, and its example values by input name (None: draw them)."""
+    from torch import nn
+
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"export takes a model name or an nn.Module instance, not a {type(model).__name__}")
+    from .eager.probing import specs_from_values
+
     given = None
     if values is not None:
         specs, given = specs_from_values(values, model)
@@ -196,7 +235,7 @@ def _instance_source(model: nn.Module, config: ExportConfig, values: Any) -> tup
         inputs=specs,
         output_names=config.output_names,
     )
-    return source, given
+    return source, given, model
 
 
 def _staging(out: Path, name: str) -> Path:
@@ -220,6 +259,7 @@ class _Job:
     interface: Interface  # the inputs in forward's order, the flattened outputs
     key: bytes  # signs the manifest (trust.sign)
     state_sha256: str  # the eager model's state before any forward ran (reference.state_sha256)
+    args: tuple  # forward's arguments for the exporters: no dynamic axis of size 0 or 1 (probing.export_example)
 
 
 def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...], progress) -> list[ArtifactEntry]:
@@ -250,6 +290,8 @@ def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]
 
 def _flops(eager: nn.Module, args: tuple[torch.Tensor, ...]) -> int | None:
     """FLOPs per sample, or None where one more forward pass fails: the count only sizes a budget."""
+    from .eager.flops import count_flops
+
     try:
         return count_flops(eager, args).per_sample
     except Exception:  # the user's forward may raise anything; the artifacts are already written
@@ -260,6 +302,8 @@ def _write_manifest(
     job: _Job, eager: nn.Module, entries: list[ArtifactEntry], weights_record: dict | None, flops: int | None
 ) -> Manifest:
     """manifest.json for the written artifacts; ``weights_record``: set when the weights are not the seed's."""
+    from .eager import reference, weights
+
     source = job.source
     if weights_record is not None:
         # The eager weights are not reproducible from the seed: keep them, hash-bound, in the folder.
@@ -306,6 +350,8 @@ def _move_into_place(staging: Path, target: Path) -> None:
 
 def versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
+
+    import torch
 
     found = {"python": platform.python_version(), "torch": torch.__version__, "exporter": __version__}
     for package in ("onnx", "onnxruntime", "onnxscript"):

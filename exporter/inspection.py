@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .artifacts.manifest import MANIFEST_NAME, Manifest
+from .artifacts.manifest import Manifest
 from .config import VerifyConfig
 from .tables import text_table
 
@@ -135,18 +135,19 @@ def inspect(
     """Inspect a model spec (built from ``seed``), an artifact folder's eager model, or an .onnx file."""
     if str(target).endswith(".onnx") and Path(target).is_file():
         return inspect_onnx(target)
-    import torch
-
-    from .eager import reference
     from .eager.sources import resolve
 
     path = Path(target)
-    if path.is_dir() and (path / MANIFEST_NAME).exists():
-        manifest = Manifest.load(path)
+    manifest = Manifest.load(path) if path.is_dir() else None  # usage errors answer before torch is imported
+    source = None if manifest is not None else resolve(str(target), input_shape, need_shape=False)
+    import torch
+
+    from .eager import reference
+
+    if manifest is not None:
         model = reference.rebuild(path, manifest, config or VerifyConfig(device="cpu"), torch.device("cpu"))
         name = str(manifest.model.get("name"))
     else:
-        source = resolve(str(target), input_shape, need_shape=False)
         model = reference.build(source, seed, torch.device("cpu"))
         name = source.name
 

@@ -181,6 +181,13 @@ def with_dynamic(specs: Iterable[InputSpec], extra: Iterable[tuple[str, int, str
     return tuple(replace(s, dynamic=tuple(sorted({**s.axes, **dict(added.get(s.name, []))}.items()))) for s in specs)
 
 
+def cast_floats(specs: tuple[InputSpec, ...], dtype: str | None) -> tuple[InputSpec, ...]:
+    """Float inputs in the model's precision (``--dtype``); other inputs as they are."""
+    if dtype is None:
+        return specs
+    return tuple(replace(s, dtype=dtype) if s.dtype in FLOAT_DTYPES else s for s in specs)
+
+
 def parse_shape(text: str, minimum_dims: int = 2) -> tuple[int, ...]:
     """Parse "1,28,28" into (1, 28, 28); raises InputSpecError on anything else."""
     parts = [p.strip() for p in text.replace("x", ",").split(",")]

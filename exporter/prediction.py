@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from . import formats, runners
 from .artifacts import trust
-from .artifacts.integrity import read_checked
-from .artifacts.manifest import MANIFEST_NAME, Manifest
+from .artifacts.manifest import Manifest
 from .config import VerifyConfig
-from .eager import reference
 from .errors import UsageError
-from .images import load_samples
+from .images import check_input_path, load_samples
+from .interface import Interface, OutputSpec
 from .progress import Progress
 from .tables import text_table
 
@@ -87,28 +85,38 @@ def predict(
     """
     if runtime != "all" and formats.get(runtime) is None and runtime != formats.EAGER:
         raise UsageError(f"--runtime must be one of {', '.join(formats.RUNTIMES)} (or a format name) or all")
+    if input_spec != "random":
+        check_input_path(input_spec)
     config = config or VerifyConfig(device="cpu")
     path = Path(target)
-    if path.is_dir() and (path / MANIFEST_NAME).exists():
-        return _predict_folder(path, input_spec, runtime, seed, config, progress or (lambda _message: None))
+    if path.is_dir():
+        manifest = Manifest.load(path)  # a folder that is not an artifact folder answers before torch is imported
+        return _predict_folder(path, manifest, input_spec, runtime, seed, config, progress or (lambda _message: None))
     from .eager.sources import resolve
 
+    source = resolve(str(target))
     if runtime not in (formats.EAGER, "all"):
         raise UsageError(f"{target} is a model, not an artifact folder: only --runtime eager can run it")
-    source = resolve(str(target))
+    import torch
+
+    from .eager import reference
+
     device = torch.device("cpu")
     model = reference.build(source, seed, device)
     feed, notes = load_samples(input_spec, source.inputs, seed)
     outputs = source.output_names or ("output",)
     result = Prediction(notes)
-    with runners.eager(model, device, source.inputs, outputs) as runner:
+    with runners.eager(model, device, Interface(source.inputs, tuple(OutputSpec(n) for n in outputs))) as runner:
         _record(result, formats.EAGER, runner.infer(feed)[outputs[0]])
     return result
 
 
-def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config: VerifyConfig, progress) -> Prediction:
-    manifest = Manifest.load(path)
-    device = reference.resolve_device(config.device or manifest.device)
+def _predict_folder(
+    path: Path, manifest: Manifest, input_spec: str, runtime: str, seed: int, config: VerifyConfig, progress
+) -> Prediction:
+    from .eager import reference
+
+    device = reference.device_for(config.device, manifest.device)
     interface = manifest.interface
     specs, outputs = interface.inputs, interface.output_names
     if runtime in ("all", formats.EAGER):
@@ -119,12 +127,8 @@ def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config
             raise UsageError(f"{path} has no {runtime} artifact: export it with --format {formats.get(runtime).name}")
         entries = [entry]
     untrusted = manifest.refusal(config.trust)
-    if untrusted and runtime not in ("all", formats.EAGER) and formats.FORMATS[entries[0].format].runs_code:
-        raise UsageError(
-            f"refusing to load {entries[0].path}: {untrusted}; loading it runs the code it carries: pass "
-            f"{trust.TRUST_OPTION} if you trust where {path} came from"
-        )
-    skipped = [e for e in entries if untrusted and formats.FORMATS[e.format].runs_code]
+    explicit = runtime not in ("all", formats.EAGER)  # a runtime asked for by name: refused, not skipped
+    skipped = [e for e in entries if untrusted and formats.FORMATS[e.format].runs_code and not explicit]
     entries = [e for e in entries if e not in skipped]
     feed, notes = load_samples(input_spec, specs, seed)
     result = Prediction(notes)
@@ -140,19 +144,19 @@ def _predict_folder(path: Path, input_spec: str, runtime: str, seed: int, config
     if runtime in ("all", formats.EAGER):
         progress(f"predict: eager on {samples} (1/{steps})")
         model = reference.rebuild(path, manifest, config, device)
-        with runners.eager(model, device, specs, outputs) as runner:
+        with runners.eager(model, device, interface) as runner:
             _record(result, formats.EAGER, runner.infer(feed)[outputs[0]])
     for i, entry in enumerate(entries, steps - len(entries) + 1):
         progress(f"predict: {formats.runtime_name(entry.format)} on {samples} ({i}/{steps})")
-        needed = [entry, *(a for a in manifest.artifacts if a.path in manifest.side_files(entry))]
-        files = {e.path: read_checked(path, e) for e in needed}
-        with runners.runner_for(entry.format, files[entry.path], files, device, specs, outputs) as runner:
+        with runners.open_artifact(path, manifest, entry, device, trust=config.trust) as runner:
             _record(result, runner.runtime, runner.infer(feed)[outputs[0]])
     return result
 
 
 def _record(result: Prediction, runtime: str, logits: np.ndarray) -> None:
     """Softmax over dim 1, then argmax(1), exactly as the seed article predicts."""
+    import torch
+
     probabilities = torch.nn.Softmax(dim=1)(torch.from_numpy(np.asarray(logits, dtype=np.float32)))
     result.probabilities[runtime] = probabilities.numpy()
     result.classes[runtime] = probabilities.argmax(1).numpy()

@@ -90,7 +90,7 @@ def assert_artifacts_match(
     reference to compare with (default: rebuilt from the manifest). ``verify_options``: any
     other VerifyConfig field (``source``, ``weights``, ``device``, ...).
     """
-    from .verification.run import verify
+    from .verification import verify
 
     config = _verify_config(atol, rtol, samples, batch_sizes, seed, verify_options)
     report = verify(artifact_dir, config, model=model, write=False)

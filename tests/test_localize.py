@@ -62,9 +62,9 @@ def test_the_required_atol_makes_the_same_verification_pass_and_nine_tenths_of_i
 def test_a_changed_onnx_weight_is_localised_to_its_layer(broken_onnx):
     report = verify(broken_onnx, VerifyConfig(samples=64, trust=True), write=False)
     found = _runtime(report, "onnxruntime").first_divergence
-    assert found["module"] == BROKEN_LAYER and found["type"] == "Linear" and found["max_abs"] > 1e-3
-    assert found["agreeing"] == 3  # flatten, linear_relu_stack.0 and .1 agree
-    assert "mlp.py:" in found["line"]
+    assert found.module == BROKEN_LAYER and found.type == "Linear" and found.max_abs > 1e-3
+    assert found.agreeing == 3  # flatten, linear_relu_stack.0 and .1 agree
+    assert "mlp.py:" in found.line
     assert _runtime(report, "torchscript").first_divergence is None  # it passed: nothing to localise
     text = report.render()
     assert f"onnxruntime: first divergence: {BROKEN_LAYER} (Linear) max abs diff" in text
@@ -89,7 +89,7 @@ def test_no_localize_skips_it(broken_onnx):
 def test_an_untrusted_folder_loads_no_code_to_localise(broken_onnx):
     report = verify(broken_onnx, VerifyConfig(samples=64, localize=True), write=False)
     assert _runtime(report, "torchscript").error and _runtime(report, "torchscript").first_divergence is None
-    assert _runtime(report, "onnxruntime").first_divergence["module"] == BROKEN_LAYER  # ONNX runs no code
+    assert _runtime(report, "onnxruntime").first_divergence.module == BROKEN_LAYER  # ONNX runs no code
 
 
 def test_a_layer_that_differs_is_localised_in_onnx_and_pt2_and_torchscript_says_it_cannot_be_opened(three_formats):
@@ -100,8 +100,8 @@ def test_a_layer_that_differs_is_localised_in_onnx_and_pt2_and_torchscript_says_
     report = verify(three_formats, VerifyConfig(samples=64), model=model, write=False)
     for name in ("onnxruntime", "pt2"):
         found = _runtime(report, name).first_divergence
-        assert found["module"] == BROKEN_LAYER and found["max_abs"] == pytest.approx(0.5, rel=1e-3), name
-    assert _runtime(report, "torchscript").first_divergence["note"].startswith("cannot be opened up: TorchScript")
+        assert found.module == BROKEN_LAYER and found.max_abs == pytest.approx(0.5, rel=1e-3), name
+    assert _runtime(report, "torchscript").first_divergence.note.startswith("cannot be opened up: TorchScript")
 
 
 def test_a_sound_model_has_no_divergence_even_when_asked(three_formats):
@@ -109,7 +109,7 @@ def test_a_sound_model_has_no_divergence_even_when_asked(three_formats):
     assert report.passed
     for name in ("onnxruntime", "pt2"):
         found = _runtime(report, name).first_divergence
-        assert found["module"] is None and found["note"].startswith("no divergence found") and found["agreeing"] > 5
+        assert found.module is None and found.note.startswith("no divergence found") and found.agreeing > 5
     assert all(o.required_tolerance is None for r in report.runtimes for b in r.batches for o in b.outputs)
     default = verify(three_formats, VerifyConfig(samples=64), write=False)
     assert all(r.first_divergence is None for r in default.runtimes)  # passing: not localised by default

@@ -9,7 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from exporter.verification.parameters import ArtifactParameters, ParameterReport, account, eager_parameters
+from exporter.verification.parameters import (
+    ArtifactParameters,
+    EagerSide,
+    ParameterReport,
+    account,
+    eager_parameters,
+)
 
 
 class Small(nn.Module):
@@ -66,10 +72,8 @@ def _account(
     example: bool = True,
 ) -> ArtifactParameters:
     """What verify does for one runtime (``verification._account_parameters``)."""
-    params = eager_parameters(model, _example(model) if example else None)
-    values = dict(model.named_parameters())
-    buffers = {n for n, _ in model.named_buffers()}
-    return account("onnxruntime", params, values, buffers, artifact, allow_unused, outputs_agree, quantized)
+    eager = EagerSide.of(model, _example(model) if example else None, allow_unused)
+    return account("onnxruntime", eager, artifact, outputs_agree, quantized)
 
 
 @pytest.fixture

@@ -8,8 +8,12 @@ input name (``runners.Feed``), checked against the runner's ``InputSpec``s.
 
 from __future__ import annotations
 
+import atexit
 import copy
 import io
+import shutil
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -19,13 +23,14 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
+from exporter.artifacts.integrity import CheckedFile
 from exporter.errors import InputSpecError, UsageError
 from exporter.formats import FORMATS, TABLE
-from exporter.interface import InputSpec
+from exporter.interface import InputSpec, Interface, OutputSpec
 from exporter.notes import NOTE, Note
 from exporter.runners import Feed, Runner, eager, runner_for
 from exporter.runners.onnxruntime import OnnxRuntimeRunner, check_opset, runtime_max_opset, session, tuned_settings
-from exporter.runners.torch import TorchModuleRunner
+from exporter.runners.torch import Pt2Runner, TorchScriptRunner
 
 SPECS = (InputSpec("input", (2, 3, 4)),)  # float32, the batch (axis 0) dynamic
 OUTPUTS = ("logits",)
@@ -150,6 +155,21 @@ def _onnx_weighted() -> bytes:
     return proto.SerializeToString()
 
 
+_SCRATCH = Path(tempfile.mkdtemp(prefix="exporter-test-runners-"))
+atexit.register(shutil.rmtree, _SCRATCH, True)
+
+
+def _checked(data: bytes) -> CheckedFile:
+    """``data`` as a checked file of its own (runners load artifacts by path, never from bytes)."""
+    path = Path(tempfile.mkdtemp(dir=_SCRATCH)) / "artifact"
+    path.write_bytes(data)
+    return CheckedFile(path)
+
+
+def _interface(specs: tuple[InputSpec, ...], outputs: tuple[str, ...]) -> Interface:
+    return Interface(tuple(specs), tuple(OutputSpec(name) for name in outputs))
+
+
 def _artifacts(model: nn.Module) -> dict[str, bytes]:
     """The bytes of each format. onnx-int8 runs through the same runner as onnx: fp32 bytes do for it."""
     onnx_bytes = _onnx(model)
@@ -169,8 +189,8 @@ def artifacts(model) -> dict[str, bytes]:
 
 def _make(name: str, model: nn.Module, artifacts: dict[str, bytes], threads: int | None = None) -> Runner:
     if name == "eager":
-        return eager(model, CPU, SPECS, OUTPUTS)
-    return runner_for(name, artifacts[name], {}, CPU, SPECS, OUTPUTS, threads=threads)
+        return eager(model, CPU, _interface(SPECS, OUTPUTS))
+    return runner_for(name, _checked(artifacts[name]), {}, CPU, _interface(SPECS, OUTPUTS), threads=threads)
 
 
 SEQ_SPECS = (InputSpec("x", (2, 5, 4), dynamic=((0, "batch"), (1, "seq"))), InputSpec("y", (2, 4)))
@@ -184,8 +204,8 @@ def weighted_onnx() -> bytes:
 
 def _weighted(name: str, onnx_bytes: bytes, specs: tuple[InputSpec, ...] = SEQ_SPECS) -> Runner:
     if name == "eager":
-        return eager(Weighted(), CPU, specs, ("weighted",))
-    return runner_for(name, onnx_bytes, {}, CPU, specs, ("weighted",))
+        return eager(Weighted(), CPU, _interface(specs, ("weighted",)))
+    return runner_for(name, _checked(onnx_bytes), {}, CPU, _interface(specs, ("weighted",)))
 
 
 def _runtime(name: str) -> str:
@@ -315,7 +335,7 @@ def test_an_axis_not_declared_dynamic_refuses_any_size_but_the_examples(weighted
 def test_a_bfloat16_input_is_fed_as_its_float32_carrier_and_forward_gets_bfloat16():
     model = Seen()
     exact = np.array([[1.5, -0.25, 3.0], [1.0078125, 2.0**-7, 96.0]], dtype=np.float32)  # bfloat16 values
-    with eager(model, CPU, (InputSpec("x", (2, 3), "bfloat16"),), ("doubled",)) as runner:
+    with eager(model, CPU, _interface((InputSpec("x", (2, 3), "bfloat16"),), ("doubled",))) as runner:
         got = runner.infer({"x": exact})["doubled"]
     assert model.dtypes == [torch.bfloat16]
     assert got.dtype == np.float32  # a bfloat16 output comes back in its carrier too
@@ -327,9 +347,9 @@ def test_a_bfloat16_input_is_fed_as_its_float32_carrier_and_forward_gets_bfloat1
 def test_a_bfloat16_input_refuses_any_array_but_float32(model, artifacts, name, dtype):
     specs = (InputSpec("input", (2, 3, 4), "bfloat16"),)
     if name == "eager":
-        runner = eager(model, CPU, specs, OUTPUTS)
+        runner = eager(model, CPU, _interface(specs, OUTPUTS))
     else:
-        runner = runner_for(name, artifacts[name], {}, CPU, specs, OUTPUTS)
+        runner = runner_for(name, _checked(artifacts[name]), {}, CPU, _interface(specs, OUTPUTS))
     with runner, pytest.raises(InputSpecError) as caught:
         runner.infer(_feed(2, dtype=dtype))
     assert str(caught.value) == f"{_runtime(name)} expects bfloat16 input 'input', got {dtype}"
@@ -352,7 +372,7 @@ def test_infer_all_concatenates_each_output_over_the_batches_in_order(model, art
 
 
 def test_infer_all_keeps_every_output_by_name():
-    with eager(TwoOutputs(), CPU, SPECS, ("sums", "maxima")) as runner:
+    with eager(TwoOutputs(), CPU, _interface(SPECS, ("sums", "maxima"))) as runner:
         outputs = runner.infer_all([_feed(2, seed=1), _feed(3, seed=2)])
     assert {name: a.shape for name, a in outputs.items()} == {"sums": (5, 4), "maxima": (5,)}
 
@@ -363,7 +383,7 @@ def test_infer_all_refuses_a_wrong_batch_among_good_ones(model, artifacts):
 
 
 def test_a_model_returning_another_number_of_outputs_than_named_is_refused():
-    runner = eager(TwoOutputs(), CPU, SPECS, ("only",))
+    runner = eager(TwoOutputs(), CPU, _interface(SPECS, ("only",)))
     with runner, pytest.raises(ValueError, match="eager returned 2 outputs, expected 1"):
         runner.infer(_feed(1))
 
@@ -393,10 +413,10 @@ def _traced(module: nn.Module) -> bytes:
 def test_a_dict_or_nested_return_is_flattened_to_the_output_names_in_order(name, module):
     names = ("first", "second", "third", "fourth")
     if name == "eager":
-        runner = eager(module(), CPU, SPECS, names)
+        runner = eager(module(), CPU, _interface(SPECS, names))
     else:
         data = _traced(module()) if name == "torchscript" else _pt2(module())
-        runner = runner_for(name, data, {}, CPU, SPECS, names)
+        runner = runner_for(name, _checked(data), {}, CPU, _interface(SPECS, names))
     feed, later = _feed(2, seed=1), _feed(3, seed=2)
     with runner:
         outputs = runner.infer(feed)
@@ -410,7 +430,7 @@ def test_a_dict_or_nested_return_is_flattened_to_the_output_names_in_order(name,
 
 
 def test_a_nested_return_with_more_leaves_than_names_is_refused():
-    runner = eager(DictOutputs(), CPU, SPECS, ("sums", "maxima", "rows"))
+    runner = eager(DictOutputs(), CPU, _interface(SPECS, ("sums", "maxima", "rows")))
     with runner, pytest.raises(ValueError, match=r"^eager returned 4 outputs, expected 3$"):
         runner.infer(_feed(1))
 
@@ -420,9 +440,9 @@ def test_a_nested_return_with_more_leaves_than_names_is_refused():
 
 def _in_place(name: str) -> Runner:
     if name == "eager":
-        return eager(InPlace(), CPU, SPECS, ("output",))
+        return eager(InPlace(), CPU, _interface(SPECS, ("output",)))
     data = _traced(InPlace()) if name == "torchscript" else _pt2(InPlace())
-    return runner_for(name, data, {}, CPU, SPECS, ("output",))
+    return runner_for(name, _checked(data), {}, CPU, _interface(SPECS, ("output",)))
 
 
 @pytest.mark.parametrize("name", ["eager", "torchscript", "pt2"])
@@ -497,9 +517,8 @@ def test_tensors_are_the_parameters_and_buffers_by_name(model, artifacts, name):
         tensors = runner.tensors()
     state = model.state_dict()
     assert sorted(tensors) == sorted(state) == ["fc1.bias", "fc1.weight", "fc2.bias", "fc2.weight", "scale"]
-    for key, value in state.items():
-        assert isinstance(tensors[key], np.ndarray)
-        np.testing.assert_array_equal(tensors[key], value.numpy(), err_msg=key)
+    for key, value in state.items():  # arrays, or (ONNX) FileTensors read from disk as they are compared
+        np.testing.assert_array_equal(np.asarray(tensors[key]), value.numpy(), err_msg=key)
 
 
 @pytest.mark.parametrize("name", ["torchscript", "onnx", "pt2"])
@@ -507,8 +526,8 @@ def test_tensors_come_from_the_artifacts_bytes_not_the_eager_model(model, name):
     changed = copy.deepcopy(model)
     with torch.no_grad():
         changed.fc2.bias[1] += 0.25
-    with runner_for(name, _artifacts(changed)[name], {}, CPU, SPECS, OUTPUTS) as runner:
-        tensors = runner.tensors()
+    with runner_for(name, _checked(_artifacts(changed)[name]), {}, CPU, _interface(SPECS, OUTPUTS)) as runner:
+        tensors = {name: np.asarray(values) for name, values in runner.tensors().items()}
     assert tensors["fc2.bias"][1] == pytest.approx(float(model.fc2.bias.detach()[1]) + 0.25)
     np.testing.assert_array_equal(tensors["fc2.bias"][[0, 2]], model.fc2.bias.detach().numpy()[[0, 2]])
     np.testing.assert_array_equal(tensors["fc1.weight"], model.fc1.weight.detach().numpy())
@@ -519,9 +538,9 @@ def test_tensors_come_from_the_artifacts_bytes_not_the_eager_model(model, name):
 
 @pytest.mark.parametrize("spec", TABLE, ids=lambda f: f.name)
 def test_runner_for_picks_the_runner_of_each_format_and_it_matches_eager(model, artifacts, spec):
-    runner = runner_for(spec.name, artifacts[spec.name], {}, CPU, SPECS, OUTPUTS)
-    expected_class = OnnxRuntimeRunner if spec.engine == "onnxruntime" else TorchModuleRunner
-    assert type(runner) is expected_class and runner.runtime == spec.runtime
+    runner = runner_for(spec.name, _checked(artifacts[spec.name]), {}, CPU, _interface(SPECS, OUTPUTS))
+    expected_class = {"onnxruntime": OnnxRuntimeRunner, "torch.jit": TorchScriptRunner, "torch.export": Pt2Runner}
+    assert type(runner) is expected_class[spec.engine] and runner.runtime == spec.runtime
     assert not runner.is_active  # nothing is loaded before the block
     with runner:
         got = runner.infer(_feed(5))["logits"]
@@ -532,7 +551,8 @@ def test_runner_for_picks_the_runner_of_each_format_and_it_matches_eager(model, 
 
 @pytest.mark.parametrize("name, other", [("torchscript", "pt2"), ("pt2", "torchscript")])
 def test_a_torch_runner_loads_only_its_own_format_and_only_when_activated(artifacts, name, other):
-    runner = runner_for(name, artifacts[other], {}, CPU, SPECS, OUTPUTS)  # the wrong bytes: accepted until loaded
+    wrong = _checked(artifacts[other])  # the wrong file: accepted until loaded
+    runner = runner_for(name, wrong, {}, CPU, _interface(SPECS, OUTPUTS))
     with pytest.raises(RuntimeError):
         runner.activate()
     assert not runner.is_active
@@ -541,7 +561,7 @@ def test_a_torch_runner_loads_only_its_own_format_and_only_when_activated(artifa
 @pytest.mark.parametrize("name", ["tflite", "onnxruntime", "eager"])
 def test_runner_for_takes_format_names_only(artifacts, name):
     with pytest.raises(KeyError):
-        runner_for(name, artifacts["onnx"], {}, CPU, SPECS, OUTPUTS)
+        runner_for(name, _checked(artifacts["onnx"]), {}, CPU, _interface(SPECS, OUTPUTS))
 
 
 def test_the_onnx_runner_notes_its_providers_and_a_missing_cuda_provider(model, artifacts):
@@ -549,7 +569,7 @@ def test_the_onnx_runner_notes_its_providers_and_a_missing_cuda_provider(model, 
         assert runner.notes == [Note.info("execution providers: CPUExecutionProvider")]
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("this onnxruntime has a CUDA provider")
-    asked = runner_for("onnx", artifacts["onnx"], {}, torch.device("cuda"), SPECS, OUTPUTS)
+    asked = runner_for("onnx", _checked(artifacts["onnx"]), {}, torch.device("cuda"), _interface(SPECS, OUTPUTS))
     with asked:
         pass
     assert any(
@@ -592,6 +612,6 @@ def test_the_newest_loadable_opset_is_accepted_and_the_next_refused_before_expor
 
 def test_a_file_whose_opset_is_too_new_gives_one_clear_error_and_the_newest_loads(model):
     newest = runtime_max_opset()
-    session(_onnx(model, opset=newest), CPU)
+    session(str(_checked(_onnx(model, opset=newest)).path), CPU)
     with pytest.raises(RuntimeError, match=f"cannot load opset {newest + 1} .* export with --opset {newest}"):
-        session(_onnx(model, opset=newest + 1), CPU)
+        session(str(_checked(_onnx(model, opset=newest + 1)).path), CPU)

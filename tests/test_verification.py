@@ -135,7 +135,7 @@ def test_runtimes_load_private_copies_never_the_folder_itself(mlp_dir, monkeypat
     # ONNX Runtime opens a small view of the copy that reads its weights in place (onnx_view.external_view)
     ours = [p for p in loaded if p.endswith(("model.pt", "model.onnx")) or "/.view-" in p]
     assert len(ours) == 2 and not any(p.startswith(str(mlp_dir)) for p in ours), loaded
-    assert all("exporter-verify-" in p for p in ours)  # a folder of this process, removed afterwards
+    assert all("exporter-load-" in p for p in ours)  # a folder of this process, removed afterwards
     assert not any(Path(p).exists() for p in ours)
 
 
@@ -152,7 +152,7 @@ def test_a_file_changed_after_its_hash_check_is_still_judged_by_its_checked_copy
             (folder / entry.path).write_bytes(b"swapped after the check")
         return copies
 
-    monkeypatch.setattr("exporter.verification.run.private_copies", then_tamper)
+    monkeypatch.setattr("exporter.runners.open.private_copies", then_tamper)
     report = verify(mlp_dir, VerifyConfig(samples=8), write=False)
     assert report.passed, report.failures  # judged on the checked bytes
 

@@ -187,6 +187,17 @@ def read_checked(folder: Path, entry: Entry, action: str = "load") -> bytes:
     return data
 
 
+def check_member(folder: Path, entry: Entry, action: str = "load") -> None:
+    """Refuse, as ``read_checked`` does, a file that is missing, unreadable, a link or not the manifest's;
+    streamed: nothing is held."""
+    try:
+        digest = hash_member(folder, entry.path)
+    except OSError as error:
+        raise _refuse(folder, entry, action, error) from None
+    if digest != entry.sha256:
+        raise _mismatch(folder, entry, action)
+
+
 def copy_checked(folder: Path, entry: Entry, target: Path, action: str = "copy") -> None:
     """Copy an artifact to ``target`` in chunks, hashing what is copied; the copy is removed on a mismatch."""
     try:

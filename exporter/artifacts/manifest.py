@@ -111,9 +111,9 @@ class Manifest:
     def output_names(self) -> tuple[str, ...]:
         return tuple(str(o["name"]) for o in self.outputs)
 
-    def side_files(self, entry: ArtifactEntry) -> list[str]:
-        """The files ``entry`` needs beside it (ONNX external data), by path."""
-        return [a.path for a in self.artifacts if a.details.get("of") == entry.path]
+    def side_entries(self, entry: ArtifactEntry) -> list[ArtifactEntry]:
+        """The files ``entry`` needs beside it (ONNX external data): their entries name it in ``details["of"]``."""
+        return [a for a in self.artifacts if a.details.get("of") == entry.path]
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -31,12 +31,12 @@ from torch import nn
 
 from .. import formats, runners
 from ..artifacts import trust
-from ..artifacts.integrity import hash_member, read_checked
+from ..artifacts.integrity import check_member
 from ..artifacts.manifest import ArtifactEntry, Manifest
 from ..config import BenchConfig, VerifyConfig
 from ..eager import reference
 from ..eager.flops import count_flops
-from ..errors import UsageError, first_line
+from ..errors import ArtifactLoadError, first_line
 from ..interface import InputSpec
 from ..notes import INFO
 from ..runners import Feed, Runner
@@ -47,26 +47,13 @@ from .measure import available_cores, config_dict, fill_timing, machine_versions
 from .results import BenchReport, BenchResult
 
 
-def bench(
-    artifact_dir: str | Path, config: BenchConfig | None = None, *, progress: Callable[[str], None] | None = None
+def bench_folder(
+    folder: Path, manifest: Manifest, entries: list[ArtifactEntry], config: BenchConfig, progress
 ) -> BenchReport:
-    """Benchmark eager and every runtime in ``artifact_dir`` at every batch size, on ``config.device``.
-
-    ``config`` defaults to ``BenchConfig()`` (batch 1, 64 and 1024, every core). ``progress``
-    receives a one-line status before each measurement (``progress.ProgressLine`` writes it to stderr).
-    Raises UsageError for a bad config, folder or manifest (exit 2), and ExporterError (exit 1)
-    when a file is missing or does not match its sha256: nothing is loaded then. A runtime that
-    fails to load or run gets rows with ``error`` set; the others still run. torch's thread
-    count is set for the run and restored on return.
-    """
-    config = config or BenchConfig()  # checked when it was made
+    """``bench`` once the folder, its manifest and the runtimes asked for have been checked."""
     device = reference.resolve_device(config.device)  # UsageError for a CUDA this machine lacks
-    folder = Path(artifact_dir)
-    manifest = Manifest.load(folder)
     for entry in manifest.artifacts:  # every file first, streamed: nothing is loaded unless all match
-        if hash_member_checked(folder, entry) is False:
-            read_checked(folder, entry, "benchmark")  # raises the one-line mismatch
-    entries = formats.select(manifest.artifacts, config.runtimes)
+        check_member(folder, entry, "benchmark")
     untrusted = manifest.refusal(config.trust)
     threads = config.threads or available_cores()
     previous_threads = torch.get_num_threads()
@@ -83,14 +70,6 @@ def bench(
     finally:
         torch.set_num_threads(previous_threads)
     return run.finish()
-
-
-def hash_member_checked(folder: Path, entry: ArtifactEntry) -> bool:
-    """Whether the file's streamed sha256 matches the manifest (a missing file raises, as ``read_checked``)."""
-    try:
-        return hash_member(folder, entry.path) == entry.sha256
-    except OSError:
-        return False
 
 
 @dataclass
@@ -144,7 +123,7 @@ class _Run:
         return self.report.threads["onnxruntime_intra_op"]
 
     def eager(self) -> None:
-        target = runners.eager(self.model, self.device, self.specs, self.output_names)
+        target = runners.eager(self.model, self.device, self.manifest.interface)
         target.activate()
         for b in self.feeds:
             self._measure(target, BenchResult("eager", "eager", b, threads=self.threads))
@@ -159,29 +138,19 @@ class _Run:
     def artifact(self, entry: ArtifactEntry, folder: Path) -> None:
         """Load one artifact, time it at every batch size, and free it before the next one loads."""
         runtime = formats.runtime_name(entry.format)
-        sidecars = [a for a in self.manifest.artifacts if a.path in self.manifest.side_files(entry)]
-        size = entry.bytes + sum(a.bytes for a in sidecars)
+        size = entry.bytes + sum(a.bytes for a in self.manifest.side_entries(entry))
         rows = [BenchResult(runtime, entry.format, b, size_bytes=size) for b in self.feeds]
-        files = {e.path: read_checked(folder, e, "benchmark") for e in (entry, *sidecars)}
         try:
-            target = runners.runner_for(
-                entry.format, files[entry.path], files, self.device, self.specs, self.output_names,
-                threads=self.threads,
-            )  # fmt: skip
-            target.activate()
-        except UsageError:
-            raise  # a hostile file (external data pointing outside the folder): refuse outright
-        except Exception as error:
+            with runners.open_artifact(
+                folder, self.manifest, entry, self.device, trust=True, threads=self.threads, action="benchmark"
+            ) as target:  # trust was checked by bench()
+                for row in rows:
+                    self._measure(target, row)
+        except ArtifactLoadError as error:
             for row in rows:
-                row.error = f"could not be loaded: {first_line(error)}"
+                row.error = str(error)
                 self._add(row)
-            return
-        try:
-            for row in rows:
-                self._measure(target, row)
         finally:
-            target.deactivate()
-            del target
             gc.collect()  # frees the session now, and with it the worker threads that would spin
 
     def finish(self) -> BenchReport:

@@ -33,20 +33,6 @@ from .options import (
 )
 
 
-def _precheck_target(target: str) -> None:
-    """Answer usage errors about TARGET (artifact folder or model name) before torch is imported."""
-    if target.endswith(".onnx") and Path(target).is_file():
-        return
-    if Path(target).is_dir():
-        from ..artifacts.manifest import Manifest
-
-        Manifest.load(Path(target))
-    else:
-        from ..eager.sources import resolve
-
-        resolve(target, need_shape=False)
-
-
 @click.group(cls=ExporterGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="exporter", prog_name="exporter", message="%(prog)s %(version)s")
 def cli() -> None:
@@ -156,8 +142,6 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
       exporter export net.py:Tagger --input ids:1,32:int64:0..999 --dynamic ids:1:seq
       exporter export net.py:Fusion --input image:1,3,32,32 --input features:1,8 --dtype float16
     """
-    from ..eager.sources import resolve
-
     config = ExportConfig(
         out=kw["out"],
         name=kw["name"],
@@ -176,7 +160,6 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
         verify=not no_verify,
         verify_config=verify_config(**{**kw, "device": None, "weights": None, "inputs": None}),
     )
-    resolve(model, config.example_inputs())  # usage errors answer before torch is imported
     check_json_target(json_path)
     from ..exporting import export
 
@@ -231,12 +214,9 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
       exporter verify artifacts/mlp --inputs my_images.npz --json report.json
       exporter verify artifacts/mlp --inputs test.npz --max-accuracy-drop 0.005   # inputs + labels
     """
-    from ..artifacts.manifest import Manifest
-
     config = verify_config(**kw)
-    Manifest.load(artifact_dir)  # a usage error answers before torch is imported
     check_json_target(json_path)
-    from ..verification.run import verify
+    from ..verification import verify
 
     with on_terminal(kw["quiet"]) as progress:
         report = verify(artifact_dir, config, write=not no_record, progress=progress)
@@ -262,7 +242,6 @@ def inspect_command(target: str, seed: int, source: Path | None, json_path: str 
       exporter inspect artifacts/mlp
       exporter inspect artifacts/mlp/model.onnx
     """
-    _precheck_target(target)
     check_json_target(json_path)
     from ..inspection import inspect
 
@@ -302,11 +281,6 @@ def predict_command(target: str, input_spec: str, runtime: str, json_path: str |
       exporter predict artifacts/mlp --input batch.npy --runtime onnx --json
       exporter predict mlp --input random
     """
-    _precheck_target(target)
-    if input_spec != "random":
-        from ..images import check_input_path
-
-        check_input_path(input_spec)
     check_json_target(json_path)
     from ..prediction import predict
 

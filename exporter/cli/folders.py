@@ -78,8 +78,6 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
       exporter bench artifacts/mlp --runtime onnxruntime --json bench.json
       exporter bench artifacts/mlp --device cuda
     """
-    from .. import formats
-    from ..artifacts.manifest import Manifest
     from ..config import BENCH_BATCH_SIZES, BenchConfig
 
     keys = ("warmup", "repeats", "seed", "source", "accuracy_samples", "trust", "device")
@@ -88,7 +86,6 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
         given["min_time_s"] = kw["min_time"]
     batch_sizes = tuple(kw["batch_sizes"]) or BENCH_BATCH_SIZES
     config = BenchConfig(batch_sizes=batch_sizes, threads=kw["threads"], runtimes=tuple(kw["runtimes"]), **given)
-    formats.select(Manifest.load(artifact_dir).artifacts, config.runtimes)  # usage errors before torch loads
     check_json_target(json_path)
     from ..benchmarking import bench
 

@@ -13,14 +13,13 @@
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import InputSpecError, first_line
-from ..interface import FLOAT_DTYPES, InputSpec, OutputSpec, flatten, output_names
+from ..interface import InputSpec, OutputSpec, flatten, output_names
 
 Example = dict[str, torch.Tensor]
 
@@ -122,13 +121,6 @@ def describe_outputs(
         OutputSpec(name, tuple(shape), str(leaf.dtype).removeprefix("torch."))
         for name, shape, (_, leaf) in zip(found, shapes, leaves, strict=True)
     )
-
-
-def cast_floats(specs: tuple[InputSpec, ...], dtype: str | None) -> tuple[InputSpec, ...]:
-    """Float inputs in the model's precision (``--dtype``); other inputs as they are."""
-    if dtype is None:
-        return specs
-    return tuple(replace(s, dtype=dtype) if s.dtype in FLOAT_DTYPES else s for s in specs)
 
 
 def _resized_run(model: nn.Module, example: Example, specs: tuple[InputSpec, ...], label: str) -> list | None:

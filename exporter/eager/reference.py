@@ -45,6 +45,17 @@ def resolve_device(text: str) -> torch.device:
     return device
 
 
+def device_for(wanted: str | None, recorded: str) -> torch.device:
+    """The device to run an artifact folder's models on: ``wanted`` (``--device``), else the one it was
+    exported on, which must exist here (a folder exported on CUDA asks for --device cpu on a CPU machine)."""
+    if wanted is None and recorded.startswith("cuda") and not torch.cuda.is_available():
+        raise DeviceError(
+            f"this artifact was exported on {recorded} and this machine has no CUDA: "
+            "pass --device cpu to verify on the CPU"
+        )
+    return resolve_device(wanted or recorded)
+
+
 def build(source: ModelSource, seed: int, device: torch.device) -> nn.Module:
     """Instantiate the source's class with seeded weights, in eval mode, on ``device``."""
     cls = source.load_class()

@@ -92,3 +92,17 @@ def explain_torch_export(error: BaseException, step: str, fallback: str) -> str:
     else:
         hint = f"{strip_ansi(first_line(root))}{where}.{fallback.replace(', or', '', 1)}"
     return f"{step} failed: {hint}"
+
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+), in \S+\n\s*(.*)')
+
+
+def user_line(trace: str | None) -> str:
+    """The innermost frame of a recorded stack that is not inside torch: the user's line (``net.py:12: code``)."""
+    frames = _FRAME.findall(trace or "")
+    mine = [f for f in frames if "/torch/" not in f[0].replace("\\", "/")]
+    if not mine:
+        return ""
+    file, line, code = mine[-1]
+    code = code.split("  #")[0].strip()  # the code, without its comment
+    return f"{Path(file).name}:{line}: {code}"

@@ -8,14 +8,15 @@ the weights go from the model to disk without a serialised copy in memory (``onn
 file must pass ``onnx.checker.check_model(full_check=True)`` (strict shape inference
 included) before it is kept. (Whether the installed onnxruntime loads the chosen opset is
 the runner's question: ``runners.onnxruntime.check_opset``, asked before anything is exported.)
-The rest of this module reads ONNX files safely: external data only from hash-checked
-files of the folder, inlined or copied privately, never resolved against a directory.
+The rest of this module reads ONNX files as data: external data only from hash-checked
+files of the folder (``check_external``, ``load_proto``), and the module scopes the dynamo
+exporter records per node (what localisation maps to eager modules).
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from torch import nn
 from ..errors import ExportFailedError, ManifestError, disk_error, first_line
 from . import ExportSpec
 from .capture import quiet_export
-from .explain import bound_note, explain_torch_export, strip_ansi, suggested_bounds
+from .explain import bound_note, explain_torch_export, strip_ansi, suggested_bounds, user_line
 from .onnx_wire import PROTOBUF_LIMIT, tensors_of
 
 DATA_SUFFIX = ".data"  # external data goes to the ONNX file's name + DATA_SUFFIX
@@ -244,60 +245,29 @@ def inline_bytes(data: bytes, files: dict[str, bytes]) -> bytes:
     return load_proto(data, files).SerializeToString()
 
 
-def loadable(data: bytes, files: dict[str, bytes]) -> tuple[bytes | str, tempfile.TemporaryDirectory | None]:
-    """What ONNX Runtime should load: the bytes themselves when no tensor is stored outside them;
-    else inlined bytes, or past protobuf's 2 GB limit a private copy on disk.
-
-    The copy holds only the hash-checked bytes, in a fresh temporary folder of this process
-    (never the artifact folder itself, which could change between check and load); the
-    caller keeps the returned TemporaryDirectory alive while the session needs it. The model
-    is parsed once here to find its external data: a self-contained file is passed on as it
-    is, not parsed again and re-serialised (a copy the size of the model).
-    """
-    import onnx
-    from onnx import TensorProto
-
-    proto = onnx.load_from_string(bytes(data))
-    if not any(t.data_location == TensorProto.EXTERNAL or len(t.external_data) for t in tensors_of(proto)):
-        return data, None
-    locations = _external_locations(proto)
-    del proto
-    load_proto(data, {name: files[name] for name in locations if name in files})  # refuses hostile locations
-    if len(data) + sum(len(files[name]) for name in locations) < PROTOBUF_LIMIT:
-        return inline_bytes(data, files), None
-    workdir = tempfile.TemporaryDirectory(prefix="exporter-onnx-")
-    root = Path(workdir.name)
-    (root / "model.onnx").write_bytes(data)
-    for name in locations:
-        (root / name).write_bytes(files[name])
-    return str(root / "model.onnx"), workdir
+def module_scopes(proto) -> dict[str, tuple[str, str]]:
+    """Per eager module path, the tensor the last node in its scope writes and the user's line that leads
+    there, from the dynamo exporter's node metadata (``pkg.torch.onnx.name_scopes``, ``stack_trace``).
+    Empty when the nodes carry no module names (the legacy exporter, or a rewritten file)."""
+    found: dict[str, tuple[str, str]] = {}
+    for node in proto.graph.node:
+        meta = {p.key: p.value for p in node.metadata_props}
+        scopes = _scope_list(meta.get("pkg.torch.onnx.name_scopes"))
+        if not scopes or not node.output:
+            continue
+        for path in scopes[:-1]:  # the last entry names the operation itself
+            found[path] = (node.output[0], user_line(meta.get("pkg.torch.onnx.stack_trace")))
+    return found
 
 
-def _external_locations(proto) -> set[str]:
-    """The locations every tensor's external data names (subgraphs included)."""
-    return {entry.value for tensor in tensors_of(proto) for entry in tensor.external_data if entry.key == "location"}
+def _scope_list(text: str | None) -> list[str]:
+    """``"['', 'linear_relu_stack', ...]"`` as a list of strings; [] for anything else (the file is data)."""
+    import ast
 
-
-def initializers(proto) -> Mapping[str, Any]:
-    """The graph's initializers (weights and exporter constants), by name, as numpy arrays.
-
-    Each array is made when it is looked up, not all at once: holding every weight as an
-    array beside the parsed model would double what a large model costs to account for.
-    """
-    return _Initializers(proto)
-
-
-class _Initializers(Mapping):
-    def __init__(self, proto) -> None:
-        self._by_name = {init.name: init for init in proto.graph.initializer}
-
-    def __getitem__(self, name: str):
-        from onnx import numpy_helper
-
-        return numpy_helper.to_array(self._by_name[name])
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._by_name)
-
-    def __len__(self) -> int:
-        return len(self._by_name)
+    if not text or len(text) > 100_000:
+        return []
+    try:
+        value = ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return []
+    return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else []

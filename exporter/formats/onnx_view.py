@@ -13,15 +13,15 @@ import os
 from pathlib import Path
 
 from .onnx_wire import (
-    _DATA_LOCATION,
-    _EXTERNAL_DATA,
-    _GRAPH,
-    _INITIALIZER,
-    _LEN,
-    _RAW_DATA,
-    _VARINT,
+    DATA_LOCATION,
+    EXTERNAL_DATA,
+    GRAPH,
+    INITIALIZER,
     INLINE_BELOW,
-    _key,
+    LEN,
+    RAW_DATA,
+    VARINT,
+    field_key,
     spans,
     varint,
 )
@@ -48,19 +48,19 @@ def external_view(path: Path) -> Path | None:
             moved = 0
             out = bytearray()
             for field, wire, a, b, begin in spans(buf, 0, size):
-                if field != _GRAPH or wire != _LEN:
+                if field != GRAPH or wire != LEN:
                     out += buf[begin:b]
                     continue
                 graph = bytearray()
                 for inner, inner_wire, t_start, t_end, t_begin in spans(buf, a, b):
-                    initializer = inner == _INITIALIZER and inner_wire == _LEN
+                    initializer = inner == INITIALIZER and inner_wire == LEN
                     tensor = _as_external(buf, t_start, t_end, path.name) if initializer else None
                     if tensor is None:
                         graph += buf[t_begin:t_end]
                     else:
-                        graph += _key(_INITIALIZER, _LEN) + varint(len(tensor)) + tensor
+                        graph += field_key(INITIALIZER, LEN) + varint(len(tensor)) + tensor
                         moved += 1
-                out += _key(_GRAPH, _LEN) + varint(len(graph)) + graph
+                out += field_key(GRAPH, LEN) + varint(len(graph)) + graph
     if not moved:
         return None
     import tempfile
@@ -77,9 +77,9 @@ def _as_external(buf, start: int, end: int, location: str) -> bytes | None:
     raw = None
     kept = bytearray()
     for field, wire, a, b, begin in spans(buf, start, end):
-        if field in (_EXTERNAL_DATA, _DATA_LOCATION):
+        if field in (EXTERNAL_DATA, DATA_LOCATION):
             return None  # already external, or a layout to leave alone
-        if field == _RAW_DATA and wire == _LEN:
+        if field == RAW_DATA and wire == LEN:
             raw = (a, b - a)
         else:
             kept += buf[begin:b]
@@ -87,7 +87,7 @@ def _as_external(buf, start: int, end: int, location: str) -> bytes | None:
         return None
     for key, value in (("location", location), ("offset", str(raw[0])), ("length", str(raw[1]))):
         k, v = key.encode(), value.encode()  # protobuf lengths count bytes, not characters
-        entry = _key(1, _LEN) + varint(len(k)) + k + _key(2, _LEN) + varint(len(v)) + v
-        kept += _key(_EXTERNAL_DATA, _LEN) + varint(len(entry)) + entry
-    kept += _key(_DATA_LOCATION, _VARINT) + varint(1)  # TensorProto.EXTERNAL
+        entry = field_key(1, LEN) + varint(len(k)) + k + field_key(2, LEN) + varint(len(v)) + v
+        kept += field_key(EXTERNAL_DATA, LEN) + varint(len(entry)) + entry
+    kept += field_key(DATA_LOCATION, VARINT) + varint(1)  # TensorProto.EXTERNAL
     return bytes(kept)

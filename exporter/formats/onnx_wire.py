@@ -36,9 +36,9 @@ CHUNK = 16 << 20  # bytes per read or write while streaming a weight
 ALIGN = 4096  # external data offsets are page-aligned, so ONNX Runtime can map them
 INLINE_BELOW = 1024  # tensors under 1 KB stay in the graph file (shape inference reads them)
 
-_GRAPH, _INITIALIZER = 7, 5  # ModelProto.graph, GraphProto.initializer
-_DIMS, _DATA_TYPE, _NAME, _RAW_DATA, _EXTERNAL_DATA, _DATA_LOCATION = 1, 2, 8, 9, 13, 14
-_VARINT, _I64, _LEN, _I32 = 0, 1, 2, 5
+GRAPH, INITIALIZER = 7, 5  # ModelProto.graph, GraphProto.initializer
+DIMS, DATA_TYPE, TENSOR_NAME, RAW_DATA, EXTERNAL_DATA, DATA_LOCATION = 1, 2, 8, 9, 13, 14
+VARINT, I64, LEN, I32 = 0, 1, 2, 5
 
 
 def varint(value: int) -> bytes:
@@ -53,7 +53,7 @@ def varint(value: int) -> bytes:
             return bytes(out)
 
 
-def _key(field: int, wire: int) -> bytes:
+def field_key(field: int, wire: int) -> bytes:
     return varint(field << 3 | wire)
 
 
@@ -87,17 +87,17 @@ def spans(buf, start: int, end: int) -> Iterator[tuple[int, int, int, int, int]]
         begin = pos
         key, pos = _read_varint(buf, pos, end)
         field, wire = key >> 3, key & 7
-        if wire == _VARINT:
+        if wire == VARINT:
             value, pos = _read_varint(buf, pos, end)
             yield field, wire, value, pos, begin
-        elif wire == _LEN:
+        elif wire == LEN:
             length, pos = _read_varint(buf, pos, end)
             if pos + length > end:
                 raise WireError(f"field {field} runs past its message")
             yield field, wire, pos, pos + length, begin
             pos += length
-        elif wire in (_I64, _I32):
-            pos += 8 if wire == _I64 else 4
+        elif wire in (I64, I32):
+            pos += 8 if wire == I64 else 4
             yield field, wire, pos, pos, begin
         else:
             raise WireError(f"wire type {wire} is not one protobuf writes")
@@ -180,10 +180,10 @@ def initializers(path: Path, external: Mapping[str, Path] | None = None) -> Mapp
             return found
         with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
             for field, wire, start, end in fields(buf, 0, size):
-                if field != _GRAPH or wire != _LEN:
+                if field != GRAPH or wire != LEN:
                     continue
                 for inner, inner_wire, t_start, t_end in fields(buf, start, end):
-                    if inner == _INITIALIZER and inner_wire == _LEN:
+                    if inner == INITIALIZER and inner_wire == LEN:
                         name, tensor = _tensor(path, buf, t_start, t_end, external or {})
                         found[name] = tensor
     return found
@@ -200,23 +200,23 @@ def _tensor(path: Path, buf, start: int, end: int, external: Mapping[str, Path])
     located = False  # data_location EXTERNAL
     plain = True  # only dims, data_type, name and raw_data (or external data): the bytes are the tensor
     for field, wire, a, b in fields(buf, start, end):
-        if field == _DIMS and wire == _VARINT:
+        if field == DIMS and wire == VARINT:
             dims.append(a)
-        elif field == _DIMS and wire == _LEN:  # packed dims
+        elif field == DIMS and wire == LEN:  # packed dims
             pos = a
             while pos < b:
                 value, pos = _read_varint(buf, pos, b)
                 dims.append(value)
-        elif field == _DATA_TYPE and wire == _VARINT:
+        elif field == DATA_TYPE and wire == VARINT:
             data_type = a
-        elif field == _NAME and wire == _LEN:
+        elif field == TENSOR_NAME and wire == LEN:
             name = bytes(buf[a:b]).decode("utf-8", "replace")
-        elif field == _RAW_DATA and wire == _LEN:
+        elif field == RAW_DATA and wire == LEN:
             raw = (a, b - a)
-        elif field == _DATA_LOCATION and wire == _VARINT and a in (TensorProto.DEFAULT, TensorProto.EXTERNAL):
+        elif field == DATA_LOCATION and wire == VARINT and a in (TensorProto.DEFAULT, TensorProto.EXTERNAL):
             located = a == TensorProto.EXTERNAL
-        elif field == _EXTERNAL_DATA and wire == _LEN:
-            entry = {k: bytes(buf[x:y]).decode("utf-8", "replace") for k, w, x, y in fields(buf, a, b) if w == _LEN}
+        elif field == EXTERNAL_DATA and wire == LEN:
+            entry = {k: bytes(buf[x:y]).decode("utf-8", "replace") for k, w, x, y in fields(buf, a, b) if w == LEN}
             where[entry.get(1, "")] = entry.get(2, "")
         else:
             plain = False
@@ -335,21 +335,21 @@ def write(source: Path, target: Path, data_name: str | None = None) -> dict[str,
             bare.ClearField("data_location")
             headers.append(bare.SerializeToString())
         messages = [
-            len(h) + len(_key(_RAW_DATA, _LEN)) + len(varint(n)) + n
+            len(h) + len(field_key(RAW_DATA, LEN)) + len(varint(n)) + n
             for h, (_, _, n) in zip(headers, places, strict=True)
         ]
-        graph_tail = sum(len(_key(_INITIALIZER, _LEN)) + len(varint(m)) + m for m in messages)
-        total = len(head) + len(_key(_GRAPH, _LEN)) + len(varint(graph_tail)) + graph_tail
+        graph_tail = sum(len(field_key(INITIALIZER, LEN)) + len(varint(m)) + m for m in messages)
+        total = len(head) + len(field_key(GRAPH, LEN)) + len(varint(graph_tail)) + graph_tail
         if total >= PROTOBUF_LIMIT:
             raise ValueError(f"{total / 1e9:.2f} GB is past protobuf's 2 GB limit for one file")
         out = HashingWriter(target)
         try:
             out.write(head)
             if moved:
-                out.write(_key(_GRAPH, _LEN) + varint(graph_tail))
+                out.write(field_key(GRAPH, LEN) + varint(graph_tail))
                 for header, message, (path, offset, length) in zip(headers, messages, places, strict=True):
-                    out.write(_key(_INITIALIZER, _LEN) + varint(message) + header)
-                    out.write(_key(_RAW_DATA, _LEN) + varint(length))
+                    out.write(field_key(INITIALIZER, LEN) + varint(message) + header)
+                    out.write(field_key(RAW_DATA, LEN) + varint(length))
                     _copy(path, offset, length, out)
         finally:
             written[target.name] = out.close()

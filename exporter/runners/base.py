@@ -7,8 +7,9 @@ are numpy arrays, so every runtime is compared on exactly the same bytes.
 
 Two more things a loaded runner answers: ``prepare(feed)``, a call that runs one fixed
 feed as fast as the runtime allows (what ``bench`` times: subclasses may bind the feed
-and the output buffers once), and ``tensors()``, the parameters and constants the loaded
-artifact holds (what parameter accounting reads, without loading the file again).
+and the output buffers once), ``tensors()``, the parameters and constants the loaded
+artifact holds (what parameter accounting reads, without loading the file again), and
+``module_outputs(feed)``, each eager module's output as the runtime computes it (localisation).
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputSpecError
-from ..interface import InputSpec, flatten
+from ..errors import CannotOpenUp, InputSpecError
+from ..interface import InputSpec, Interface, flatten
 from ..notes import Note
 
 Feed = dict[str, np.ndarray]  # one batch: an array per input, by name
@@ -38,11 +39,18 @@ class Runner:
     """Base class. Subclasses implement ``_activate``, ``_infer`` and optionally ``_deactivate``."""
 
     runtime: str  # the name used in reports: "eager", "torchscript", "onnxruntime"
-    inputs: tuple[InputSpec, ...]  # what it is fed, in forward's order
-    output_names: tuple[str, ...]  # its flattened outputs, in order
+    interface: Interface  # what it is fed, in forward's order, and its flattened outputs, in order
     notes: list[Note] = field(default_factory=list)  # facts worth reporting (execution provider, ...)
     inference_times: list[float] = field(default_factory=list)  # seconds per infer() call
     is_active: bool = False
+
+    @property
+    def inputs(self) -> tuple[InputSpec, ...]:
+        return self.interface.inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return self.interface.output_names
 
     def __enter__(self) -> Runner:
         self.activate()
@@ -99,6 +107,15 @@ class Runner:
             raise RuntimeError(f"{self.runtime} runner used outside its `with` block")
         return self._tensors()
 
+    def module_outputs(self, feed: Feed) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """Each module's output on ``feed``, by the eager model's module path, and the line of the user's
+        code that leads to it (where the artifact recorded one): what localisation compares.
+
+        Raises CannotOpenUp (a RuntimeError) when the runtime keeps no map from its operations to modules.
+        """
+        self._check(feed)
+        return self._module_outputs(feed)
+
     def declared_shapes(self) -> dict[str, list[int | None]]:
         """Each output's shape as the artifact itself declares it (None: a symbolic size); {}: it declares none."""
         return {}
@@ -148,6 +165,9 @@ class Runner:
 
     def _tensors(self) -> Mapping[str, np.ndarray]:
         raise NotImplementedError
+
+    def _module_outputs(self, feed: Feed) -> tuple[dict[str, np.ndarray], dict[str, str]]:  # noqa: ARG002
+        raise CannotOpenUp(f"{self.runtime} keeps no map from its operations to the eager modules")
 
 
 def to_numpy(value: object) -> np.ndarray:

@@ -1,9 +1,8 @@
 """The ONNX Runtime runner, its session settings and the opset probe.
 
-A session loads a checked private file by path (verify: a copy made while hashing, or export's
-own staging folder), or the hash-checked bytes with external data inlined (or, past protobuf's
-2 GB limit, a private temporary copy of those same bytes: ``formats.onnx.loadable``), never the
-artifact folder itself. Two settings:
+A session loads a checked file by path: a private copy made while hashing (``runners.open``), or
+export's own staging file; never the artifact folder itself, and never bytes (ONNX Runtime would
+resolve a tensor's external data against the current folder). Two settings:
 
 - default (verify, predict): ONNX Runtime's defaults, fatal-only logging;
 - tuned (bench): see ``tuned_settings``, with IO binding in ``prepare``.
@@ -12,7 +11,6 @@ artifact folder itself. Two settings:
 from __future__ import annotations
 
 import functools
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +21,9 @@ import onnxruntime as ort
 import torch
 
 from ..artifacts.integrity import CheckedFile
-from ..errors import UsageError
+from ..errors import CannotOpenUp, UsageError
 from ..formats import onnx as onnx_file
-from ..interface import InputSpec
+from ..interface import Interface
 from ..notes import Note
 from .base import Feed, Runner
 
@@ -57,25 +55,29 @@ def tuned_settings(threads: int) -> dict[str, Any]:
 
 @dataclass
 class OnnxRuntimeRunner(Runner):
-    data: bytes | str = b""  # the hash-checked .onnx bytes, or the path of a checked private file
+    path: Path = Path()  # a checked private file (or export's own staging file): what the session loads
     device: Any = None  # torch.device the rest of the run uses; picks the execution provider
     threads: int | None = None  # None: ONNX Runtime's defaults; a number: ``tuned_settings(threads)``
-    workdir: tempfile.TemporaryDirectory | None = None  # holds that private copy; removed on deactivate
-    external: dict[str, Path] = field(default_factory=dict)  # a file's external data, by location: checked files
+    external: dict[str, Path] = field(default_factory=dict)  # the file's external data, by location: checked files
     lean: bool = False  # verification of a large model: weight prepacking off, so no second copy of them
+    intermediates: bool = False  # also expose each eager module's output (localisation): a session of its own
     session: Any = None
+    scopes: dict[str, tuple[str, str]] = field(default_factory=dict)  # module path -> (tensor, user's line)
 
     def _activate(self) -> None:
-        view = None
-        if isinstance(self.data, str):  # a checked file: ONNX Runtime reads its weights in place (onnx_wire)
-            from ..formats.onnx_view import external_view
+        from ..formats.onnx_view import external_view
 
-            view = external_view(Path(self.data))
+        view = external_view(self.path)  # ONNX Runtime reads the weights in place (onnx_view)
+        made = [view] if view is not None else []
         try:
-            self.session = session(str(view) if view else self.data, self.device, self.threads, lean=self.lean)
+            graph = view or self.path
+            if self.intermediates:
+                graph = self._with_module_outputs(graph)
+                made.append(graph)
+            self.session = session(str(graph), self.device, self.threads, lean=self.lean)
         finally:
-            if view is not None:
-                view.unlink(missing_ok=True)  # read once the session exists
+            for path in made:
+                path.unlink(missing_ok=True)  # read once the session exists
         if self.lean:
             self.notes.append(
                 Note.note(
@@ -86,19 +88,46 @@ class OnnxRuntimeRunner(Runner):
         used = self.session.get_providers()
         self.notes.append(Note.info(f"execution providers: {', '.join(used)}"))
         if getattr(self.device, "type", "cpu") == "cuda" and "CUDAExecutionProvider" not in used:
-            self.notes.append(
-                Note.note("onnxruntime has no CUDA provider here (install onnxruntime-gpu): it ran on the CPU")
+            missing = "onnxruntime has no CUDA provider here (install onnxruntime-gpu): it ran on the CPU"
+            self.notes.append(Note.note(missing))
+
+    def _with_module_outputs(self, graph: Path) -> Path:
+        """A copy of the graph (weights still external, in the checked file) whose outputs include the last
+        tensor each eager module's scope writes, from the dynamo exporter's ``name_scopes`` metadata."""
+        import tempfile
+
+        import onnx
+
+        proto = onnx.load(str(graph), load_external_data=False)
+        self.scopes = onnx_file.module_scopes(proto)
+        if not self.scopes:
+            raise CannotOpenUp(
+                "its nodes carry no module names (pkg.torch.onnx.name_scopes): exported with the legacy exporter, "
+                "or rewritten after export"
             )
+        present = {o.name for o in proto.graph.output}
+        for name in dict.fromkeys(tensor for tensor, _ in self.scopes.values()):
+            if name not in present:
+                proto.graph.output.append(onnx.ValueInfoProto(name=name))
+        handle, name = tempfile.mkstemp(prefix=".scopes-", suffix=".onnx", dir=self.path.parent)
+        with open(handle, "wb") as out:
+            out.write(proto.SerializeToString())
+        return Path(name)
 
     def _deactivate(self) -> None:
         self.session = None
-        if self.workdir is not None:
-            self.workdir.cleanup()
-            self.workdir = None
 
     def _infer(self, feed: Feed) -> dict[str, np.ndarray]:
         values = self.session.run(list(self.output_names), self._ort_feed(feed))
         return self._named(values)
+
+    def _module_outputs(self, feed: Feed) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        if not self.intermediates:
+            raise RuntimeError("module outputs need a runner opened with intermediates=True")
+        names = [o.name for o in self.session.get_outputs()]
+        values = dict(zip(names, self.session.run(names, self._ort_feed(feed)), strict=True))
+        found = {path: values[tensor] for path, (tensor, _) in self.scopes.items()}
+        return found, {path: line for path, (_, line) in self.scopes.items() if line}
 
     def _ort_feed(self, feed: Feed) -> Feed:
         """Each input as ONNX Runtime takes it: bfloat16 through ml_dtypes (it is carried as float32)."""
@@ -131,13 +160,10 @@ class OnnxRuntimeRunner(Runner):
         return call
 
     def _tensors(self) -> Mapping[str, np.ndarray]:
-        if isinstance(self.data, str):  # a checked file: its weights are read from disk as they are compared
-            from ..formats.onnx_wire import initializers
+        """The initializers, read from disk as they are compared (``onnx_wire.FileTensor``)."""
+        from ..formats.onnx_wire import initializers
 
-            return initializers(Path(self.data), self.external)
-        import onnx
-
-        return onnx_file.initializers(onnx.load_from_string(self.data))
+        return initializers(self.path, self.external)
 
     def declared_shapes(self) -> dict[str, list[int | None]]:
         return {o.name: [d if isinstance(d, int) else None for d in o.shape] for o in self.session.get_outputs()}
@@ -150,41 +176,30 @@ class OnnxRuntimeRunner(Runner):
 
 def runner(
     runtime: str,
-    data: bytes | CheckedFile,
-    files: dict[str, bytes] | dict[str, CheckedFile],
+    file: CheckedFile,
+    files: dict[str, CheckedFile],
     device: torch.device,
-    specs: tuple[InputSpec, ...],
-    output_names: tuple[str, ...],
+    interface: Interface,
     threads: int | None = None,
     lean: bool = False,
+    intermediates: bool = False,
 ) -> OnnxRuntimeRunner:
-    """A runner over hash-checked ONNX bytes or a checked private file; ``files``: the folder's
-    checked files in the same form (external data).
+    """A runner over a checked file; ``files``: the folder's checked files (its external data among them).
 
-    Raises ManifestError (a usage error) at once when external data points anywhere but a
-    checked file of the folder.
+    Raises ManifestError (a usage error) at once when any tensor names external data anywhere but
+    a checked file of the folder.
     """
-    if isinstance(data, CheckedFile):
-        sidecars = {name: f.path for name, f in files.items() if f.path != data.path}
-        if not data.own:  # a file of this process's own making was laid out by it: nothing to refuse
-            onnx_file.check_external(data.path, sidecars)
-        return OnnxRuntimeRunner(
-            runtime, tuple(specs), tuple(output_names), data=str(data.path), device=device, threads=threads,
-            external=sidecars, lean=lean,
-        )  # fmt: skip
-    model, workdir = onnx_file.loadable(data, files)
-    external = {}
-    if workdir is not None:
-        root = Path(workdir.name)
-        external = {p.name: p for p in root.iterdir() if str(p) != model}
+    sidecars = {name: f.path for name, f in files.items() if f.path != file.path}
+    if not file.own:  # a file of this process's own making was laid out by it: nothing to refuse
+        onnx_file.check_external(file.path, sidecars)
     return OnnxRuntimeRunner(
-        runtime, tuple(specs), tuple(output_names), data=model, device=device, threads=threads, workdir=workdir,
-        external=external, lean=lean,
+        runtime, interface, path=file.path, device=device, threads=threads, external=sidecars, lean=lean,
+        intermediates=intermediates,
     )  # fmt: skip
 
 
 def session(
-    data: bytes | str, device: torch.device | None, threads: int | None = None, lean: bool = False
+    path: str, device: torch.device | None, threads: int | None = None, lean: bool = False
 ) -> ort.InferenceSession:
     """An ONNX Runtime session; ``threads`` set: the tuned settings, on the CPU. ``lean``: weight
     prepacking off, which would otherwise hold a packed copy of every weight beside the one read."""
@@ -204,7 +219,7 @@ def session(
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.add_session_config_entry("session.intra_op.allow_spinning", "1")
     try:
-        return ort.InferenceSession(data, sess_options=options, providers=providers)
+        return ort.InferenceSession(path, sess_options=options, providers=providers)
     except Exception as error:
         import onnx
 
@@ -215,7 +230,7 @@ def session(
                 "float16 or float32 for ONNX Runtime, or use a provider that has the kernel"
             ) from error
 
-        proto = onnx.load(data, load_external_data=False) if isinstance(data, str) else onnx.load_from_string(data)
+        proto = onnx.load(path, load_external_data=False)
         opset = onnx_file.opset_of(proto)
         if opset is not None and opset > runtime_max_opset():
             raise RuntimeError(

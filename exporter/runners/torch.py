@@ -1,14 +1,14 @@
 """The PyTorch runtimes: eager (the reference), TorchScript (``torch.jit.load``) and pt2 (``torch.export.load``).
 
-Each loads from bytes that were hash-checked by the caller, or from a checked private file
-(``integrity.CheckedFile``). Loading TorchScript or pt2 runs
-code the file carries (PyTorch has no safe mode for either): a file from a folder you do not
-trust is code from someone else.
+Each loads a checked file by path (``artifacts.integrity.CheckedFile``: a private copy made while
+hashing, or export's own staging file), so torch reads the weights straight into the module and
+no copy of the file's bytes is held beside them. Loading TorchScript or pt2 runs code the file
+carries (PyTorch has no safe mode for either): a file from a folder you do not trust is code from
+someone else; ``runners.open`` loads them only as the folder's trust allows.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,8 +18,10 @@ import torch
 from torch import nn
 
 from ..artifacts.integrity import CheckedFile
+from ..errors import CannotOpenUp
 from ..formats.capture import quiet_export
-from ..interface import InputSpec
+from ..formats.explain import user_line
+from ..interface import Interface
 from .base import Feed, Runner, to_numpy
 
 
@@ -78,41 +80,86 @@ class TorchModuleRunner(Runner):
     def settings(self) -> dict[str, Any]:
         return {"torch.set_num_threads": torch.get_num_threads(), "mode": "torch.inference_mode"}
 
+    def _module_outputs(self, feed: Feed) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        """Eager (a plain module): a forward hook on every module records its output, in finishing order
+        (a child before its parent); a module called twice keeps its place and the last output."""
+        if self.loader is not None:
+            return super()._module_outputs(feed)
+        order: dict[str, np.ndarray] = {}
 
-def eager(model: nn.Module, device: torch.device, specs: tuple[InputSpec, ...], output_names) -> TorchModuleRunner:
-    return TorchModuleRunner("eager", tuple(specs), tuple(output_names), device=device, module=model)
+        def hook(path: str):
+            def record(_module: nn.Module, _args: Any, output: Any) -> None:
+                value = output[0] if isinstance(output, (tuple, list)) and output else output
+                if torch.is_tensor(value):
+                    order[path] = to_numpy(value).copy()
+
+            return record
+
+        handles = [m.register_forward_hook(hook(path)) for path, m in self.module.named_modules()]
+        try:
+            self._infer(feed)
+        finally:
+            for handle in handles:
+                handle.remove()
+        return order, {}
 
 
-def torchscript(
-    runtime: str, data: bytes | CheckedFile, device: torch.device, specs, output_names
-) -> TorchModuleRunner:
+def eager(model: nn.Module, device: torch.device, interface: Interface) -> TorchModuleRunner:
+    return TorchModuleRunner("eager", interface, device=device, module=model)
+
+
+def torchscript(runtime: str, file: CheckedFile, device: torch.device, interface: Interface) -> TorchModuleRunner:
     def load() -> tuple[nn.Module, dict[str, torch.Tensor]]:
-        module = load_torchscript(data, device)
+        module = torch.jit.load(str(file.path), map_location=device).eval()
         return module, {**dict(module.named_parameters()), **dict(module.named_buffers())}
 
-    return TorchModuleRunner(runtime, tuple(specs), tuple(output_names), device=device, loader=load)
+    return TorchScriptRunner(runtime, interface, device=device, loader=load)
 
 
-def pt2(runtime: str, data: bytes | CheckedFile, device: torch.device, specs, output_names) -> TorchModuleRunner:
+def pt2(runtime: str, file: CheckedFile, device: torch.device, interface: Interface) -> TorchModuleRunner:
     def load() -> tuple[nn.Module, dict[str, torch.Tensor]]:
-        program = load_pt2(data)
+        with quiet_export([]):
+            program = torch.export.load(file.path)
         held = dict(program.state_dict)  # parameters and buffers, and the lifted constants:
         held.update({name: t for name, t in program.constants.items() if torch.is_tensor(t)})
         return program.module().to(device), held
 
-    return TorchModuleRunner(runtime, tuple(specs), tuple(output_names), device=device, loader=load)
+    return Pt2Runner(runtime, interface, device=device, loader=load)
 
 
-def load_torchscript(data: bytes | CheckedFile, device: torch.device) -> torch.jit.ScriptModule:
-    """TorchScript from hash-checked bytes or a checked private file, in eval mode.
-
-    From a file torch reads the weights straight into the module: no copy of the file's bytes is
-    held beside them (from bytes, the bytes and the module coexist while it loads)."""
-    source = str(data.path) if isinstance(data, CheckedFile) else io.BytesIO(data)
-    return torch.jit.load(source, map_location=device).eval()
+@dataclass
+class TorchScriptRunner(TorchModuleRunner):
+    """TorchScript: its graph keeps no map from operations to the eager modules (localisation says so)."""
 
 
-def load_pt2(data: bytes | CheckedFile):
-    """The ExportedProgram in hash-checked bytes or a checked private file."""
-    with quiet_export([]):
-        return torch.export.load(data.path if isinstance(data, CheckedFile) else io.BytesIO(data))
+@dataclass
+class Pt2Runner(TorchModuleRunner):
+    """pt2 (``torch.export``): each graph node's ``nn_module_stack`` names the eager modules it belongs to."""
+
+    def _module_outputs(self, feed: Feed) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+        graph_module = self.module
+        last: dict[str, str] = {}  # module path -> the name of its last node
+        lines: dict[str, str] = {}
+        for node in graph_module.graph.nodes:
+            stack = node.meta.get("nn_module_stack")
+            if node.op != "call_function" or not stack:
+                continue
+            for path, _kind in stack.values():
+                last[path] = node.name
+                lines[path] = user_line(node.meta.get("stack_trace"))
+        if not last:
+            raise CannotOpenUp("its graph nodes carry no nn_module_stack")
+        wanted = set(last.values())
+        recorded: dict[str, np.ndarray] = {}
+
+        class _Recorder(torch.fx.Interpreter):
+            def run_node(self, node: torch.fx.Node) -> Any:
+                value = super().run_node(node)
+                if node.name in wanted and torch.is_tensor(value):
+                    recorded[node.name] = to_numpy(value).copy()
+                return value
+
+        with torch.no_grad():
+            _Recorder(graph_module).run(*self._args(feed))
+        found = {path: recorded[name] for path, name in last.items() if name in recorded}
+        return found, {p: line for p, line in lines.items() if line}

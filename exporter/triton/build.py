@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import formats
-from ..artifacts.integrity import hash_member, read_checked
+from ..artifacts.integrity import check_member, read_checked
 from ..artifacts.manifest import ArtifactEntry, Manifest
 from ..config import TritonConfig
 from ..errors import ArtifactDirError, ExportFailedError, ManifestError, UnverifiedFolderError
@@ -188,12 +188,7 @@ def _checked_artifacts(folder: Path, manifest: Manifest) -> dict[str, tuple[Arti
             data = _inline_external_data(folder, manifest, entry, read_checked(folder, entry, "copy"))
             found[fmt] = (entry, data)
             continue
-        try:
-            digest = hash_member(folder, entry.path)
-        except OSError:
-            digest = None
-        if digest != entry.sha256:
-            read_checked(folder, entry, "copy")  # raises the one-line reason: missing, unreadable or changed
+        check_member(folder, entry, "copy")  # streamed; the copy is checked again as it is made
         found[fmt] = (entry, None)
     if not found:
         raise ArtifactDirError(f"{folder} holds no ONNX or TorchScript artifact: export one with --format")
@@ -206,7 +201,7 @@ def _inline_external_data(folder: Path, manifest: Manifest, entry: ArtifactEntry
     The side files must be bound by the manifest and pass their hash check; the model's data
     locations must name them (see formats.onnx.load_proto), or the artifact is refused.
     """
-    sidecars = [a for a in manifest.artifacts if a.path in manifest.side_files(entry)]
+    sidecars = manifest.side_entries(entry)
     files = {side.path: read_checked(folder, side, "copy") for side in sidecars}
     from ..formats.onnx import inline_bytes
 

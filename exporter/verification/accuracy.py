@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -28,27 +27,6 @@ if TYPE_CHECKING:
     from ..config import VerifyConfig
     from ..interface import OutputSpec
     from .results import VerificationReport
-
-LABELS = "labels"  # the array of class indices in an --inputs .npz
-SAMPLES = "inputs"  # the samples of a single-input model, beside the labels
-
-
-def take_labels(arrays: dict[str, np.ndarray], path: Path) -> np.ndarray | None:
-    """Remove and return the ``labels`` array of ``arrays`` (None when there is none), once it is
-    a 1-D array of integers; InputSpecError otherwise."""
-    labels = arrays.pop(LABELS, None)
-    if labels is None:
-        return None
-    if labels.ndim != 1:
-        raise InputSpecError(f"{path}: labels must be one class index per sample (1-D), got shape {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise InputSpecError(f"{path}: labels must be integer class indices, not {labels.dtype}")
-    return labels.astype(np.int64, copy=False)
-
-
-def check_count(labels: np.ndarray, samples: int, path: Path) -> None:
-    if len(labels) != samples:
-        raise InputSpecError(f"{path}: {len(labels)} labels for {samples} samples: give one label per sample")
 
 
 def check_range(labels: Mapping[Hashable, np.ndarray], classes: int, output: str, origin: str) -> None:

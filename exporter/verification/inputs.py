@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import torch
 
 DEFAULT_LARGE_BATCH = 64
+LABELS = "labels"  # the array of class indices in an --inputs .npz (accuracy.py reads them)
 _SAVED = re.compile(r"^batch_(\d+)((?:,[A-Za-z_]\w*=\d+)*)(?::([A-Za-z_]\w*))?$")
 
 
@@ -235,11 +236,10 @@ class InputSet:
         """Replay a saved ``.npz``; or split samples into batches: one array (one input), or an
         ``.npz`` with one array per input name (the same number of samples each). Beside the
         samples (``inputs``, or one array per input name) a ``labels`` array gives each sample's
-        class (``accuracy.take_labels``); the labels are split into the same batches."""
+        class (``take_labels``); the labels are split into the same batches."""
         path = Path(path)
         if not path.is_file():
             raise InputSpecError(f"inputs file {path} does not exist")
-        from .accuracy import LABELS, take_labels
         from .arrays import read_arrays
 
         arrays = read_arrays(path)  # headers checked first; no pickles, no complex numbers
@@ -315,8 +315,6 @@ def _split(
         raise InputSpecError(f"{path}: every input needs the same number of samples, got {sorted(counts)}")
     total = counts.pop()
     if labels is not None:
-        from .accuracy import LABELS, check_count
-
         check_count(labels, total, path)
         arrays = {**arrays, LABELS: labels}
     b = batch_size or min(total, DEFAULT_LARGE_BATCH)
@@ -346,3 +344,21 @@ def _checked(data: np.ndarray, spec: InputSpec, case: Case, path: Path) -> np.nd
     if spec.dtype in INT_DTYPES and not np.issubdtype(data.dtype, np.integer):
         raise InputSpecError(f"{path}: input {spec.name!r} is {spec.dtype}: give integers, not {data.dtype}")
     return np.ascontiguousarray(data.astype(carrier(spec.dtype), copy=False))
+
+
+def take_labels(arrays: dict[str, np.ndarray], path: Path) -> np.ndarray | None:
+    """Remove and return the ``labels`` array of ``arrays`` (None when there is none), once it is
+    a 1-D array of integers; InputSpecError otherwise."""
+    labels = arrays.pop(LABELS, None)
+    if labels is None:
+        return None
+    if labels.ndim != 1:
+        raise InputSpecError(f"{path}: labels must be one class index per sample (1-D), got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise InputSpecError(f"{path}: labels must be integer class indices, not {labels.dtype}")
+    return labels.astype(np.int64, copy=False)
+
+
+def check_count(labels: np.ndarray, samples: int, path: Path) -> None:
+    if len(labels) != samples:
+        raise InputSpecError(f"{path}: {len(labels)} labels for {samples} samples: give one label per sample")

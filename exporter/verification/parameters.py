@@ -16,7 +16,7 @@ Artifact tensors that match no parameter or buffer are exporter constants, liste
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,6 @@ from torch import nn
 from .. import formats
 from ..interface import flatten
 from ..runners.base import to_numpy
-from . import inputs
 
 
 @dataclass
@@ -133,15 +132,31 @@ def _used_by_forward(model: nn.Module, example: tuple[torch.Tensor, ...] | torch
             p.requires_grad_(flag)
 
 
+@dataclass(frozen=True)
+class EagerSide:
+    """What every artifact is accounted against: the eager parameters, their values and the buffer names."""
+
+    parameters: list[EagerParameter]
+    values: dict[str, torch.Tensor]  # by the parameter's (first) name
+    buffer_names: frozenset[str]
+    allow_unused: bool = False  # parameters forward never uses may be absent (--allow-unused)
+
+    @classmethod
+    def of(cls, model: nn.Module, example: tuple[torch.Tensor, ...] | None, allow_unused: bool = False) -> EagerSide:
+        return cls(
+            eager_parameters(model, example),
+            dict(model.named_parameters()),
+            frozenset(n for n, _ in model.named_buffers()),
+            allow_unused,
+        )
+
+    @property
+    def total(self) -> int:
+        return sum(p.count for p in self.parameters)
+
+
 def account(
-    runtime: str,
-    eager: list[EagerParameter],
-    eager_values: dict[str, torch.Tensor],
-    buffer_names: set[str],
-    artifact: Mapping[str, np.ndarray],
-    allow_unused: bool,
-    outputs_agree: bool,
-    quantized: bool = False,
+    runtime: str, eager: EagerSide, artifact: Mapping[str, np.ndarray], outputs_agree: bool, quantized: bool = False
 ) -> ArtifactParameters:
     """Match ``artifact`` tensors (name -> array) against the eager parameters.
 
@@ -152,22 +167,29 @@ def account(
     fold (BatchNorm into the convolution before it), which the outputs prove.
     """
     result = ArtifactParameters(runtime)
+    claimed = _match(result, eager, artifact)
+    _leftovers(result, eager, artifact, claimed)
+    result.rewritten = bool(result.altered) and outputs_agree
+    result.explanation = _explanation(result, eager, quantized)
+    result.reasons = _reasons(result, eager)
+    return result
+
+
+def _match(result: ArtifactParameters, eager: EagerSide, artifact: Mapping[str, np.ndarray]) -> set[str]:
+    """Each eager parameter matched, folded or unused; a matched one's copies compared. The names claimed."""
     claimed: set[str] = set()
-    for param in eager:
+    for param in eager.parameters:
         # Every name the artifact holds this tensor under (a tied weight may be there under each of
         # its names: torch.export's state_dict is): all are claimed, each one's values compared.
         names = [param.name, *param.aliases]
         held = {n: artifact[n] for n in names if n in artifact}  # each array made once
         hits = [n for n, values in held.items() if tuple(values.shape) == param.shape]
         if not hits:
-            if param.used is False:
-                result.unused.append(param.name)
-            else:
-                result.folded.append(param.name)
+            (result.unused if param.used is False else result.folded).append(param.name)
             continue
         claimed.update(hits)
         result.matched.append(param.name)
-        reference = to_numpy(eager_values[param.name])
+        reference = to_numpy(eager.values[param.name])
         for hit in hits:
             diff = _difference(held[hit], reference)
             if diff is not None:
@@ -175,57 +197,66 @@ def account(
                 if hit != param.name:
                     item["held_as"] = hit  # the alias whose copy differs
                 result.altered.append(item)
+    return claimed
+
+
+def _leftovers(result: ArtifactParameters, eager: EagerSide, artifact: Mapping[str, np.ndarray], claimed) -> None:
+    """Tensors no parameter claimed: eager's buffers, and the exporter's own constants."""
     for name in artifact:  # by name: a lazy mapping makes only the arrays looked at
         if name in claimed:
             continue
-        if name in buffer_names:
+        if name in eager.buffer_names:
             result.buffers.append(name)
         else:
             values = artifact[name]
             result.constants.append({"name": name, "shape": list(values.shape), "count": int(values.size)})
 
-    counts = {p.name: p.count for p in eager}
-    matched = sum(counts[n] for n in result.matched)
-    folded = sum(counts[n] for n in result.folded)
-    unused = sum(counts[n] for n in result.unused)
-    eager_total = sum(counts.values())
-    result.total = matched + folded + (unused if allow_unused else 0)
+
+def _explanation(result: ArtifactParameters, eager: EagerSide, quantized: bool) -> str:
+    """``669,706 = 669,706 in 6 tensors matched by name and shape; not counted: ...``; sets ``total``."""
+    counts = {p.name: p.count for p in eager.parameters}
+    matched, folded, unused = (
+        sum(counts[n] for n in names) for names in (result.matched, result.folded, result.unused)
+    )
+    result.total = matched + folded + (unused if eager.allow_unused else 0)
     parts = [f"{matched:,} in {len(result.matched)} tensors matched by name and shape"]
     if result.folded:
-        how = "folded into other tensors by the exporter"
-        if quantized:
-            how = "quantised, or folded then quantised, into int8 tensors"
+        how = (
+            "quantised, or folded then quantised, into int8 tensors"
+            if quantized
+            else "folded into other tensors by the exporter"
+        )
         parts.append(f"{folded:,} {how} ({', '.join(result.folded)})")
     if result.unused:
-        parts.append(
-            f"{unused:,} {'allowed as ' if allow_unused else ''}unused by forward and absent "
-            f"({', '.join(result.unused)})"
-        )
+        allowed = "allowed as " if eager.allow_unused else ""
+        parts.append(f"{unused:,} {allowed}unused by forward and absent ({', '.join(result.unused)})")
     extra = ""
     if result.constants:
         elements = sum(c["count"] for c in result.constants)
         extra = f"; not counted: {len(result.constants)} exporter constant(s), {elements:,} elements"
     if result.buffers:
         extra += f"; {len(result.buffers)} buffer(s) listed apart"
-    if result.altered and outputs_agree:
-        result.rewritten = True
+    if result.rewritten:
         names = ", ".join(_held(a) for a in result.altered)
         extra += f"; values of {names} rewritten by the exporter (a fold), proved by the outputs"
-    result.explanation = f"{result.total:,} = " + " + ".join(parts) + extra
+    return f"{result.total:,} = " + " + ".join(parts) + extra
 
-    if result.unused and not allow_unused:
-        result.reasons.append(
+
+def _reasons(result: ArtifactParameters, eager: EagerSide) -> list[str]:
+    reasons = []
+    if result.unused and not eager.allow_unused:
+        reasons.append(
             f"parameters {', '.join(result.unused)} are never used by forward, so the artifact lacks them "
             "(pass --allow-unused if that is intended)"
         )
     for item in [] if result.rewritten else result.altered:
-        result.reasons.append(
+        reasons.append(
             f"parameter {_held(item)} in the artifact differs from the eager model's "
             f"(max abs diff {item['max_abs_diff']:.3g})"
         )
-    if result.total != eager_total:
-        result.reasons.append(f"parameter total {result.total:,} differs from eager's {eager_total:,}")
-    return result
+    if result.total != eager.total:
+        reasons.append(f"parameter total {result.total:,} differs from eager's {eager.total:,}")
+    return reasons
 
 
 def _difference(values: Any, reference: np.ndarray) -> float | None:
@@ -256,33 +287,32 @@ def _held(item: dict[str, Any]) -> str:
 @dataclass
 class Accounting:
     """The eager parameters (and whether forward uses each), and each runtime's account of them
-    (``result``: a report.RuntimeResult once its batches have run).
+    (``result``: a results.RuntimeResult once its batches have run).
 
     A runtime's tensors are accounted for while it is loaded, then let go. A quantised runtime
     judged by its accuracy drop on labelled data is accounted for after that gate has judged
     (``settle``): whether it kept eager's accuracy is what proves its folds.
     """
 
-    params: list
-    values: dict[str, torch.Tensor]
-    buffer_names: set[str]
+    eager: EagerSide
     report: ParameterReport
     by_accuracy: bool = False  # quantised runtimes are judged by an accuracy drop (labelled inputs)
     pending: dict[str, tuple[Any, dict]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, model: nn.Module, device, specs, allow_unused: bool, by_accuracy: bool) -> Accounting:
-        example = inputs.example(tuple(replace(s, shape=(2, *s.shape[1:])) for s in specs), 0, device)
-        params = eager_parameters(model, tuple(example.values()))
+    def of(
+        cls, model: nn.Module, example: tuple[torch.Tensor, ...], allow_unused: bool, by_accuracy: bool
+    ) -> Accounting:
+        """``example``: forward's arguments for the one forward pass that tells which parameters it uses."""
+        eager = EagerSide.of(model, example, allow_unused)
         report = ParameterReport(
-            eager_total=sum(p.count for p in params),
-            parameters=params,
+            eager_total=eager.total,
+            parameters=eager.parameters,
             buffers=[{"name": n, "shape": list(b.shape), "count": b.numel()} for n, b in model.named_buffers()],
             artifacts={},
             allow_unused=allow_unused,
         )
-        values = dict(model.named_parameters())
-        return cls(params, values, {n for n, _ in model.named_buffers()}, report, by_accuracy)
+        return cls(eager, report, by_accuracy)
 
     def add(self, result: Any, found) -> None:
         """Account for ``found`` (the runtime's tensors by name), once its batches have run: whether
@@ -302,7 +332,4 @@ class Accounting:
     def _account(self, result: Any, found, agree: bool) -> None:
         agree = agree and result.error is None and bool(result.batches) and all(b.passed for b in result.batches)
         quantized = formats.FORMATS[result.format].quantized
-        self.report.artifacts[result.runtime] = account(
-            result.runtime, self.params, self.values, self.buffer_names, found,
-            self.report.allow_unused, agree, quantized,
-        )  # fmt: skip
+        self.report.artifacts[result.runtime] = account(result.runtime, self.eager, found, agree, quantized)

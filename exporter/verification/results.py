@@ -1,16 +1,50 @@
-"""The verification report: result objects, their JSON form and the table people read."""
+"""The verification report: result objects, their JSON form and the table people read (``render``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..artifacts.integrity import HashCheck
 from ..notes import WARNING, Note
 from ..tables import text_table
 from . import tolerance
 from .compare import OutputComparison
-from .parameters import ParameterReport
+
+if TYPE_CHECKING:
+    from .parameters import ParameterReport
+
+
+@dataclass
+class Divergence:
+    """The first module whose output differs from eager's, or why none was named."""
+
+    module: str | None  # its path ("" is the model itself); None: no divergence found, or cannot be opened up
+    note: str | None = None  # when ``module`` is None: why
+    type: str | None = None  # the module's class
+    max_abs: float | None = None
+    max_rel: float | None = None
+    line: str | None = None  # the user's line that leads to it ("net.py:12: self.fc(x)")
+    agreeing: int = 0  # module outputs compared before it that agree
+    reason: str | None = None  # the comparison's first reason
+    batch: str | None = None  # the batch it was found at
+    seconds: float | None = None  # what localising took
+
+    @classmethod
+    def none(cls, note: str, agreeing: int = 0) -> Divergence:
+        return cls(module=None, note=note, agreeing=agreeing)
+
+    def text(self) -> str:
+        """``first divergence: linear_relu_stack.2 (Linear) max abs diff 0.49 ...``, or why there is none."""
+        if self.module is None:
+            return str(self.note)
+        text = f"first divergence: {self.module or '(the model itself)'} ({self.type}) max abs diff {self.max_abs:.3g}"
+        if self.max_rel is not None:
+            text += f", max rel diff {self.max_rel:.3g}"
+        text += f"; the {self.agreeing} module(s) before it agree"
+        if self.line:
+            text += f"; called at {self.line}"
+        return text
 
 
 @dataclass
@@ -45,9 +79,7 @@ class RuntimeResult:
     batches: list[BatchResult] = field(default_factory=list)
     seconds: float = 0.0  # time spent inside infer() over all batches
     reasons: list[str] = field(default_factory=list)  # failures over all batches (pooled top-1 agreement)
-    # localize.py: the first module whose output differs ({"module", "type", "max_abs", ...}), or
-    # {"module": None, "note": why none was found or why the artifact cannot be opened up}; None: not run
-    first_divergence: dict[str, Any] | None = None
+    first_divergence: Divergence | None = None  # localize.py: the first module that differs, or why none; None: not run
 
     @property
     def passed(self) -> bool:
@@ -152,116 +184,125 @@ class VerificationReport:
         }
 
     def render(self) -> str:
-        """The human report: header, runtime x batch table, parameters, then every failure."""
-        out = [
-            f"Verification of {self.artifact_dir} (model {self.model}, device {self.device})",
-            f"inputs: {self.samples} samples, {self.inputs}, batch sizes {', '.join(map(str, self.batch_sizes))}",
-            "tolerance: |actual - expected| <= atol + rtol * |expected|; " + _tolerance_text(self.tolerances),
-        ]
-        ok_hashes = sum(h.ok for h in self.hashes)
-        out.append(f"files: {ok_hashes}/{len(self.hashes)} match their sha256 in the manifest")
-        det = self.reference.get("deterministic")
-        out.append(
-            "reference: eager PyTorch, "
-            + (
-                "deterministic over two runs"
-                if det
-                else "NOT deterministic over two runs"
-                if det is False
-                else "not run"
-            )
-        )
-        out.append("")
-        head = (
-            "runtime",
-            "batch",
-            "samples",
-            "max_abs",
-            "max_rel",
-            "mean_abs",
-            "p99_abs",
-            "cosine",
-            "top1",
-            "ties",
-            "result",
-        )
-        rows = [head]
-        for r in self.runtimes:
-            if r.error:
-                rows.append((r.runtime, "-", "-", "-", "-", "-", "-", "-", "-", "-", "FAIL (not run)"))
-            for b in r.batches:
-                for o in b.outputs or [None]:
-                    if o is None:
-                        state = "FAIL (shape)" if b.shape_error else "FAIL (raised)"
-                        rows.append((r.runtime, b.label, str(b.samples), *["-"] * 7, state))
-                        continue
-                    rows.append(
-                        (
-                            r.runtime if len(b.outputs) == 1 else f"{r.runtime}/{o.output}",
-                            b.label,
-                            str(b.samples),
-                            _num(o.max_abs_diff),
-                            _num(o.max_rel_diff),
-                            _num(o.mean_abs_diff),
-                            _num(o.p99_abs_diff),
-                            "-" if o.cosine_similarity is None else f"{o.cosine_similarity:.6f}",
-                            _agreement(o),
-                            str(o.tied_samples),
-                            "FAIL" if not b.passed else "FAIL (top-1)" if r.reasons else "pass",
-                        )
+        """The human report: header, runtime x batch table, parameters, notes, then the verdict and every failure."""
+        return render(self)
+
+
+# --- the table people read ----------------------------------------------------------------------
+
+_HEAD = ("runtime", "batch", "samples", "max_abs", "max_rel", "mean_abs", "p99_abs", "cosine", "top1", "ties", "result")
+
+
+def render(report: VerificationReport) -> str:
+    """The human report: header, runtime x batch table, parameters, notes, then the verdict and every failure."""
+    failures = report.failures
+    out = [*_header(report), "", *_table(report.runtimes)]
+    out += _accuracy_lines(report)
+    if report.parameters:
+        out += ["", *_parameters(report.parameters)]
+    out += _notes(report, passed=not failures)
+    out += ["", *_verdict(report, failures)]
+    diagnosis = _diagnosis(report.runtimes)
+    if diagnosis:
+        out += ["", "where and by how much:", *(f"  {line}" for line in diagnosis)]
+    return "\n".join(out)
+
+
+def _header(report: VerificationReport) -> list[str]:
+    determinism = report.reference.get("deterministic")
+    reference = {True: "deterministic over two runs", False: "NOT deterministic over two runs"}.get(
+        determinism, "not run"
+    )
+    return [
+        f"Verification of {report.artifact_dir} (model {report.model}, device {report.device})",
+        f"inputs: {report.samples} samples, {report.inputs}, batch sizes {', '.join(map(str, report.batch_sizes))}",
+        "tolerance: |actual - expected| <= atol + rtol * |expected|; " + _tolerance_text(report.tolerances),
+        f"files: {sum(h.ok for h in report.hashes)}/{len(report.hashes)} match their sha256 in the manifest",
+        f"reference: eager PyTorch, {reference}",
+    ]
+
+
+def _table(runtimes: list[RuntimeResult]) -> list[str]:
+    """One row per runtime, batch and output: the metrics, and whether it passed."""
+    rows: list[tuple[str, ...]] = [_HEAD]
+    for r in runtimes:
+        if r.error:
+            rows.append((r.runtime, *["-"] * 9, "FAIL (not run)"))
+        for b in r.batches:
+            if not b.outputs:
+                rows.append(
+                    (
+                        r.runtime,
+                        b.label,
+                        str(b.samples),
+                        *["-"] * 7,
+                        "FAIL (shape)" if b.shape_error else "FAIL (raised)",
                     )
-        out += text_table(rows)
-        if any(o.min_agreement is not None for r in self.runtimes for b in r.batches for o in b.outputs):
-            out.append(
-                "* quantised runtimes: in brackets, the share whose class is eager's or within the quantisation bound "
-                "of eager's maximum (a near tie); pass/fail uses the exact share, pooled over batch sizes: "
-                "FAIL (top-1) marks the rows of a runtime whose pooled share is below the required one"
-            )
-        out += _accuracy_lines(self)
-        if self.parameters:
-            p = self.parameters
-            out += [
-                "",
-                f"parameters (eager: {p.eager_total:,} in {len(p.parameters)} tensors, tied counted once; "
-                f"{len(p.buffers)} buffer(s) listed apart)",
-            ]
-            rows = [("runtime", "total", "result", "how")]
-            for name, art in p.artifacts.items():
-                rows.append((name, f"{art.total:,}", "pass" if art.passed else "FAIL", art.explanation))
-            out += text_table(rows)
-            out += ["", *_parameter_table(p)]
-        for r in self.runtimes:
-            for note in r.notes:
-                if note.level != WARNING:
-                    out.append(f"note: {r.runtime}: {note}")
-        against = self.reference.get("against_float32")
-        if against:
-            diffs = ", ".join(f"{rt} {_num(d)}" for rt, d in against.items())
-            out.append(f"note: against the model in float32 (same weights, upcast; not judged), max abs diff: {diffs}")
-        failures = self.failures
-        if not failures:  # on failure they are in the list below; on a pass they must still be seen
-            out += [f"warning: {r.runtime}: {n}" for r in self.runtimes for n in r.notes if n.level == WARNING]
-        if self.reference.get("changed_by_first_call"):
-            names = ", ".join(self.reference["changed_by_first_call"])
-            out.append(
-                f"note: forward changed {names} on its first call only (an in-place clamp?); later calls did not"
-            )
-        if self.reference.get("widened"):
-            out.append(
-                "note: an export warned that a trace froze a value or a size: verified at more batch sizes and "
-                "on normally drawn inputs too"
-            )
-        out.append("")
-        if failures:
-            out.append(f"FAILED: {len(failures)} problem(s)")
-            out += [f"  - {line}" for line in failures]
-        else:
-            names = ", ".join(["eager", *(r.runtime for r in self.runtimes)])
-            out.append(f"PASSED: {names} agree on {self.samples} samples, and the parameters match")
-        diagnosis = _diagnosis(self.runtimes)
-        if diagnosis:
-            out += ["", "where and by how much:", *(f"  {line}" for line in diagnosis)]
-        return "\n".join(out)
+                )
+            for o in b.outputs:
+                result = "FAIL" if not b.passed else "FAIL (top-1)" if r.reasons else "pass"
+                rows.append(
+                    (
+                        r.runtime if len(b.outputs) == 1 else f"{r.runtime}/{o.output}",
+                        b.label,
+                        str(b.samples),
+                        *_metrics(o),
+                        result,
+                    )
+                )
+    lines = text_table(rows)
+    if any(o.min_agreement is not None for r in runtimes for b in r.batches for o in b.outputs):
+        lines.append(
+            "* quantised runtimes: in brackets, the share whose class is eager's or within the quantisation bound "
+            "of eager's maximum (a near tie); pass/fail uses the exact share, pooled over batch sizes: "
+            "FAIL (top-1) marks the rows of a runtime whose pooled share is below the required one"
+        )
+    return lines
+
+
+def _metrics(o: OutputComparison) -> tuple[str, ...]:
+    cosine = "-" if o.cosine_similarity is None else f"{o.cosine_similarity:.6f}"
+    diffs = (o.max_abs_diff, o.max_rel_diff, o.mean_abs_diff, o.p99_abs_diff)
+    return (*(_num(d) for d in diffs), cosine, _agreement(o), str(o.tied_samples))
+
+
+def _parameters(p: ParameterReport) -> list[str]:
+    lines = [
+        f"parameters (eager: {p.eager_total:,} in {len(p.parameters)} tensors, tied counted once; "
+        f"{len(p.buffers)} buffer(s) listed apart)"
+    ]
+    rows = [("runtime", "total", "result", "how")]
+    rows += [
+        (name, f"{art.total:,}", "pass" if art.passed else "FAIL", art.explanation) for name, art in p.artifacts.items()
+    ]
+    return [*lines, *text_table(rows), "", *_parameter_table(p)]
+
+
+def _notes(report: VerificationReport, passed: bool) -> list[str]:
+    """Each runtime's notes; its warnings too on a pass (on a failure they are among the failures)."""
+    lines = [f"note: {r.runtime}: {n}" for r in report.runtimes for n in r.notes if n.level != WARNING]
+    against = report.reference.get("against_float32")
+    if against:
+        diffs = ", ".join(f"{rt} {_num(d)}" for rt, d in against.items())
+        lines.append(f"note: against the model in float32 (same weights, upcast; not judged), max abs diff: {diffs}")
+    if passed:
+        lines += [f"warning: {r.runtime}: {n}" for r in report.runtimes for n in r.notes if n.level == WARNING]
+    if report.reference.get("changed_by_first_call"):
+        names = ", ".join(report.reference["changed_by_first_call"])
+        lines.append(f"note: forward changed {names} on its first call only (an in-place clamp?); later calls did not")
+    if report.reference.get("widened"):
+        lines.append(
+            "note: an export warned that a trace froze a value or a size: verified at more batch sizes and "
+            "on normally drawn inputs too"
+        )
+    return lines
+
+
+def _verdict(report: VerificationReport, failures: list[str]) -> list[str]:
+    if failures:
+        return [f"FAILED: {len(failures)} problem(s)", *(f"  - {line}" for line in failures)]
+    names = ", ".join(["eager", *(r.runtime for r in report.runtimes)])
+    return [f"PASSED: {names} agree on {report.samples} samples, and the parameters match"]
 
 
 def _diagnosis(runtimes: list[RuntimeResult]) -> list[str]:
@@ -279,22 +320,8 @@ def _diagnosis(runtimes: list[RuntimeResult]) -> list[str]:
                 tolerance.line(r.runtime if len(outputs) == 1 else f"{r.runtime}/{name}", tolerance.pooled(found))
             )
         if r.first_divergence is not None:
-            lines.append(f"{r.runtime}: {divergence_text(r.first_divergence)}")
+            lines.append(f"{r.runtime}: {r.first_divergence.text()}")
     return lines
-
-
-def divergence_text(found: dict[str, Any]) -> str:
-    """``first divergence: linear_relu_stack.2 (Linear) max abs diff 0.49 ...``, or why there is none."""
-    if found.get("module") is None:
-        return found["note"]
-    module = found["module"] or "(the model itself)"
-    text = f"first divergence: {module} ({found['type']}) max abs diff {found['max_abs']:.3g}"
-    if found.get("max_rel") is not None:
-        text += f", max rel diff {found['max_rel']:.3g}"
-    text += f"; the {found['agreeing']} module(s) before it agree"
-    if found.get("line"):
-        text += f"; called at {found['line']}"
-    return text
 
 
 MAX_PARAMETER_ROWS = 40  # beyond this the per-parameter table is cut; verification.json has every row

@@ -26,7 +26,7 @@ from exporter.errors import (
 )
 from exporter.triton.build import TritonConfig, write_repository
 
-from .helpers import restamp
+from ..helpers import restamp
 
 # The ONNX types the seed models use, mapped here independently of exporter.triton.
 ONNX_TO_TRITON = {TensorProto.FLOAT: "TYPE_FP32", TensorProto.INT64: "TYPE_INT64", TensorProto.FLOAT16: "TYPE_FP16"}

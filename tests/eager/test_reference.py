@@ -14,7 +14,7 @@ from exporter.eager.reference import build, count_parameters, rebuild, resolve_d
 from exporter.eager.sources import ModelSource, resolve
 from exporter.errors import DeviceError, ModelNotFoundError, UsageError
 
-from .conftest import BROKEN
+from ..conftest import BROKEN
 
 CPU = torch.device("cpu")
 MLP = resolve("mlp")

@@ -22,7 +22,7 @@ from exporter import TritonConfig, VerifyConfig, verify, write_repository
 from exporter.artifacts.integrity import hash_member, read_member, sha256_file
 from exporter.errors import ManifestError
 
-from .helpers import restamp
+from ..helpers import restamp
 
 pytestmark = pytest.mark.slow  # each test uses an exported folder
 

@@ -16,8 +16,8 @@ from exporter import ExportConfig, VerifyConfig, export, models, verify
 from exporter.errors import ExportFailedError, ManifestError, UsageError
 from exporter.runners.onnxruntime import runtime_max_opset
 
-from .conftest import BROKEN
-from .helpers import restamp
+from ..conftest import BROKEN
+from ..helpers import restamp
 
 # Random weights crowd the logits together (a range of ~0.2), so int8 flips top-1 classes,
 # every flip a near tie: 0.6 % of them for mlp, 1.8 % for cnn (measured on 8,255 samples);

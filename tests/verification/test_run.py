@@ -12,8 +12,8 @@ import pytest
 from exporter import VerifyConfig, verify
 from exporter.errors import UsageError
 
-from .conftest import BROKEN
-from .helpers import change_onnx_weight, restamp
+from ..conftest import BROKEN
+from ..helpers import change_onnx_weight, restamp
 
 pytestmark = pytest.mark.slow  # every test verifies an exported folder
 

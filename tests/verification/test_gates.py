@@ -12,7 +12,7 @@ from exporter import ExportConfig, VerifyConfig, export, verify
 from exporter.config import Tolerance
 from exporter.verification.compare import OutputComparison
 
-MODELS = Path(__file__).resolve().parent / "verdict_models.py"
+MODELS = Path(__file__).resolve().parent.parent / "verdict_models.py"
 FLOAT32 = VerifyConfig().tolerance("float32")
 
 

@@ -27,7 +27,7 @@ from exporter.artifacts.manifest import Manifest, sign_folder
 from exporter.artifacts.trust import KEY_FILE, check, config_dir, key_id, load_key
 from exporter.errors import ExporterError, UsageError
 
-from .helpers import restamp
+from ..helpers import restamp
 
 pytestmark = pytest.mark.slow  # each test uses an exported folder
 

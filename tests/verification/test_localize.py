@@ -14,7 +14,7 @@ from exporter.cli.commands import cli
 from exporter.eager import reference
 from exporter.verification import tolerance
 
-from .helpers import change_onnx_weight, restamp
+from ..helpers import change_onnx_weight, restamp
 
 pytestmark = pytest.mark.slow  # every test verifies an exported folder
 

@@ -19,10 +19,11 @@ import pytest
 os.environ["EXPORTER_CONFIG_DIR"] = tempfile.mkdtemp(prefix="exporter-test-config-")
 
 ROOT = Path(__file__).resolve().parent.parent
-BROKEN = ROOT / "tests" / "broken_models.py"
+# The catalogue of small models that must fail (each for its own cause) or pass, as `file.py:Class` names them.
+BROKEN = ROOT / "tests" / "catalogue.py"
 
 # Fixtures that export a real model: a test using one, directly or through another fixture, is slow.
-EXPORTING_FIXTURES = frozenset({"mlp_export", "every_format", "all_formats", "external"})
+EXPORTING_FIXTURES = frozenset({"mlp_export", "every_format", "all_formats", "external", "catalogue_export"})
 # Slow tests whose files this suite does not write marks into: (file, test).
 SLOW_ELSEWHERE = frozenset({("test_readme.py", "test_the_readme_example_test_file_passes_in_a_fresh_folder")})
 

@@ -86,11 +86,7 @@ def test_half_precision_and_integer_inputs_verify_on_cuda(tmp_path):
 
 
 def test_a_broken_export_fails_on_cuda_for_its_cause(tmp_path):
-    import sys
-    from pathlib import Path
-
-    sys.path.insert(0, str(Path(__file__).parent))
-    from verdict_models import LargeBatchBranch  # behaves differently from batch 100: a trace freezes it
+    from .catalogue import LargeBatchBranch  # behaves differently from batch 100: a trace freezes it
 
     result = export(
         LargeBatchBranch(), ExportConfig(out=tmp_path, device="cuda", formats=("torchscript",)),

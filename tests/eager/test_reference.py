@@ -21,7 +21,7 @@ MLP = resolve("mlp")
 
 
 def _source(class_name: str) -> ModelSource:
-    """A class of tests/broken_models.py, as `file.py:Class` names it."""
+    """A class of tests/catalogue.py, as `file.py:Class` names it."""
     return resolve(f"{BROKEN}:{class_name}", (1, 28, 28))
 
 
@@ -176,16 +176,3 @@ def test_a_cuda_device_this_machine_lacks_is_refused():
 def test_cpu_and_auto_resolve_to_a_device_this_machine_has():
     assert resolve_device("cpu") == CPU
     assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def test_the_same_model_file_at_two_paths_loads_as_two_modules_each_naming_its_own_path(tmp_path):
-    text = "from torch import nn\n\nclass Net(nn.Linear):\n    def __init__(self):\n        super().__init__(2, 2)\n"
-    one, two = tmp_path / "one.py", tmp_path / "two.py"
-    one.write_text(text)
-    two.write_text(text)
-    first, second = (resolve(f"{p}:Net", need_shape=False).load_class() for p in (one, two))
-    assert first is not second
-    assert first.__init__.__code__.co_filename == str(one) and second.__init__.__code__.co_filename == str(two)
-    assert (
-        resolve(f"{one}:Net", need_shape=False).load_class() is first
-    )  # the same file again: the module already loaded

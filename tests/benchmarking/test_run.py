@@ -10,8 +10,6 @@ import io
 import json
 import math
 import shutil
-import subprocess
-import sys
 from dataclasses import replace
 
 import numpy as np
@@ -23,13 +21,11 @@ from exporter import ExportConfig, export
 from exporter.artifacts.integrity import sha256_file
 from exporter.artifacts.manifest import Manifest, sign_folder
 from exporter.benchmarking import BenchConfig, bench
-from exporter.benchmarking.measure import MatmulPeak, measure_matmul_peak
 from exporter.config import FORMATS
 from exporter.eager.flops import count_flops
 from exporter.errors import ExporterError, UsageError
 from exporter.models.cnn import ConvNet
 from exporter.models.mlp import NeuralNetwork
-from exporter.notes import Note
 from exporter.progress import ProgressLine
 
 FAST = BenchConfig(batch_sizes=(1, 3), warmup=1, warmup_s=0, repeats=2, min_time_s=0, peak_runs=1, accuracy_samples=12)
@@ -75,16 +71,6 @@ def test_rows_are_grouped_by_batch_size_with_eager_first(report):
     assert next(r.runtime for r in report.results if r.batch_size == 1) == "eager"
 
 
-def test_the_defaults_are_batch_1_64_and_1024_as_the_help_says():
-    from click.testing import CliRunner
-
-    from exporter.cli.commands import cli
-
-    assert BenchConfig().batch_sizes == (1, 64, 1024)
-    help_text = " ".join(CliRunner().invoke(cli, ["bench", "--help"]).output.split())  # unwrapped
-    assert "Default: 1, 64 and 1024." in help_text
-
-
 @pytest.mark.slow
 def test_json_holds_every_result_with_the_documented_keys(report):
     data = json.loads(json.dumps(report.to_dict(), allow_nan=False))  # strict JSON: no NaN
@@ -115,15 +101,8 @@ def test_sizes_are_the_artifact_files_and_eager_has_none(report, every_format):
 
 
 @pytest.mark.slow
-def test_notes_are_the_runtimes_own_once_each_and_none_on_the_cpu(report):
-    assert report.to_dict()["notes"] == report.notes == []  # on the CPU every runtime ran where it was asked
-    row = report.results[-1]
-    row.notes = [Note.note("it ran somewhere else")]
-    try:
-        assert report.notes == [f"{row.runtime}: it ran somewhere else"]
-        assert f"note: {row.runtime}: it ran somewhere else" in report.render()
-    finally:
-        row.notes = []
+def test_on_the_cpu_every_runtime_runs_where_it_was_asked_and_notes_nothing(report):
+    assert report.to_dict()["notes"] == report.notes == []  # once per runtime: test_results.py
 
 
 @pytest.mark.slow
@@ -298,19 +277,6 @@ def test_threads_are_set_for_the_run_reported_and_restored(every_format):
     assert {r.threads for r in result.results} == {threads}
 
 
-def test_matmul_peak_is_positive_and_says_how_it_was_measured():
-    peak = measure_matmul_peak(torch.get_num_threads(), size=256, runs=2)
-    assert peak.gflops_per_s > 0 and peak.seconds_median > 0
-    assert peak.method == "torch.mm of two 256x256 float32 matrices, median of 2 runs"
-
-
-def test_the_peak_keeps_the_higher_of_two_measurements():
-    low = MatmulPeak(10.0, 1.0, 256, 2, 1, [10.0])
-    high = MatmulPeak(30.0, 0.3, 256, 2, 1, [30.0])
-    assert low.combine(high).gflops_per_s == high.combine(low).gflops_per_s == 30.0
-    assert low.combine(high).measured_gflops_per_s == [10.0, 30.0]
-
-
 @pytest.mark.slow
 def test_the_reported_peak_is_the_higher_of_two_and_each_row_a_share_of_it(report):
     assert len(report.peak.measured_gflops_per_s) == 2  # bench measures before and after the runtimes
@@ -368,38 +334,6 @@ def test_a_runtime_that_cannot_load_fails_its_rows_and_the_others_still_run(priv
     assert result.result("onnxruntime", 1).error is None
 
 
-@pytest.mark.parametrize(
-    "change, message",
-    [
-        ({"batch_sizes": (0,)}, "batch sizes must be positive"),
-        ({"batch_sizes": (1, -4)}, "batch sizes must be positive"),
-        ({"batch_sizes": ()}, "batch sizes must be positive"),
-        ({"threads": 0}, "--threads must be at least 1"),
-        ({"repeats": 0}, "repeats"),
-        ({"runtimes": ("tflite",)}, "no runtime 'tflite'"),
-        ({"accuracy_samples": 0}, "--accuracy-samples must be from 1"),
-    ],
-    ids=["zero", "negative", "none", "threads", "repeats", "runtime", "accuracy"],
-)
-def test_bad_settings_are_usage_errors_before_any_folder_is_read(change, message):
-    with pytest.raises(UsageError, match=message) as caught:
-        replace(FAST, **change)  # the config refuses them as it is made: bench never sees them
-    assert caught.value.exit_code == 2
-
-
-@pytest.mark.slow
-def test_an_unknown_runtime_is_refused_before_torch_is_imported_naming_both_spellings(every_format):
-    code = (
-        "import sys; from exporter.cli import cli\n"
-        f"try: cli.main(['bench', {str(every_format)!r}, '--runtime', 'int8'], prog_name='exporter')\n"
-        "except SystemExit as e: print('EXIT', e.code)\n"
-        "print('HEAVY', [m for m in ('torch', 'onnxruntime') if m in sys.modules])"
-    )
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert "EXIT 2" in run.stdout and "HEAVY []" in run.stdout, run.stdout + run.stderr
-    assert "no runtime 'int8'" in run.stderr and "onnxruntime-int8 (onnx-int8)" in run.stderr
-
-
 @pytest.mark.slow
 def test_a_runtime_filter_keeps_eager_and_the_named_runtimes(every_format):
     config = replace(FAST, batch_sizes=(2,), runtimes=("onnx", "pt2"))
@@ -443,45 +377,3 @@ def test_progress_line_writes_whole_lines_elsewhere():
     line("two")
     line.close()
     assert stream.getvalue() == "one\ntwo\n"
-
-
-# ---------------------------------------------------------------- the command, once cli.py has it
-
-
-@pytest.mark.slow
-def test_the_bench_command_writes_json_and_refuses_a_bad_batch_size(every_format, tmp_path):
-    from click.testing import CliRunner
-
-    from exporter.cli.commands import cli
-
-    out = tmp_path / "bench.json"
-    args = ["bench", str(every_format), "--batch-size", "2", "--warmup", "1", "--min-time", "0", "--json", str(out)]
-    args += ["--accuracy-samples", "16"]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 0, result.output
-    assert {r["runtime"] for r in json.loads(out.read_text())["results"]} == set(RUNTIMES)
-    assert "matmul peak" in result.output
-    assert "at least 16 per batch size" in result.output  # --accuracy-samples 16, below
-    bad = CliRunner().invoke(cli, ["bench", str(every_format), "--batch-size", "0"])
-    assert bad.exit_code == 2
-    bad = CliRunner().invoke(cli, ["bench", str(every_format), "--accuracy-samples", "0"])
-    assert bad.exit_code == 2 and "Traceback" not in bad.output
-
-
-@pytest.mark.slow
-def test_bench_on_cuda_without_cuda_is_one_line_and_exit_2(every_format):
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA, so --device cuda is not an error here (tests/test_cuda.py runs it)")
-    result = subprocess.run(
-        [sys.executable, "-m", "exporter", "bench", str(every_format), "--device", "cuda"],
-        capture_output=True,
-        text=True,
-    )
-    assert result.returncode == 2 and "no CUDA" in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
-
-
-def test_a_device_bench_cannot_use_is_refused_before_anything_loads():
-    with pytest.raises(UsageError, match="is not auto, cpu, cuda"):
-        BenchConfig(device="gpu")
-    assert BenchConfig().device == "cpu"  # the CPU unless asked: the numbers a CPU server would see

@@ -18,13 +18,6 @@ def _run(*args: str, cwd=None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
-@pytest.mark.parametrize("name", sorted(cli.commands), ids=str)
-def test_every_command_has_help_with_an_example(name):
-    result = CliRunner().invoke(cli, [name, "--help"])
-    assert result.exit_code == 0, result.output
-    assert "Example" in result.output and cli.commands[name].help
-
-
 @pytest.mark.parametrize(
     "args",
     [

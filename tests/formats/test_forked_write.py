@@ -53,21 +53,3 @@ def test_a_full_disk_is_named_as_one(tmp_path, monkeypatch):
     with pytest.raises(OSError) as raised:
         forked_write.write(tmp_path / "model.pt", fails)
     assert raised.value.errno == errno.ENOSPC
-
-
-def test_torchscript_is_saved_in_process_once_cuda_is_initialised(tmp_path, monkeypatch):
-    import hashlib
-
-    import torch
-
-    from exporter.formats import torchscript
-
-    traced = torch.jit.trace(torch.nn.Linear(4, 2).eval(), torch.rand(1, 4))
-    forked = []
-    monkeypatch.setattr(forked_write, "write", lambda path, save: (forked.append(path), save(str(path))))
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)  # a CUDA context cannot cross fork
-    digest = torchscript._save(traced, tmp_path / "model.pt")
-    assert not forked and digest == hashlib.sha256((tmp_path / "model.pt").read_bytes()).hexdigest()
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
-    torchscript._save(traced, tmp_path / "again.pt")
-    assert len(forked) == 1  # without CUDA: the forked child writes it

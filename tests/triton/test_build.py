@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import subprocess
@@ -21,12 +20,12 @@ from exporter.errors import (
     ExporterError,
     ExportFailedError,
     ManifestError,
-    ModelFolderExistsError,
     UsageError,
 )
 from exporter.triton.build import TritonConfig, write_repository
 
 from ..helpers import restamp
+from .test_pbtxt import load_model_config_schema
 
 # The ONNX types the seed models use, mapped here independently of exporter.triton.
 ONNX_TO_TRITON = {TensorProto.FLOAT: "TYPE_FP32", TensorProto.INT64: "TYPE_INT64", TensorProto.FLOAT16: "TYPE_FP16"}
@@ -40,17 +39,8 @@ EXPECTED_FILES = [
 
 @pytest.fixture(scope="module")
 def schema():
-    """tritonclient's model_config_pb2: Triton's own ModelConfig message.
-
-    Loaded from its file: ``tritonclient.grpc``'s __init__ needs grpcio, which the schema does not.
-    """
-    spec = importlib.util.find_spec("tritonclient")
-    assert spec is not None and spec.submodule_search_locations, "tritonclient is not installed (requirements.txt)"
-    path = Path(next(iter(spec.submodule_search_locations))) / "grpc" / "model_config_pb2.py"
-    module_spec = importlib.util.spec_from_file_location("tritonclient_model_config_pb2", path)
-    module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
-    return module
+    """Triton's own ModelConfig message (see test_pbtxt.py)."""
+    return load_model_config_schema()
 
 
 @pytest.fixture(scope="module")
@@ -178,14 +168,6 @@ def test_max_batch_size_zero_keeps_the_batch_dimension_in_dims(mlp_dir, tmp_path
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("bad", [-1, 2**31, 1.5, True])
-def test_a_bad_max_batch_size_is_a_usage_error_and_writes_nothing(mlp_dir, tmp_path, bad):
-    with pytest.raises(UsageError, match="max-batch-size") as caught:
-        write_repository(mlp_dir, tmp_path / "repo", TritonConfig(max_batch_size=bad))
-    assert caught.value.exit_code == 2 and not (tmp_path / "repo").exists()
-
-
-@pytest.mark.slow
 def test_a_batch_baked_into_the_artifacts_turns_batching_off_with_a_note(mlp_dir, tmp_path, schema):
     model = onnx.load(str(mlp_dir / "model.onnx"))
     for value in (*model.graph.input, *model.graph.output):
@@ -206,20 +188,7 @@ def test_a_batch_baked_into_the_artifacts_turns_batching_off_with_a_note(mlp_dir
     assert all(any("max_batch_size 0" in note for note in m.notes) for m in result.models)
 
 
-# --- refusing to overwrite ---------------------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_a_non_empty_model_folder_is_refused_without_force_and_left_intact(mlp_dir, tmp_path):
-    repository = tmp_path / "repo"
-    write_repository(mlp_dir, repository)
-    (repository / "mlp_torchscript" / "mine.txt").write_text("keep me")
-    before = {name: (repository / name).read_bytes() for name in files(repository)}
-    with pytest.raises(ModelFolderExistsError, match="--force") as caught:
-        write_repository(mlp_dir, repository, TritonConfig(max_batch_size=4))
-    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
-    assert {name: (repository / name).read_bytes() for name in files(repository)} == before
-    assert not [p for p in repository.iterdir() if p.name.startswith(".")]
+# --- replacing a model folder (the refusals: test_repository.py) ------------------------------------
 
 
 @pytest.mark.slow
@@ -231,37 +200,6 @@ def test_force_replaces_the_model_folders_whole(mlp_dir, tmp_path, schema):
     assert files(repository) == EXPECTED_FILES  # the stale file went with the old folder
     assert all(parse(schema, m.path).max_batch_size == 4 for m in result.models)
     assert not [p for p in repository.iterdir() if p.name.startswith(".")]
-
-
-@pytest.mark.slow
-def test_an_empty_model_folder_and_other_models_in_the_repository_are_fine(mlp_dir, tmp_path):
-    repository = tmp_path / "repo"
-    (repository / "mlp_onnx").mkdir(parents=True)
-    (repository / "other_model").mkdir()
-    (repository / "other_model" / "config.pbtxt").write_text('name: "other_model"\n')
-    write_repository(mlp_dir, repository)
-    assert files(repository) == sorted([*EXPECTED_FILES, "other_model/config.pbtxt"])
-
-
-@pytest.mark.slow
-def test_a_symlinked_model_folder_is_refused_even_with_force(mlp_dir, tmp_path):
-    repository, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
-    repository.mkdir()
-    elsewhere.mkdir()
-    (repository / "mlp_onnx").symlink_to(elsewhere)
-    with pytest.raises(ArtifactDirError, match="symlink"):
-        write_repository(mlp_dir, repository, TritonConfig(force=True))
-    assert list(elsewhere.iterdir()) == [] and not (repository / "mlp_torchscript").exists()
-
-
-@pytest.mark.slow
-def test_an_unwritable_repository_is_one_line_and_exit_2(mlp_dir, tmp_path):
-    (tmp_path / "a_file").write_text("not a folder")
-    with pytest.raises(ArtifactDirError, match="REPOSITORY") as caught:
-        write_repository(mlp_dir, tmp_path / "a_file" / "repo")
-    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
-    with pytest.raises(ArtifactDirError, match="not a folder"):
-        write_repository(mlp_dir, tmp_path / "a_file")
 
 
 # --- hash checks and hostile manifests ---------------------------------------------------------------

@@ -316,7 +316,7 @@ _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d{1,4})?)$")
 
 def check_device(text: str | None) -> None:
     """Refuse a device that is not auto, cpu, cuda or cuda:N (whether it exists is the reference's question)."""
-    if text is not None and not _DEVICE.match(text):
+    if text is not None and not (isinstance(text, str) and _DEVICE.fullmatch(text)):  # fullmatch: no trailing \n
         from .errors import DeviceError
 
         raise DeviceError(f"{text!r} is not auto, cpu, cuda or cuda:N")

@@ -38,6 +38,9 @@ def load_samples(spec: str, specs: tuple[InputSpec, ...], seed: int = 0) -> tupl
 
         loaded = InputSet.load(path, specs, batch_size=None)
         feed = {s.name: np.concatenate([group[s.name] for group in loaded.groups.values()]) for s in specs}
+        for name, values in feed.items():
+            if np.issubdtype(values.dtype, np.floating) and not np.isfinite(values).all():
+                raise InputSpecError(f"{path}: {name!r} holds NaN or Inf values: a prediction on them means nothing")
         return feed, [f"{path.name}: one array per input ({', '.join(feed)})"]
     if len(specs) != 1:
         names = ", ".join(s.name for s in specs)

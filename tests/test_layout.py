@@ -163,3 +163,16 @@ def test_a_usage_error_from_the_api_answers_without_torch(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
     lines = run.stdout.split()
     assert lines[-1] == "False" and len(lines) == 6, run.stdout + run.stderr
+
+
+def test_every_module_has_a_test_file_of_its_own():
+    """exporter/<pkg>/<mod>.py is tested in tests/<pkg>/test_<mod>.py (a package's __init__ in its folder's)."""
+    missing = []
+    for path in PACKAGE.rglob("*.py"):
+        if path.name in ("__init__.py", "__main__.py"):
+            continue
+        relative = path.relative_to(PACKAGE)
+        test = ROOT / "tests" / relative.parent / f"test_{path.stem}.py"
+        if not test.is_file():
+            missing.append(f"{relative} -> {test.relative_to(ROOT)}")
+    assert not missing, "modules without a test file of their own:\n" + "\n".join(missing)

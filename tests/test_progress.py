@@ -107,3 +107,22 @@ def test_the_commands_show_progress_on_a_terminal_only_and_quiet_silences_it(mlp
     monkeypatch.undo()
     result = CliRunner().invoke(cli, ["predict", str(mlp_dir), "--input", "random"])
     assert result.exit_code == 0 and "predict:" not in result.output
+
+
+def test_progress_line_rewrites_one_line_on_a_terminal_and_clears_it():
+    stream = FakeTerminal()
+    line = progress.ProgressLine(stream)
+    line("bench mlp: eager at batch 1 (1/2)")
+    line("bench mlp: pt2 (2/2)")
+    line.close()
+    text = stream.getvalue()
+    assert "\n" not in text and text.count("\r") == 4 and text.endswith("\r")
+
+
+def test_progress_line_writes_whole_lines_elsewhere():
+    stream = io.StringIO()
+    line = progress.ProgressLine(stream)
+    line("one")
+    line("two")
+    line.close()
+    assert stream.getvalue() == "one\ntwo\n"

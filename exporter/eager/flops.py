@@ -36,7 +36,8 @@ def count_flops(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tens
     A Linear layer does ``in_features`` multiply-accumulates per output element, a Conv2d
     ``in_channels / groups * kernel height * kernel width``; FLOPs are twice that. Shapes
     come from one real forward pass, so a layer called twice counts twice and one never
-    called counts zero. Runs under torch.inference_mode; the model is left as it was.
+    called counts zero. Runs under torch.inference_mode in eval mode (a model in training mode would update
+    BatchNorm's running statistics), then restores the model's mode: the model is left as it was.
     """
     example = example if isinstance(example, tuple) else (example,)
     macs: dict[str, int] = {}
@@ -52,12 +53,15 @@ def count_flops(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tens
         macs[name] = macs.get(name, 0) + output.numel() * per_output
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, FLOP_LAYERS)]
+    training = model.training
+    model.eval()
     try:
         with torch.inference_mode():
             model(*example)
     finally:
         for handle in handles:
             handle.remove()
+        model.train(training)
     batch = int(example[0].shape[0])
     layers = {name: 2 * count // batch for name, count in macs.items()}
     return FlopCount(sum(layers.values()) if layers else None, layers)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import os
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -13,7 +15,9 @@ from exporter.artifacts.integrity import (
     HashCheck,
     HashingWriter,
     check_all,
+    check_member,
     check_relative,
+    hash_member,
     member_path,
     private_copies,
     read_checked,
@@ -243,3 +247,36 @@ def test_a_private_copy_that_cannot_be_written_says_where_to_make_room(tmp_path,
     monkeypatch.setattr("exporter.artifacts.integrity.copy_checked", full)
     with pytest.raises(ArtifactDirError, match=r"No space left on device.*set TMPDIR"):
         private_copies(folder, [_entry("model.pt", b"weights")], into)
+
+
+@pytest.mark.slow
+def test_hashing_memory_does_not_grow_with_the_file(tmp_path):
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as handle:
+        for _ in range(48):
+            handle.write(os.urandom(1 << 20))
+    tracemalloc.start()
+    try:
+        digest = hash_member(tmp_path, "big.bin")
+        hashed_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        read_member(tmp_path, "big.bin")  # the control: reading the file whole is seen by this measure
+        read_peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert digest == sha256_file(big)
+    assert hashed_peak < 4 << 20 and read_peak > 40 << 20
+
+
+def test_check_member_streams_the_check_and_refuses_as_read_checked_does(tmp_path):
+    from exporter.artifacts.integrity import check_member
+
+    (tmp_path / "model.onnx").write_bytes(b"weights")
+    entry = ArtifactEntry("onnx", "model.onnx", sha256_bytes(b"weights"), 7)
+    check_member(tmp_path, entry)  # matches: nothing raised, nothing returned
+    (tmp_path / "model.onnx").write_bytes(b"changed")
+    with pytest.raises(ExporterError, match="does not match its sha256"):
+        check_member(tmp_path, entry, "benchmark")
+    (tmp_path / "model.onnx").unlink()
+    with pytest.raises(ArtifactDirError, match="is missing from"):
+        check_member(tmp_path, entry)

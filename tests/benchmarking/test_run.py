@@ -6,7 +6,6 @@ agreement with eager and refusals are. Repeats are tiny so the whole module take
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import shutil
@@ -15,18 +14,13 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from exporter import ExportConfig, export
 from exporter.artifacts.integrity import sha256_file
 from exporter.artifacts.manifest import Manifest, sign_folder
 from exporter.benchmarking import BenchConfig, bench
 from exporter.config import FORMATS
-from exporter.eager.flops import count_flops
 from exporter.errors import ExporterError, UsageError
-from exporter.models.cnn import ConvNet
-from exporter.models.mlp import NeuralNetwork
-from exporter.progress import ProgressLine
 
 FAST = BenchConfig(batch_sizes=(1, 3), warmup=1, warmup_s=0, repeats=2, min_time_s=0, peak_runs=1, accuracy_samples=12)
 RUNTIMES = ("eager", "torchscript", "onnxruntime", "pt2", "onnxruntime-int8")
@@ -206,63 +200,6 @@ def test_eager_is_the_reference_and_is_not_compared_with_itself(report):
             assert row.speedup_vs_eager == pytest.approx(row.throughput_per_s / eager.throughput_per_s)
 
 
-# ---------------------------------------------------------------- FLOPs
-
-
-def test_mlp_flops_are_twice_the_multiply_accumulates_of_its_linear_layers():
-    flops = count_flops(NeuralNetwork().eval(), torch.rand(5, 28, 28))
-    assert flops.per_sample == MLP_FLOPS
-    assert flops.layers == {
-        "linear_relu_stack.0": 2 * 784 * 512,
-        "linear_relu_stack.2": 2 * 512 * 512,
-        "linear_relu_stack.4": 2 * 512 * 10,
-    }
-
-
-def test_cnn_flops_count_every_output_position_of_each_convolution():
-    conv1 = 16 * 28 * 28 * (1 * 3 * 3)  # out channels x output positions x (in channels x kernel)
-    conv2 = 32 * 14 * 14 * (16 * 3 * 3)  # after the first 2x2 max pool
-    head = 32 * 7 * 7 * 10
-    flops = count_flops(ConvNet().eval(), torch.rand(4, 28, 28))
-    assert flops.per_sample == 2 * (conv1 + conv2 + head) == 2_063_488
-    assert flops.layers["features.1.conv"] == 2 * conv2
-
-
-def test_grouped_convolution_counts_only_its_group_inputs():
-    depthwise = nn.Conv2d(4, 4, kernel_size=3, padding=1, groups=4)
-    dense = nn.Conv2d(4, 4, kernel_size=3, padding=1)
-    x = torch.rand(2, 4, 8, 8)
-    assert count_flops(depthwise, x).per_sample == 2 * 4 * 8 * 8 * 9
-    assert count_flops(dense, x).per_sample == 4 * count_flops(depthwise, x).per_sample
-
-
-class _Reused(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.used = nn.Linear(8, 8)
-        self.unused = nn.Linear(8, 1000)
-
-    def forward(self, x):
-        return self.used(self.used(x))
-
-
-def test_a_layer_called_twice_counts_twice_and_one_never_called_counts_zero():
-    flops = count_flops(_Reused(), torch.rand(3, 8))
-    assert flops.per_sample == 2 * (2 * 8 * 8)
-    assert "unused" not in flops.layers
-
-
-def test_a_model_without_linear_or_conv_layers_has_unknown_flops():
-    flops = count_flops(nn.Sequential(nn.ReLU(), nn.Flatten()), torch.rand(2, 4, 4))
-    assert flops.per_sample is None and flops.layers == {}
-
-
-def test_counting_flops_leaves_no_hooks_behind():
-    model = NeuralNetwork()
-    count_flops(model, torch.rand(1, 28, 28))
-    assert all(not m._forward_hooks for m in model.modules())
-
-
 # ---------------------------------------------------------------- threads and the peak
 
 
@@ -353,27 +290,3 @@ def test_progress_is_told_once_per_measurement(every_format):
     seen: list[str] = []
     bench(every_format, replace(FAST, runtimes=("onnx",)), progress=seen.append)
     assert len(seen) == 4 and seen[-1].endswith("(4/4)") and "onnxruntime at batch 3" in seen[-1]
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_line_rewrites_one_line_on_a_terminal_and_clears_it():
-    stream = _Terminal()
-    line = ProgressLine(stream)
-    line("bench mlp: eager at batch 1 (1/2)")
-    line("bench mlp: pt2 (2/2)")
-    line.close()
-    text = stream.getvalue()
-    assert "\n" not in text and text.count("\r") == 4 and text.endswith("\r")
-
-
-def test_progress_line_writes_whole_lines_elsewhere():
-    stream = io.StringIO()
-    line = ProgressLine(stream)
-    line("one")
-    line("two")
-    line.close()
-    assert stream.getvalue() == "one\ntwo\n"

@@ -116,8 +116,9 @@ def test_counting_flops_leaves_no_hooks_behind_and_the_mode_as_it_was(training):
     assert model.training is training and model.bn.training is training
 
 
-def test_counting_flops_of_an_eval_model_changes_none_of_its_state():
-    model = _Mixed().eval()  # as export and bench pass it
+@pytest.mark.parametrize("training", [False, True], ids=["eval", "train"])
+def test_counting_flops_changes_none_of_the_models_state(training):
+    model = _Mixed().train(training)  # in training mode BatchNorm would update its running statistics
     before = {name: t.clone() for name, t in model.state_dict().items()}
     count_flops(model, torch.rand(2, 3, 10, 10))
     after = model.state_dict()

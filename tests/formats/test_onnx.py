@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,6 @@ import pytest
 from onnx import TensorProto, helper
 
 from exporter import ExportConfig, TritonConfig, VerifyConfig, export, verify, write_repository
-from exporter.artifacts.integrity import hash_member, read_member, sha256_file
 from exporter.errors import ManifestError, UsageError
 from exporter.runners.onnxruntime import runtime_max_opset
 
@@ -127,25 +125,6 @@ def test_a_hard_link_to_an_outside_file_is_refused(mlp_dir, tmp_path):
         write_repository(mlp_dir, tmp_path / "repo")
     outside.unlink()  # the same file with one name again: accepted
     assert verify(mlp_dir, VerifyConfig(samples=20), write=False).passed
-
-
-@pytest.mark.slow
-def test_hashing_memory_does_not_grow_with_the_file(tmp_path):
-    big = tmp_path / "big.bin"
-    with open(big, "wb") as handle:
-        for _ in range(48):
-            handle.write(os.urandom(1 << 20))
-    tracemalloc.start()
-    try:
-        digest = hash_member(tmp_path, "big.bin")
-        hashed_peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.reset_peak()
-        read_member(tmp_path, "big.bin")  # the control: reading the file whole is seen by this measure
-        read_peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert digest == sha256_file(big)
-    assert hashed_peak < 4 << 20 and read_peak > 40 << 20
 
 
 # --- the exporter and its opset -----------------------------------------------------------------

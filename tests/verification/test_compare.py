@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from exporter.config import Tolerance
+from exporter.config import Tolerance, VerifyConfig
 from exporter.verification.compare import OutputComparison, pooled_agreement, small_sample_note, wilson_interval
 
 TOL = Tolerance(atol=1e-5, rtol=1e-4)
@@ -150,3 +150,57 @@ def test_wilson_interval_matches_known_values_and_stays_inside_0_and_1():
     assert wilson_interval(10, 10) == pytest.approx((0.7225, 1.0), abs=1e-4)
     assert wilson_interval(50, 100) == pytest.approx((0.4038, 0.5962), abs=1e-4)
     assert wilson_interval(0, 0) == (0.0, 1.0)
+
+
+# --- the whole-output gates, on arrays ---------------------------------------------------------------
+
+FLOAT32 = VerifyConfig().tolerance("float32")
+
+
+def test_small_outputs_are_judged_against_their_own_scale():
+    rng = np.random.default_rng(0)
+    e = (rng.random((64, 10)) * 1e-6).astype(np.float32)  # logits well below float32's atol of 1e-5
+    sound = OutputComparison.from_arrays("logits", e, e + np.float32(1e-12), FLOAT32)
+    assert sound.passed, sound.reasons
+    for name, broken in (("negated", -e), ("zeros", np.zeros_like(e)), ("scaled", e * np.float32(1.2))):
+        cmp = OutputComparison.from_arrays("logits", e, broken, FLOAT32)
+        assert not cmp.passed and any("x the reference's RMS" in r for r in cmp.reasons), name
+        assert cmp.mismatched_elements == 0  # the element rule alone would have passed it
+
+
+def test_cosine_and_top1_are_gates_for_float_outputs():
+    rng = np.random.default_rng(1)
+    e = rng.normal(size=(200, 10)).astype(np.float32)
+    swapped = e.copy()
+    swapped[:, [0, 1]] = swapped[:, [1, 0]]  # same values, other classes
+    loose = Tolerance(atol=10.0, rtol=0.0, min_cosine=0.9999)  # elements pass: only cosine can judge
+    assert OutputComparison.from_arrays("logits", e, swapped, loose).reasons == [
+        f"cosine similarity {OutputComparison.from_arrays('logits', e, swapped, loose).cosine_similarity:.6f} "
+        "is below 0.9999"
+    ]
+    top1 = Tolerance(atol=1e-5, rtol=0.0, top1=True)  # near ties within 1e-5 of the maximum are forgiven
+    cmp = OutputComparison.from_arrays("logits", e, swapped, top1)
+    assert any("top-1 class differs on" in r and "not near ties" in r for r in cmp.reasons)
+    near = e.copy()
+    near[:, 1] = near[:, 0] - 1e-7  # a near tie in the reference: a flip there is noise, not a fault
+    flipped = near.copy()
+    flipped[:, 1] += 2e-7
+    assert OutputComparison.from_arrays("logits", near, flipped, FLOAT32).passed
+
+
+def test_a_constant_reference_fails_closed_and_integers_compare_exactly():
+    constant = np.zeros((8, 10), np.float32)
+    cmp = OutputComparison.from_arrays("logits", constant, constant.copy(), FLOAT32)
+    assert not cmp.passed and "constant (0 everywhere, 80 values): there is nothing to judge" in cmp.reasons[0]
+    ids = np.arange(100, dtype=np.int64) * 100_000
+    exact = VerifyConfig(atol=1.0, rtol=1.0).tolerance("int64")  # a tolerance given by hand is ignored for ids
+    assert OutputComparison.from_arrays("ids", ids, ids.copy(), exact).passed
+    off = ids.copy()
+    off[7] += 5
+    assert not OutputComparison.from_arrays("ids", ids, off, exact).passed
+
+
+def test_tolerances_given_by_hand_replace_the_whole_output_gates():
+    given = VerifyConfig(atol=1e-3).tolerance("float32")
+    assert given.scale is None and given.min_cosine is None and given.top1
+    assert VerifyConfig().tolerance("float32").scale == 1e-3

@@ -4,7 +4,7 @@
 #   PYTHONPATH=. bash benchmarks/cuda_check.sh
 # Export, verify and bench with --device cuda, the cuda-marked tests (tests/test_cuda.py and the
 # rest), then the fast tier on a machine where --device auto means CUDA. Verification turns TF32
-# off itself (exporter/verification.py), so float32 is compared with float32.
+# off itself (exporter/verification/__init__.py), so float32 is compared with float32.
 # Artifacts go under $WORK (default /tmp/cuda-check); the log and a tarball of every JSON report
 # go to $OUT (or $WORK). Every step runs; the exit status is non-zero when any failed.
 set -u

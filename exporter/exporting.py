@@ -160,7 +160,7 @@ def _job(source, name, config, device, staging, key, eager, specs, given) -> _Jo
     """The interface (inputs in forward's order, outputs named and shaped) and the example it was probed on."""
     import torch
 
-    from .eager.probing import describe_outputs, export_example, in_forward_order
+    from .eager.probing import describe_outputs, export_example, first_run, in_forward_order
     from .eager.reference import state_sha256
 
     specs = in_forward_order(eager, specs, registered=source.kind == "registry")
@@ -169,7 +169,8 @@ def _job(source, name, config, device, staging, key, eager, specs, given) -> _Jo
     else:
         example = {s.name: given[s.name].to(device=device, dtype=getattr(torch, s.dtype)) for s in specs}
     state = state_sha256(eager)  # before any forward: a forward may change the state
-    outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output")
+    value = first_run(eager, example, specs)  # a model that cannot run on the declared inputs: exit 2, here
+    outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output", value)
     interface = Interface(specs, outputs)
     return _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs))
 
@@ -219,7 +220,7 @@ def _instance_source(model: nn.Module, config: ExportConfig, values: Any) -> tup
 
     given = None
     if values is not None:
-        specs, given = specs_from_values(values, model)
+        specs, given = specs_from_values(values, model, config.inputs)
     else:
         specs = config.example_inputs()
     if specs is None:

@@ -167,6 +167,27 @@ class VerifyConfig:
             return QUANTIZED_SAMPLES
         return 1 if large else DEFAULT_SAMPLES
 
+    def relaxed(self, dtype: str = "float32") -> list[str]:
+        """Each rule set looser than the default by hand, as the verdict states it: ``--atol 0.227 (22,700x
+        the float32 default 1e-05; the whole-output gates off)``. ``dtype``: the outputs' float dtype."""
+        default = Tolerance.for_dtype(dtype)
+        rules = []
+        for name, given, usual in (("atol", self.atol, default.atol), ("rtol", self.rtol, default.rtol)):
+            if given is not None and given > usual:
+                ratio = given / usual
+                times = f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.3g}x"
+                rules.append(f"--{name} {given:g} ({times} the {dtype} default {usual:g})")
+        if rules:  # a hand-set tolerance replaces the whole-output gates (see tolerance())
+            rules[-1] = rules[-1][:-1] + "; the whole-output gates off)"
+        if self.min_agreement < DEFAULT_MIN_AGREEMENT:
+            rules.append(f"--min-agreement {self.min_agreement:g} (the default is {DEFAULT_MIN_AGREEMENT:g})")
+        rules += [flag for flag, on in (
+            ("--nan-policy match", self.nan_policy == "match"),
+            ("--allow-unused", self.allow_unused),
+            ("--accept-tracer-warnings", self.accept_tracer_warnings),
+        ) if on]  # fmt: skip
+        return rules
+
     def tolerance(self, dtype: str, quantized: bool = False) -> Tolerance:
         """The tolerance for an output of ``dtype``, after overrides; ``quantized``: the int8 policy."""
         if dtype in EXACT_DTYPES:

@@ -32,6 +32,8 @@ def canonical_dtype(text: str) -> str:
     """``text`` as one of DTYPES (``long`` -> int64, ``torch.half`` -> float16); unknown spellings unchanged."""
     name = str(text).strip().removeprefix("torch.")
     return DTYPE_ALIASES.get(name, name)
+
+
 BATCH = "batch"  # the label of axis 0, dynamic for every input by default
 MAX_SAMPLE_ELEMENTS = 1 << 26  # elements in one input sample: far above any image model, far below memory
 MAX_EXPORT_BATCH = 1 << 16  # the export example's batch: verify feeds batches of this size

@@ -45,6 +45,7 @@ class ExportResult:
     path: Path  # the artifact folder, OUT/NAME
     manifest: Manifest
     report: VerificationReport | None  # None with verify=False
+    replaced: str | None = None  # what the folder held before this export replaced it; None: it was new
 
     @property
     def passed(self) -> bool | None:
@@ -56,6 +57,7 @@ class ExportResult:
             "passed": self.passed,
             "manifest": self.manifest.to_dict(),
             "verification": None if self.report is None else self.report.to_dict(),
+            "replaced": self.replaced,
         }
 
     def render(self) -> str:
@@ -65,6 +67,8 @@ class ExportResult:
         manifest = self.manifest
         sizes = ", ".join(f"{a.path} ({human_size(a.bytes)})" for a in manifest.artifacts)
         lines = [f"exported {manifest.model['name']} on {manifest.device} to {self.path}: {sizes}"]
+        if self.replaced:
+            lines.append(f"replaced the earlier {self.path}: {self.replaced}")
         weights_record = manifest.model.get("weights") or {}
         lines += [f"weights: {note}" for note in (weights_record.get("original") or {}).get("notes", [])]
         if self.report is None:
@@ -191,8 +195,8 @@ def _write(job: _Job, eager: nn.Module, weights_record: dict | None, progress) -
         report = verify(job.staging, checks, model=eager, write=False, progress=progress, _written_here=True)
         report.artifact_dir = str(target)
         write_report(job.staging, manifest, report)
-    _move_into_place(job.staging, target)
-    return ExportResult(target, manifest, report)
+    replaced = _move_into_place(job.staging, target)
+    return ExportResult(target, manifest, report, replaced)
 
 
 def _output_log() -> str:
@@ -343,10 +347,28 @@ def _normal_rights(folder: Path) -> None:
             path.chmod(rights)
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
+def _move_into_place(staging: Path, target: Path) -> str | None:
+    """Swap the finished folder in; what the earlier folder at ``target`` held, in words (None: there was none)."""
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise ArtifactDirError(f"{target} exists and is not an artifact folder: move it or choose --name")
+    replaced = describe_folder(target) if target.exists() else None
     move_into_place(staging, target)
+    return replaced
+
+
+def describe_folder(folder: Path) -> str:
+    """An artifact folder in one phrase: ``an export of mlp in float16 (torchscript, onnx), verification passed``."""
+    from .errors import ManifestError
+
+    try:
+        manifest = Manifest.load(folder)
+    except ManifestError:
+        return "a folder without a readable manifest"
+    runtimes = ", ".join(a.format for a in manifest.artifacts if a.format in formats.FORMATS)
+    verdict = manifest.verdict
+    state = "never verified" if verdict is None else "verification " + ("passed" if verdict.get("passed") else "FAILED")
+    dtype = manifest.model.get("dtype") or "float32"
+    return f"an export of {manifest.model.get('name')} in {dtype} ({runtimes}) from {manifest.device}, {state}"
 
 
 def versions() -> dict[str, str]:

@@ -26,7 +26,7 @@ from .eager.sources import ModelSource, resolve
 from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
 from .formats import ExportSpec
 from .interface import Interface, cast_floats, with_dynamic
-from .paths import make_folder
+from .paths import check_shadowing, make_folder
 from .progress import Progress
 from .verification import inputs, verify
 from .verification.record import write_report
@@ -102,6 +102,7 @@ def export(
     is imported.
     """
     config = config or ExportConfig()
+    check_shadowing()
     values = example_inputs if example_inputs is not None else example_input
     if isinstance(model, str):
         source, given, instance = resolve(model, config.example_inputs()), None, None

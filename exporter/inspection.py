@@ -235,6 +235,9 @@ def inspect(
     if str(target).endswith(".onnx") and Path(target).is_file():
         return inspect_onnx(target)
     from .eager.sources import resolve
+    from .paths import check_shadowing
+
+    check_shadowing()
 
     path = Path(target)
     manifest = Manifest.load(path) if path.is_dir() else None  # usage errors answer before torch is imported

@@ -67,11 +67,15 @@ def models_command() -> None:
     type=click.Path(path_type=Path),
     default=Path("artifacts"),
     show_default=True,
+    metavar="DIR",
     help="Folder that receives OUT/NAME/.",
 )
-@click.option("--name", help="Artifact folder name (default: the model name or class name).")
+@click.option("--name", metavar="NAME", help="Artifact folder name (default: the model name or class name).")
 @device_option("auto (CUDA when available), cpu, cuda or cuda:N.", default="auto")
-@seed_option("Seeds the weight initialisation, the example input and the verification inputs.")
+@seed_option(
+    "Seeds the weight initialisation, the example input and the verification inputs. Weights are initialised "
+    "from it on the CPU, so the same seed gives the same weights on every device, and verify can rebuild them."
+)
 @click.option(
     "--format",
     "formats",
@@ -79,7 +83,12 @@ def models_command() -> None:
     multiple=True,
     help="Artifact format (repeatable). Default: torchscript and onnx.",
 )
-@click.option("--opset", type=click.IntRange(min=7), help="ONNX opset (default: the exporter's).")
+@click.option(
+    "--opset",
+    type=click.IntRange(min=7),
+    metavar="N",
+    help="ONNX opset (default: the exporter's), checked against what the installed onnxruntime loads.",
+)
 @click.option(
     "--onnx-exporter",
     type=click.Choice(ONNX_EXPORTERS),
@@ -90,7 +99,9 @@ def models_command() -> None:
 @click.option(
     "--input-shape",
     callback=parsed(parse_shape),
-    help="Shorthand for one float input named 'input': its example shape, batch first (1,28,28).",
+    metavar="SHAPE",
+    help="Shorthand for one float input named 'input': its example shape, batch first (1,28,28). A model "
+    "outside the registry needs this or --input.",
 )
 @click.option(
     "--input",
@@ -99,7 +110,7 @@ def models_command() -> None:
     callback=parsed(lambda values: tuple(parse_input(v) for v in values)),
     metavar="NAME:SHAPE[:DTYPE[:LOW..HIGH]]",
     help="One input of forward (repeatable), named after its parameter: ids:1,32:int64:0..999. Integer inputs "
-    "need their range; floats default to [0, 1).",
+    "need their range; floats default to [0, 1). A model outside the registry needs this or --input-shape.",
 )
 @click.option(
     "--dynamic",
@@ -111,6 +122,7 @@ def models_command() -> None:
 @click.option(
     "--output-names",
     callback=parsed(lambda text: tuple(n.strip() for n in text.split(",") if n.strip())),
+    metavar="NAME,...",
     help="Names of forward's outputs, flattened in order (a,b). Default: from what forward returns.",
 )
 @click.option(
@@ -121,7 +133,9 @@ def models_command() -> None:
 @click.option(
     "--weights",
     type=click.Path(path_type=Path),
-    help="A state_dict (.pt/.pth, loaded with weights_only=True) or .safetensors file.",
+    metavar="FILE",
+    help="A trained checkpoint: a state_dict (.pt/.pth, loaded with weights_only=True) or .safetensors file, "
+    "loaded strictly (every key and shape must match).",
 )
 @click.option(
     "--external-data", is_flag=True, help="ONNX weights in model.onnx.data beside the model (automatic past 2 GB)."
@@ -181,20 +195,34 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
 @click.option(
     "--inputs",
     type=click.Path(path_type=Path),
-    help="Replay inputs from an .npz (or .npy) file. An .npz with 'inputs' and 'labels' arrays (or one array per "
-    "input name and 'labels') adds accuracy per runtime.",
+    metavar="FILE",
+    help="Replay inputs from an .npz (or .npy) file: one --save-inputs wrote, or your own data. An .npz with "
+    "'inputs' and 'labels' arrays (or one array per input name and 'labels') adds accuracy per runtime.",
 )
 @click.option(
     "--max-accuracy-drop",
     type=click.FloatRange(0, 1),
+    metavar="SHARE",
     help="With labelled --inputs: int8 runtimes pass when their accuracy is at most this share below eager's "
     "(0.005: half a point), instead of by top-1 agreement.",
 )
-@click.option("--save-inputs", type=click.Path(path_type=Path), help="Save the inputs used, as .npz.")
-@click.option("--save-outputs", type=click.Path(path_type=Path), help="Save every runtime's outputs, as .npz.")
+@click.option(
+    "--save-inputs",
+    type=click.Path(path_type=Path),
+    metavar="FILE.npz",
+    help="Save the inputs used, as .npz (--inputs replays them).",
+)
+@click.option(
+    "--save-outputs", type=click.Path(path_type=Path), metavar="FILE.npz", help="Save every runtime's outputs, as .npz."
+)
 @json_option("the report (it is recorded in the folder as verification.json too, unless --no-record)")
 @source_option
-@click.option("--weights", type=click.Path(path_type=Path), help="Check that this is the weights file used at export.")
+@click.option(
+    "--weights",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Check that this is the weights file used at export (its sha256 is in the manifest).",
+)
 @click.option(
     "--no-record",
     is_flag=True,
@@ -258,7 +286,9 @@ def inspect_command(target: str, seed: int, source: Path | None, json_path: str 
     "--input",
     "input_spec",
     required=True,
-    help="An image (PNG, JPEG, ...), a .npy of shape (28, 28) or (N, 28, 28), or 'random'.",
+    metavar="FILE|random",
+    help="An image (PNG, JPEG, ...), a .npy of one sample or N samples, an .npz with one array per input name, "
+    "or 'random' (drawn as verify draws, seeded by --seed).",
 )
 @click.option(
     "--runtime",

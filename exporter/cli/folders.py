@@ -30,32 +30,46 @@ from .options import (
     "batch_sizes",
     type=click.IntRange(min=1),
     multiple=True,
+    metavar="B",
     help="Batch size to time (repeatable). Default: 1, 64 and 1024.",
 )
 @click.option(
     "--threads",
     type=click.IntRange(min=1),
+    metavar="N",
     help="torch.set_num_threads and ONNX Runtime intra-op threads. Default: every core this process may use.",
 )
 @click.option(
     "--runtime",
     "runtimes",
     multiple=True,
-    help="Time only this runtime or format (repeatable: onnxruntime, onnx-int8, pt2, ...). Eager always runs.",
+    metavar="NAME",
+    help="Time only this runtime or format (repeatable: onnxruntime, onnx-int8, pt2, ...). Eager always runs. "
+    "An unknown name is refused before torch loads.",
 )
-@click.option("--warmup", type=click.IntRange(min=0), help="Untimed calls per row (default 5, and at least 0.1 s).")
-@click.option("--repeats", type=click.IntRange(min=1), help="Timed calls per row, at least (default 5).")
 @click.option(
-    "--min-time", type=click.FloatRange(min=0), help="Seconds of timed calls per row, at least (default 0.5)."
+    "--warmup", type=click.IntRange(min=0), metavar="N", help="Untimed calls per row (default 5, and at least 0.1 s)."
+)
+@click.option("--repeats", type=click.IntRange(min=1), metavar="N", help="Timed calls per row, at least (default 5).")
+@click.option(
+    "--min-time",
+    type=click.FloatRange(min=0),
+    metavar="SECONDS",
+    help="Seconds of timed calls per row, at least (default 0.5).",
 )
 @seed_option("Seeds the benchmark's input.")
 @click.option(
     "--accuracy-samples",
     type=click.IntRange(min=1),
+    metavar="N",
     help="Samples each runtime's max diff and top-1 agreement with eager are measured on, per batch size "
     "(whole batches; default 1024).",
 )
-@device_option("cpu (default), cuda, cuda:N or auto: where eager, TorchScript and pt2 run.", default="cpu")
+@device_option(
+    "cpu, cuda, cuda:N or auto: where eager, TorchScript and pt2 run. ONNX Runtime uses its CUDA provider where "
+    "installed (onnxruntime-gpu), else the CPU, which a note says.",
+    default="cpu",
+)
 @source_option
 @trust_option
 @quiet_option
@@ -104,13 +118,15 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     type=click.IntRange(0, 2**31 - 1),
     default=64,
     show_default=True,
+    metavar="N",
     help="Largest batch Triton forms; 0 turns batching off (dims then keep the batch dimension).",
 )
 @click.option("--force", is_flag=True, help="Replace model folders that are not empty.")
 @click.option(
     "--allow-unverified",
     is_flag=True,
-    help="Write the repository even when the folder's recorded verification failed or is not of this manifest.",
+    help="Write the repository even when the folder's recorded verification failed or is not of this manifest; "
+    "each config then says why in a comment.",
 )
 def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, force: bool, allow_unverified: bool):
     """Write ARTIFACT_DIR's ONNX and TorchScript artifacts as a Triton model repository.

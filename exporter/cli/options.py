@@ -121,6 +121,7 @@ def comparison_options(func: Callable) -> Callable:
             "--samples",
             type=click.IntRange(min=1),
             default=None,
+            metavar="N",
             help=f"Total random samples, spread over the batch sizes. Default: {DEFAULT_SAMPLES}, or "
             f"{QUANTIZED_SAMPLES:,} when an int8 artifact is judged (its top-1 agreement needs that many); "
             f"one batch per batch size for a model of {LARGE_MODEL_PARAMETERS // 10**6}M parameters or "
@@ -131,33 +132,41 @@ def comparison_options(func: Callable) -> Callable:
             "batch_sizes",
             type=click.IntRange(min=1),
             multiple=True,
-            help="Batch size to verify at (repeatable). Default: 1, the export batch and 64.",
+            metavar="B",
+            help="Batch size to verify at (repeatable). Default: 1, the export batch and 64, then one batch of 128 "
+            "(so a branch on a batch size past 100 is caught). Given, they replace the defaults, 128 included.",
         ),
         click.option(
             "--atol",
             type=click.FloatRange(min=0),
             default=None,
-            help="Absolute tolerance (default by dtype: float32 1e-5).",
+            metavar="X",
+            help="Absolute tolerance for float outputs, finite (default by dtype: float32 1e-5, float16 1e-3, "
+            "bfloat16 1e-2). Not for int8 runtimes (their own policy) or integer and bool outputs (exact).",
         ),
         click.option(
             "--rtol",
             type=click.FloatRange(min=0),
             default=None,
-            help="Relative tolerance (default by dtype: float32 1e-4).",
+            metavar="X",
+            help="Relative tolerance for float outputs, finite (default by dtype: float32 1e-4, float16 1e-3, "
+            "bfloat16 1e-2). Not for int8 runtimes (their own policy) or integer and bool outputs (exact).",
         ),
         click.option(
             "--distribution",
             type=click.Choice(DISTRIBUTIONS),
             default="uniform",
             show_default=True,
-            help="Random input distribution.",
+            help="Distribution of the random float inputs.",
         ),
         click.option(
             "--input-range",
             callback=parsed(parse_range),
             default=None,
-            help="LOW,HIGH of the random float inputs (normal: mean +- 2 std). Default: each input's own range "
-            "(--input NAME:SHAPE:DTYPE:LOW..HIGH at export), else 0,1.",
+            metavar="LOW,HIGH",
+            help="Range of every random float input (LOW < HIGH, finite): uniform in [LOW, HIGH), or normal centred "
+            "in it with std (HIGH-LOW)/4, so ~95 % fall inside. Default: each input's own range (--input "
+            "NAME:SHAPE:DTYPE:LOW..HIGH at export), else 0,1. Integer and bool inputs keep their own range.",
         ),
         click.option(
             "--nan-policy",
@@ -178,6 +187,7 @@ def comparison_options(func: Callable) -> Callable:
             type=click.FloatRange(0, 1),
             default=DEFAULT_MIN_AGREEMENT,
             show_default=True,
+            metavar="SHARE",
             help="Quantised (int8) runtimes: share of samples whose top-1 class must agree with eager.",
         ),
         click.option(
@@ -219,7 +229,9 @@ def verify_config(**kw: Any) -> VerifyConfig:
 
 def seed_option(help_text: str) -> Callable:
     """``--seed N``: 0 to 2**63-1, what torch.manual_seed takes; anything else is a usage error (exit 2)."""
-    return click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, help=help_text)
+    return click.option(
+        "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, metavar="N", help=help_text
+    )
 
 
 def trust_option(func: Callable) -> Callable:
@@ -229,7 +241,7 @@ def trust_option(func: Callable) -> Callable:
         "trust",
         is_flag=True,
         help="Load TorchScript and pt2 files (loading them runs their code) even when the folder's signature "
-        "does not check. Only for folders you trust.",
+        "does not check with this machine's key. Only for folders you trust.",
     )(func)
 
 
@@ -242,12 +254,18 @@ def source_option(func: Callable) -> Callable:
     """``--source``: the code an artifact was exported from, never taken from the artifact itself."""
     return click.option(
         "--source",
-        help="The code the artifact was exported from: its file.py, or its package.module:Class (never taken from "
-        "the artifact itself).",
+        metavar="FILE.py[:CLASS]|MODULE:CLASS",
+        help="The code the artifact was exported from: its file.py (or file.py:Class, as export took it), or its "
+        "package.module:Class (its sha256 or name is checked; never taken from the artifact itself).",
     )(func)
 
 
 def device_option(help_text: str, default: str | None = None) -> Callable:
     return click.option(
-        "--device", callback=parsed(device_name), default=default, show_default=default is not None, help=help_text
+        "--device",
+        callback=parsed(device_name),
+        default=default,
+        show_default=default is not None,
+        metavar="DEVICE",
+        help=help_text,
     )

@@ -26,7 +26,7 @@ from .eager.sources import ModelSource, resolve
 from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
 from .formats import ExportSpec
 from .interface import Interface, cast_floats, with_dynamic
-from .paths import make_folder
+from .paths import check_shadowing, make_folder
 from .progress import Progress
 from .verification import inputs, verify
 from .verification.record import write_report
@@ -45,6 +45,7 @@ class ExportResult:
     path: Path  # the artifact folder, OUT/NAME
     manifest: Manifest
     report: VerificationReport | None  # None with verify=False
+    replaced: str | None = None  # what the folder held before this export replaced it; None: it was new
 
     @property
     def passed(self) -> bool | None:
@@ -56,6 +57,7 @@ class ExportResult:
             "passed": self.passed,
             "manifest": self.manifest.to_dict(),
             "verification": None if self.report is None else self.report.to_dict(),
+            "replaced": self.replaced,
         }
 
     def render(self) -> str:
@@ -65,6 +67,8 @@ class ExportResult:
         manifest = self.manifest
         sizes = ", ".join(f"{a.path} ({human_size(a.bytes)})" for a in manifest.artifacts)
         lines = [f"exported {manifest.model['name']} on {manifest.device} to {self.path}: {sizes}"]
+        if self.replaced:
+            lines.append(f"replaced the earlier {self.path}: {self.replaced}")
         weights_record = manifest.model.get("weights") or {}
         lines += [f"weights: {note}" for note in (weights_record.get("original") or {}).get("notes", [])]
         if self.report is None:
@@ -98,6 +102,7 @@ def export(
     is imported.
     """
     config = config or ExportConfig()
+    check_shadowing()
     values = example_inputs if example_inputs is not None else example_input
     if isinstance(model, str):
         source, given, instance = resolve(model, config.example_inputs()), None, None
@@ -160,7 +165,7 @@ def _job(source, name, config, device, staging, key, eager, specs, given) -> _Jo
     """The interface (inputs in forward's order, outputs named and shaped) and the example it was probed on."""
     import torch
 
-    from .eager.probing import describe_outputs, export_example, in_forward_order
+    from .eager.probing import describe_outputs, export_example, first_run, in_forward_order
     from .eager.reference import state_sha256
 
     specs = in_forward_order(eager, specs, registered=source.kind == "registry")
@@ -169,7 +174,8 @@ def _job(source, name, config, device, staging, key, eager, specs, given) -> _Jo
     else:
         example = {s.name: given[s.name].to(device=device, dtype=getattr(torch, s.dtype)) for s in specs}
     state = state_sha256(eager)  # before any forward: a forward may change the state
-    outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output")
+    value = first_run(eager, example, specs)  # a model that cannot run on the declared inputs: exit 2, here
+    outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output", value)
     interface = Interface(specs, outputs)
     return _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs))
 
@@ -190,8 +196,8 @@ def _write(job: _Job, eager: nn.Module, weights_record: dict | None, progress) -
         report = verify(job.staging, checks, model=eager, write=False, progress=progress, _written_here=True)
         report.artifact_dir = str(target)
         write_report(job.staging, manifest, report)
-    _move_into_place(job.staging, target)
-    return ExportResult(target, manifest, report)
+    replaced = _move_into_place(job.staging, target)
+    return ExportResult(target, manifest, report, replaced)
 
 
 def _output_log() -> str:
@@ -219,7 +225,7 @@ def _instance_source(model: nn.Module, config: ExportConfig, values: Any) -> tup
 
     given = None
     if values is not None:
-        specs, given = specs_from_values(values, model)
+        specs, given = specs_from_values(values, model, config.inputs)
     else:
         specs = config.example_inputs()
     if specs is None:
@@ -342,10 +348,28 @@ def _normal_rights(folder: Path) -> None:
             path.chmod(rights)
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
+def _move_into_place(staging: Path, target: Path) -> str | None:
+    """Swap the finished folder in; what the earlier folder at ``target`` held, in words (None: there was none)."""
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise ArtifactDirError(f"{target} exists and is not an artifact folder: move it or choose --name")
+    replaced = describe_folder(target) if target.exists() else None
     move_into_place(staging, target)
+    return replaced
+
+
+def describe_folder(folder: Path) -> str:
+    """An artifact folder in one phrase: ``an export of mlp in float16 (torchscript, onnx), verification passed``."""
+    from .errors import ManifestError
+
+    try:
+        manifest = Manifest.load(folder)
+    except ManifestError:
+        return "a folder without a readable manifest"
+    runtimes = ", ".join(a.format for a in manifest.artifacts if a.format in formats.FORMATS)
+    verdict = manifest.verdict
+    state = "never verified" if verdict is None else "verification " + ("passed" if verdict.get("passed") else "FAILED")
+    dtype = manifest.model.get("dtype") or "float32"
+    return f"an export of {manifest.model.get('name')} in {dtype} ({runtimes}) from {manifest.device}, {state}"
 
 
 def versions() -> dict[str, str]:

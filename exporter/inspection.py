@@ -86,6 +86,104 @@ class OnnxInspection:
         return "\n".join(lines)
 
 
+@dataclass
+class FolderInspection:
+    """An artifact folder as it is: what it holds, what its model takes and returns, its verdict, its trust."""
+
+    path: str
+    model: dict[str, Any]  # the manifest's model section: name, source, seed, dtype, parameters
+    device: str
+    files: list[dict[str, Any]]  # format, path, bytes, sha256 of every file the manifest binds
+    inputs: list[str]  # each input as the verifier draws it (InputSpec.describe)
+    outputs: list[str]  # name dtype (shape)
+    verification: dict[str, Any] | None  # the recorded verdict on this very manifest; None: none
+    trust: str  # whether this machine's key signed it, and so whether its TorchScript and pt2 load
+    versions: dict[str, str]
+    eager: ModelInspection | None = None  # the rebuilt eager model; None: it could not be rebuilt (see note)
+    note: str | None = None  # why the eager model was not rebuilt
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        data = asdict(self)
+        data["eager"] = None if self.eager is None else self.eager.to_dict()
+        return data
+
+    def render(self) -> str:
+        from .tables import human_size
+
+        model = self.model
+        lines = [
+            f"Artifact folder {self.path}: {model.get('name')} ({model.get('dtype') or 'float32'}), exported on "
+            f"{self.device} with exporter {self.versions.get('exporter', '?')}, torch {self.versions.get('torch', '?')}"
+        ]
+        rows = [("format", "file", "size", "sha256")]
+        rows += [(f["format"], f["path"], human_size(f["bytes"]), f["sha256"][:16]) for f in self.files]
+        lines += ["", *text_table(rows), ""]
+        lines += [f"input: {text}" for text in self.inputs] + [f"output: {text}" for text in self.outputs]
+        lines += [f"verification: {_verdict_text(self.verification)}", f"trust: {self.trust}"]
+        if self.eager is not None:
+            lines += ["", self.eager.render()]
+        elif self.note:
+            lines.append(f"eager model: {self.note}")
+        return "\n".join(lines)
+
+
+def _verdict_text(verdict: dict[str, Any] | None) -> str:
+    if verdict is None:
+        return "none recorded for this manifest (never verified, or changed since): run `exporter verify DIR`"
+    state = "passed" if verdict.get("passed") else f"FAILED ({verdict.get('failures')} problem(s))"
+    tolerances = {
+        f"atol {t.get('atol'):g}, rtol {t.get('rtol'):g}"
+        for per_output in (verdict.get("tolerances") or {}).values()
+        for t in per_output.values()
+        if isinstance(t, dict) and isinstance(t.get("atol"), (int, float)) and isinstance(t.get("rtol"), (int, float))
+    }
+    sizes = ", ".join(map(str, verdict.get("batch_sizes") or []))
+    text = f"{state} on {verdict.get('samples')} samples at batch {sizes}"
+    if tolerances:
+        text += f", tolerance {'; '.join(sorted(tolerances))}"
+    relaxed = verdict.get("relaxed")
+    return text + (f", judged under {', '.join(relaxed)}" if relaxed else "")
+
+
+def inspect_folder(path: Path, manifest: Manifest, config: VerifyConfig | None = None) -> FolderInspection:
+    """What an artifact folder holds, read from its manifest (nothing is loaded); and its eager model, rebuilt
+    (a file-based export needs its --source)."""
+    from .errors import UsageError
+
+    interface = manifest.interface
+    refusal = manifest.refusal(False)
+    inspection = FolderInspection(
+        path=str(path),
+        model={k: v for k, v in manifest.model.items() if k != "weights"},
+        device=manifest.device,
+        files=[{"format": a.format, "path": a.path, "bytes": a.bytes, "sha256": a.sha256} for a in manifest.artifacts],
+        inputs=[s.describe() for s in interface.inputs],
+        outputs=[f"{o.name} {o.dtype} ({', '.join(map(str, o.shape))})" for o in interface.outputs],
+        verification=manifest.verdict,
+        trust="signed with this machine's key: its TorchScript and pt2 files load"
+        if refusal is None
+        else f"{refusal.removeprefix('the folder is ')}: TorchScript and pt2 load only with --trust-artifacts "
+        "or after `exporter trust DIR`",
+        versions=dict(manifest.versions),
+    )
+    try:
+        inspection.eager = _eager_inspection(path, manifest, config)
+    except UsageError as error:
+        inspection.note = str(error)
+    return inspection
+
+
+def _eager_inspection(path: Path, manifest: Manifest, config: VerifyConfig | None) -> ModelInspection:
+    import torch
+
+    from .eager import reference
+
+    model = reference.rebuild(path, manifest, config or VerifyConfig(device="cpu"), torch.device("cpu"))
+    return _model_inspection(str(manifest.model.get("name")), model)
+
+
 def inspect_onnx(path: str | Path) -> OnnxInspection:
     """An ONNX file's interface and initializers. External data is listed by size, never read."""
     import numpy as np
@@ -131,11 +229,15 @@ def inspect(
     input_shape: tuple[int, ...] | None = None,
     seed: int = 0,
     config: VerifyConfig | None = None,
-) -> ModelInspection | OnnxInspection:
-    """Inspect a model spec (built from ``seed``), an artifact folder's eager model, or an .onnx file."""
+) -> ModelInspection | OnnxInspection | FolderInspection:
+    """Inspect a model spec (built from ``seed``), an artifact folder (what it holds, its verdict, its trust
+    and its eager model), or an .onnx file."""
     if str(target).endswith(".onnx") and Path(target).is_file():
         return inspect_onnx(target)
     from .eager.sources import resolve
+    from .paths import check_shadowing
+
+    check_shadowing()
 
     path = Path(target)
     manifest = Manifest.load(path) if path.is_dir() else None  # usage errors answer before torch is imported
@@ -145,13 +247,12 @@ def inspect(
     from .eager import reference
 
     if manifest is not None:
-        model = reference.rebuild(path, manifest, config or VerifyConfig(device="cpu"), torch.device("cpu"))
-        name = str(manifest.model.get("name"))
-    else:
-        model = reference.build(source, seed, torch.device("cpu"))
-        name = source.name
+        return inspect_folder(path, manifest, config)
+    return _model_inspection(source.name, reference.build(source, seed, torch.device("cpu")))
 
-    def row(n: str, t: torch.Tensor) -> ParameterRow:
+
+def _model_inspection(name: str, model) -> ModelInspection:
+    def row(n: str, t) -> ParameterRow:
         return ParameterRow(n, tuple(t.shape), t.numel(), [float(v) for v in t.detach().flatten()[:4]])
 
     return ModelInspection(

@@ -19,6 +19,21 @@ from .errors import InputSpecError
 FLOAT_DTYPES = ("float32", "float16", "bfloat16", "float64")
 INT_DTYPES = ("int64", "int32", "int16", "int8", "uint8")
 DTYPES = (*FLOAT_DTYPES, *INT_DTYPES, "bool")
+# Other spellings users write, as torch spells them (torch.long is int64, torch.int int32, torch.half
+# float16) and as mixed-precision tools do (fp16, bf16): each means one of DTYPES.
+DTYPE_ALIASES = {
+    "float": "float32", "fp32": "float32", "half": "float16", "fp16": "float16", "bf16": "bfloat16",
+    "double": "float64", "fp64": "float64", "long": "int64", "int": "int32", "short": "int16",
+    "char": "int8", "byte": "uint8",
+}  # fmt: skip
+
+
+def canonical_dtype(text: str) -> str:
+    """``text`` as one of DTYPES (``long`` -> int64, ``torch.half`` -> float16); unknown spellings unchanged."""
+    name = str(text).strip().removeprefix("torch.")
+    return DTYPE_ALIASES.get(name, name)
+
+
 BATCH = "batch"  # the label of axis 0, dynamic for every input by default
 MAX_SAMPLE_ELEMENTS = 1 << 26  # elements in one input sample: far above any image model, far below memory
 MAX_EXPORT_BATCH = 1 << 16  # the export example's batch: verify feeds batches of this size
@@ -42,6 +57,7 @@ class InputSpec:
     dynamic: tuple[tuple[int, str], ...] = ((0, BATCH),)  # (axis, label); axis 0 is the batch
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "dtype", canonical_dtype(self.dtype))
         if not _NAME.match(self.name):
             raise InputSpecError(f"input name {self.name!r} must be an identifier (a forward parameter's name)")
         if len(self.shape) < 1 or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.shape):
@@ -56,7 +72,10 @@ class InputSpec:
                 f"{MAX_SAMPLE_ELEMENTS:,} elements, more than this tool verifies"
             )
         if self.dtype not in DTYPES:
-            raise InputSpecError(f"input {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)}")
+            raise InputSpecError(
+                f"input {self.name!r}: dtype {self.dtype!r} is not one of {', '.join(DTYPES)} "
+                f"(or {', '.join(DTYPE_ALIASES)})"
+            )
         if self.value_range is not None:
             low, high = self.value_range
             if not (math.isfinite(low) and math.isfinite(high) and high >= low):

@@ -1,4 +1,5 @@
-"""Paths the user names (``--out``, ``--json``, ``--save-inputs``): refused up front when they cannot be written.
+"""Paths the user names (``--out``, ``--json``, ``--save-inputs``): refused up front when they cannot be written;
+and the current folder, when a folder in it stands in for a package torch imports.
 
 Plain checks with no torch, so a config can refuse a bad path before any work starts.
 """
@@ -8,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ArtifactDirError
+from .errors import ArtifactDirError, UsageError
 
 
 def make_folder(path: Path, option: str) -> None:
@@ -44,3 +45,34 @@ def check_creatable_folder(path: Path, option: str) -> None:
         ancestor = ancestor.parent
     if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
         raise ArtifactDirError(f"cannot create {path} (in {ancestor}): choose a writable {option}")
+
+
+# Packages torch imports by name when it finds them on sys.path (triton is optional: torch imports it as soon
+# as find_spec sees one). Where the current folder is on sys.path (python -c, pytest, a notebook), a folder
+# of that name there is found first: a Triton model repository called triton/ makes torch fail deep inside
+# with "module 'triton' has no attribute 'language'".
+TORCH_IMPORTS = ("triton", "numpy", "sympy", "networkx", "jinja2", "filelock", "fsspec", "onnx", "onnxscript")
+
+
+def check_shadowing() -> None:
+    """UsageError when a folder in the current folder stands in for a package torch imports."""
+    import importlib.util
+    import sys
+
+    here = Path.cwd().resolve()
+    if not any(Path(entry or ".").resolve() == here for entry in sys.path):
+        return  # the current folder is not on sys.path (the exporter command itself): nothing stands in
+    for name in TORCH_IMPORTS:
+        folder = here / name
+        if not folder.is_dir():
+            continue
+        try:
+            spec = importlib.util.find_spec(name)
+        except (ImportError, ValueError):
+            spec = None
+        found = [] if spec is None else list(spec.submodule_search_locations or [])
+        if any(Path(location).resolve() == folder for location in found):
+            raise UsageError(
+                f"the folder {name}/ in the current folder stands in for the Python package {name!r}, which torch "
+                f"imports: rename the folder (a Triton model repository: model_repository/) or run from another folder"
+            )

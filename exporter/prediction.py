@@ -21,6 +21,7 @@ from .config import VerifyConfig
 from .errors import UsageError
 from .images import check_input_path, load_samples
 from .interface import Interface, OutputSpec
+from .paths import check_shadowing
 from .progress import Progress
 from .tables import text_table
 
@@ -83,6 +84,7 @@ def predict(
     every runtime the folder has. Results are keyed by runtime name, as in every report. ``progress``:
     told each runtime of a folder before it runs (``progress.on_terminal``).
     """
+    check_shadowing()
     if runtime != "all" and formats.get(runtime) is None and runtime != formats.EAGER:
         raise UsageError(f"--runtime must be one of {', '.join(formats.RUNTIMES)} (or a format name) or all")
     if input_spec != "random":

@@ -33,7 +33,9 @@ def bench(
     """
     from .. import formats
     from ..artifacts.manifest import Manifest
+    from ..paths import check_shadowing
 
+    check_shadowing()
     config = config or BenchConfig()  # checked when it was made
     folder = Path(artifact_dir)
     manifest = Manifest.load(folder)

@@ -87,17 +87,40 @@ def measure_matmul_peak(
     return MatmulPeak(gflops, median, size, runs, threads, [gflops])
 
 
-def time_calls(call: Callable[[], Any], config: BenchConfig) -> list[float]:
-    """Seconds per call: untimed calls for ``warmup`` calls and ``warmup_s``, then timed calls for at
-    least ``repeats`` calls and ``min_time_s``.
+SETTLE_BLOCK = 5  # warm-up calls per block while waiting for the latency to settle
+SETTLE_WITHIN = 1.2  # settled: a block's median within 20 % of the block before
+SETTLE_MAX_S = 2.0  # ... or this long spent settling (a latency that never settles is what it is)
 
-    The garbage collector is off while timing (as in ``timeit``), so a collection triggered by
-    this loop's own allocations does not land in one call's latency.
-    """
+
+def warm_up(call: Callable[[], Any], config: BenchConfig) -> int:
+    """Untimed calls: at least ``warmup`` of them and ``warmup_s`` seconds, then blocks of SETTLE_BLOCK until a
+    block's median latency is within SETTLE_WITHIN of the previous block's (a runtime whose first calls
+    compile or specialise, pt2's at batch 1 say, is then timed as it serves). The number of calls made."""
     calls, deadline = 0, time.perf_counter() + config.warmup_s
     while calls < config.warmup or time.perf_counter() < deadline:
         call()
         calls += 1
+    previous, give_up = None, time.perf_counter() + SETTLE_MAX_S
+    while time.perf_counter() < give_up:
+        block = []
+        for _ in range(SETTLE_BLOCK):
+            start = time.perf_counter()
+            call()
+            block.append(time.perf_counter() - start)
+        calls += SETTLE_BLOCK
+        median = statistics.median(block)
+        if previous is not None and median <= SETTLE_WITHIN * previous:
+            break
+        previous = median
+    return calls
+
+
+def time_calls(call: Callable[[], Any], config: BenchConfig) -> list[float]:
+    """Seconds per call: after ``warm_up``, timed calls for at least ``repeats`` calls and ``min_time_s``.
+
+    The garbage collector is off while timing (as in ``timeit``), so a collection triggered by
+    this loop's own allocations does not land in one call's latency.
+    """
     seconds: list[float] = []
     gc.collect()
     enabled = gc.isenabled()

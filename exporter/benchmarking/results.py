@@ -9,6 +9,16 @@ from ..eager.flops import FlopCount
 from ..notes import Note
 from .measure import MatmulPeak
 
+# The figures a benchmark can check itself for, and what usually causes each.
+CAUSES = {
+    "peak": "no float32 runtime can pass the float32 matmul peak: the peak was measured while the machine was "
+    "busier (other load?); rerun on an idle machine",
+    "tail": "some calls were held up (other load on the machine, a page fault): rerun on an idle machine, or with "
+    "a longer --min-time",
+    "slow": "a cost the warm-up did not absorb (a first-call compile, a recompilation on every call) or other load: "
+    "rerun with --warmup 100",
+}
+
 
 @dataclass
 class BenchResult:
@@ -35,6 +45,8 @@ class BenchResult:
     settings: dict[str, Any] = field(default_factory=dict)  # how the runtime was configured
     error: str | None = None  # why this row has no numbers (the runtime failed to load or to run)
     notes: list[Note] = field(default_factory=list)  # what the runtime said of itself (a missing CUDA provider)
+    flags: dict[str, str] = field(default_factory=dict)  # figures that do not add up: kind (CAUSES) -> the figure
+    warmup_calls: int = 0  # untimed calls before the timed ones (until the latency settled)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -64,6 +76,16 @@ class BenchReport:
         return list(seen)
 
     @property
+    def flags(self) -> list[str]:
+        """One line per kind of figure that does not add up: where it was seen, and its likely cause."""
+        lines = []
+        for kind, cause in CAUSES.items():
+            seen = [f"{r.runtime} at batch {r.batch_size} ({r.flags[kind]})" for r in self.results if kind in r.flags]
+            if seen:
+                lines.append(f"{', '.join(seen)}: {cause}")
+        return lines
+
+    @property
     def errors(self) -> list[str]:
         return [f"{r.runtime} at batch {r.batch_size}: {r.error}" for r in self.results if r.error]
 
@@ -85,6 +107,7 @@ class BenchReport:
             "versions": self.versions,
             "results": [r.to_dict() for r in self.results],
             "notes": self.notes,
+            "flags": self.flags,
             "errors": self.errors,
         }
 

@@ -43,7 +43,15 @@ from ..runners import Feed, Runner
 from ..runners.onnxruntime import tuned_settings
 from ..verification import inputs
 from ..verification.compare import OutputComparison, wilson_interval
-from .measure import available_cores, config_dict, fill_timing, machine_versions, measure_matmul_peak, time_calls
+from .measure import (
+    available_cores,
+    config_dict,
+    fill_timing,
+    machine_versions,
+    measure_matmul_peak,
+    time_calls,
+    warm_up,
+)
 from .results import BenchReport, BenchResult
 
 
@@ -162,6 +170,7 @@ class _Run:
                 row.speedup_vs_eager = row.throughput_per_s / eager.throughput_per_s
             if row.gflops_per_s is not None:
                 row.peak_fraction = row.gflops_per_s / self.report.peak.gflops_per_s
+            row.flags = implausible(row)
         results.sort(key=lambda r: r.batch_size)  # stable: the runtime order stays within a batch size
         return self.report
 
@@ -186,6 +195,7 @@ class _Run:
             elif row.batch_size in self.reference:
                 _compare(row, self.reference[row.batch_size], got, self.manifest.interface.outputs)
             call = target.prepare(self.feeds[row.batch_size])
+            row.warmup_calls = warm_up(call, self.config)
             fill_timing(row, time_calls(call, self.config), self.report.flops)
         except Exception as error:
             row.error = first_line(error)
@@ -195,6 +205,23 @@ class _Run:
     def _outputs(self, target: Runner, batch_size: int) -> dict[str, np.ndarray]:
         """The target's outputs over every accuracy batch of ``batch_size``, concatenated by name."""
         return target.infer_all(_accuracy_feeds(batch_size, self.specs, self.config.seed, self.config.accuracy_samples))
+
+
+SLOWER_THAN_EAGER = 10  # a runtime this many times slower than eager at the same batch: measure again
+P99_OVER_P50 = 10  # calls this much slower than the median: the machine interrupted some of them
+
+
+def implausible(row: BenchResult) -> dict[str, str]:
+    """What does not add up in a row, by kind (``CAUSES``): a benchmark checks its own numbers."""
+    quantized = row.format in formats.FORMATS and formats.FORMATS[row.format].quantized
+    flags = {}
+    if not quantized and row.peak_fraction is not None and row.peak_fraction > 1:
+        flags["peak"] = f"{100 * row.peak_fraction:.0f}% of the peak"
+    if row.latency_ms_p50 and row.latency_ms_p99 and row.latency_ms_p99 > P99_OVER_P50 * row.latency_ms_p50:
+        flags["tail"] = f"p99 {row.latency_ms_p99 / row.latency_ms_p50:.0f}x p50"
+    if row.speedup_vs_eager is not None and row.speedup_vs_eager * SLOWER_THAN_EAGER < 1:
+        flags["slow"] = f"{1 / row.speedup_vs_eager:.0f}x slower than eager"
+    return flags
 
 
 def _accuracy_feeds(batch_size: int, specs: tuple[InputSpec, ...], seed: int, samples: int):

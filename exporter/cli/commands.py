@@ -125,7 +125,11 @@ def models_command() -> None:
     metavar="NAME,...",
     help="Names of forward's outputs, flattened in order (a,b). Default: from what forward returns.",
 )
-@click.option("--dtype", type=click.Choice(PRECISIONS), help="Export the model in this precision (default: as built).")
+@click.option(
+    "--dtype",
+    type=click.Choice([*PRECISIONS, "half", "fp16", "bf16", "float", "fp32"]),
+    help="Export the model in this precision (default: as built); half and fp16 mean float16, bf16 bfloat16.",
+)
 @click.option(
     "--weights",
     type=click.Path(path_type=Path),

@@ -140,8 +140,8 @@ def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, fo
 
     \b
     Examples:
-      exporter triton artifacts/mlp triton
-      exporter triton artifacts/mlp triton --max-batch-size 256 --force
+      exporter triton artifacts/mlp model_repository
+      exporter triton artifacts/mlp model_repository --max-batch-size 256 --force
     """
     config = TritonConfig(max_batch_size=max_batch_size, force=force, allow_unverified=allow_unverified)
     from ..triton.build import write_repository

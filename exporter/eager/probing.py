@@ -24,9 +24,16 @@ from ..interface import InputSpec, OutputSpec, flatten, output_names
 Example = dict[str, torch.Tensor]
 
 
-def specs_from_values(values: Any, model: nn.Module) -> tuple[tuple[InputSpec, ...], Example]:
+def specs_from_values(
+    values: Any, model: nn.Module, declared: tuple[InputSpec, ...] = ()
+) -> tuple[tuple[InputSpec, ...], Example]:
     """Specs and named tensors for example values: a tensor (named ``input``), a tuple (named after
-    forward's parameters) or a dict (its keys). Integer inputs take their range from the example."""
+    forward's parameters) or a dict (its keys).
+
+    An integer input's range is never the example's own (a dozen ids would narrow every later draw to
+    them): it is the range ``declared`` gives for that name, else the vocabulary of the nn.Embedding the
+    input feeds; with neither, InputSpecError asks for it.
+    """
     if torch.is_tensor(values):
         named = {"input": values}
     elif isinstance(values, dict):
@@ -40,16 +47,53 @@ def specs_from_values(values: Any, model: nn.Module) -> tuple[tuple[InputSpec, .
         raise InputSpecError(
             f"example inputs must be a tensor, a tuple or a dict of tensors, not {type(values).__name__}"
         )
-    specs = []
     for name, value in named.items():
         if not torch.is_tensor(value):
             raise InputSpecError(f"example input {name!r} is a {type(value).__name__}, not a tensor")
+    ranges = {s.name: s.value_range for s in declared if s.value_range is not None}
+    integers = [n for n, v in named.items() if not v.is_floating_point() and v.dtype != torch.bool and n not in ranges]
+    if integers:
+        ranges.update(embedding_ranges(model, named, integers))
+    specs = []
+    for name, value in named.items():
         dtype = str(value.dtype).removeprefix("torch.")
-        value_range = None
-        if not value.is_floating_point() and dtype != "bool" and value.numel():
-            value_range = (float(value.min()), float(value.max()))  # integers: drawn where the example lies
-        specs.append(InputSpec(name, tuple(value.shape), dtype, value_range))
+        if name in integers and name not in ranges:
+            raise InputSpecError(
+                f"example input {name!r} is {dtype}: the verifier needs the range its values come from (token ids: "
+                f"the vocabulary), which one example cannot tell: declare it, ExportConfig(inputs=(InputSpec("
+                f"{name!r}, {tuple(value.shape)}, {dtype!r}, (0, 999)),))"
+            )
+        specs.append(InputSpec(name, tuple(value.shape), dtype, ranges.get(name)))
     return tuple(specs), named
+
+
+def embedding_ranges(model: nn.Module, named: Example, names: list[str]) -> dict[str, tuple[float, float]]:
+    """For each input in ``names`` that an nn.Embedding takes as it is: [0, num_embeddings - 1].
+
+    Found by one forward on the example with a pre-hook on every Embedding; a forward that fails
+    here finds nothing (the export's own first run reports why).
+    """
+    found: dict[str, tuple[float, float]] = {}
+    by_data = {named[n].data_ptr(): n for n in names if named[n].numel()}
+
+    def hook(module: nn.Module, args: Any) -> None:
+        name = by_data.get(args[0].data_ptr()) if args and torch.is_tensor(args[0]) else None
+        if name is not None:
+            found.setdefault(name, (0.0, float(module.num_embeddings - 1)))
+
+    handles = [m.register_forward_pre_hook(hook) for m in model.modules() if isinstance(m, nn.Embedding)]
+    if not handles:
+        return found
+    try:
+        with torch.no_grad():
+            args = [named[p] for p in _positional_parameters(model) if p in named]
+            model(*args)
+    except Exception:
+        pass
+    finally:
+        for handle in handles:
+            handle.remove()
+    return found
 
 
 def in_forward_order(model: nn.Module, specs: tuple[InputSpec, ...], registered: bool) -> tuple[InputSpec, ...]:
@@ -91,13 +135,71 @@ def export_example(example: Example, specs: tuple[InputSpec, ...]) -> tuple[torc
     return tuple(args)
 
 
+def first_run(model: nn.Module, example: Example, specs: tuple[InputSpec, ...]) -> Any:
+    """Forward once on the declared inputs, before any export; what it returns.
+
+    A model that cannot run on them is the user's mistake, not the tool's: InputSpecError naming each
+    input as declared (name, dtype, shape) and what the last layer forward entered expects of its input.
+    """
+    entered: list[tuple[str, nn.Module]] = []
+
+    def record(name: str):
+        def hook(module: nn.Module, _args: Any) -> None:
+            entered.append((name, module))
+
+        return hook
+
+    leaves = [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
+    handles = [m.register_forward_pre_hook(record(n)) for n, m in leaves]
+    try:
+        with torch.no_grad():
+            return model(*(example[s.name] for s in specs))
+    except Exception as error:
+        declared = ", ".join(f"{s.name} {s.dtype} {tuple(example[s.name].shape)}" for s in specs)
+        where = f"; {layer_expectation(*entered[-1])}" if entered else ""
+        raise InputSpecError(
+            f"forward cannot run on the declared inputs ({declared}): {first_line(error)}{where}; declare each "
+            "input of forward as it takes it: --input NAME:SHAPE[:DTYPE[:LOW..HIGH]] (batch first)"
+        ) from None
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def layer_expectation(name: str, module: nn.Module) -> str:
+    """What a layer takes, in words: ``conv (Conv2d) takes (N, 3, H, W)``; its class name for other layers."""
+    kind = type(module).__name__
+    conv = {nn.Conv1d: "L", nn.Conv2d: "H, W", nn.Conv3d: "D, H, W"}
+    if isinstance(module, nn.Embedding):
+        takes = f"integer ids in [0, {module.num_embeddings - 1}] (int64)"
+    elif isinstance(module, nn.Linear):
+        takes = f"(..., {module.in_features})"
+    elif type(module) in conv:
+        takes = f"(N, {module.in_channels}, {conv[type(module)]})"
+    elif isinstance(module, nn.RNNBase):
+        takes = f"(N, T, {module.input_size})" if module.batch_first else f"(T, N, {module.input_size})"
+    elif isinstance(module, nn.LayerNorm):
+        takes = f"(..., {', '.join(map(str, module.normalized_shape))})"
+    elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+        takes = f"(N, {module.num_features}, ...)"
+    else:
+        return f"the last layer it entered is {name} ({kind})"
+    return f"the last layer it entered, {name} ({kind}), takes {takes}"
+
+
 def describe_outputs(
-    model: nn.Module, example: Example, specs: tuple[InputSpec, ...], names: tuple[str, ...] | None, default: str
+    model: nn.Module,
+    example: Example,
+    specs: tuple[InputSpec, ...],
+    names: tuple[str, ...] | None,
+    default: str,
+    value: Any = None,
 ) -> tuple[OutputSpec, ...]:
     """The flattened outputs at ``example``: names (``names``, or from what forward returns), dtypes,
-    and shapes with each dynamic axis named by the input label whose size moves it."""
-    with torch.no_grad():
-        value = model(*(example[s.name] for s in specs))
+    and shapes with each dynamic axis named by the input label whose size moves it. ``value``: what
+    forward returned on ``example`` (``first_run``), so it is not run again."""
+    if value is None:
+        value = first_run(model, example, specs)
     leaves = flatten(value)
     if not leaves or not all(torch.is_tensor(leaf) for _, leaf in leaves):
         kinds = sorted({type(leaf).__name__ for _, leaf in leaves if not torch.is_tensor(leaf)})

@@ -123,7 +123,8 @@ def rebuild(
     None). ``blobs``: files already hash-checked (a weights file not among them is checked
     here). Raises ReferenceUnavailable when the recorded weights fail their hash check.
     """
-    source = ModelSource.from_manifest(manifest.model).trusted(config.source)
+    signed = manifest.refusal(False) is None  # the user's own export (or a folder they signed): its word holds
+    source = ModelSource.from_manifest(manifest.model).trusted(config.source, signed)
     model = build(source, int(manifest.model.get("seed", 0)), device)
     precision = manifest.model.get("dtype")
     if precision is not None:  # exported in half precision: the reference runs in it too

@@ -81,23 +81,30 @@ class ModelSource:
         _check_import_path(target)
         return cls(kind="import", target=target, **common)
 
-    def trusted(self, given: str | Path | None) -> ModelSource:
-        """This source, once the user has named the code it runs (``--source``).
+    def trusted(self, given: str | Path | None, signed: bool = False) -> ModelSource:
+        """This source, once the user has named the code it runs (``--source``), or signed the folder.
 
         The tool runs no code an artifact names: a registered model comes from this package;
         a model file runs only when the user passes it (and its sha256 matches); an import
-        path is imported only when the user passes the same ``package.module:Class``.
-        Raises UsageError otherwise.
+        path is imported only when the user passes the same ``package.module:Class``. A folder
+        ``signed`` with the user's own key (every export signs its folder) holds the user's own word:
+        its recorded model file runs while its sha256 is unchanged, and its recorded class is imported.
+        Raises UsageError otherwise, saying which.
         """
         from ..errors import UsageError
 
         if self.kind == "registry":
             return self
+        if given is None and signed:
+            if self.kind == "file":
+                self._check_recorded_file()
+            return self
         if self.kind == "file":
             if given is None:
                 raise UsageError(
                     f"this artifact was exported from the model file {self.file}; the tool runs no code an "
-                    "artifact names, so pass --source FILE (its sha256 is checked before it runs)"
+                    "artifact names, so pass --source FILE (its sha256 is checked before it runs), or sign the "
+                    "folder with `exporter trust DIR` once you trust it"
                 )
             location, _, class_name = str(given).rpartition(":")
             if location.endswith(".py") and class_name:  # the spelling export takes: file.py:Class
@@ -112,6 +119,24 @@ class ModelSource:
                 + (f" (got --source {given})" if given is not None else "")
             )
         return self
+
+    def _check_recorded_file(self) -> None:
+        """The model file a signed manifest records must still be there, with the bytes it was exported from."""
+        from ..errors import UsageError
+
+        path = Path(self.file) if self.file is not None else None
+        if path is None or not path.is_file():
+            raise UsageError(
+                f"the model file {self.file} this artifact was exported from no longer exists: pass --source FILE "
+                "with the file it was exported from"
+            )
+        digest = sha256_bytes(path.read_bytes())
+        if digest != self.file_sha256:
+            raise UsageError(
+                f"the model file {path} has changed since this artifact was exported from it (sha256 {digest[:12]}... "
+                f"now, {str(self.file_sha256)[:12]}... then): pass --source FILE with the file it was exported from, "
+                "or re-export"
+            )
 
     def load_class(self) -> type:
         """Import the class. Raises ModelNotFoundError with the reason in one line."""

@@ -44,7 +44,9 @@ def verify(
     manifest's digests were taken as its files were written, so they are loaded in place.
     """
     from ..artifacts.manifest import Manifest
+    from ..paths import check_shadowing
 
+    check_shadowing()
     folder = Path(artifact_dir)
     Manifest.load(folder)  # a folder that is not one answers before torch is imported
     from .run import verify_folder

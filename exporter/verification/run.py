@@ -136,6 +136,8 @@ def _inputs(folder: Path, manifest: Manifest, config: VerifyConfig, progress, st
     else:
         report.hashes = check_all(folder, manifest.artifacts)
     report.reference["widened"] = any(case.draw for case in feeds.groups)
+    floats = [o.dtype for o in interface.outputs if o.dtype.startswith(("float", "bfloat"))]
+    report.relaxed = config.relaxed(floats[0] if floats else "float32")
     return Verification(folder, manifest, config, device, feeds, report, progress, staged, lean, by_accuracy)
 
 

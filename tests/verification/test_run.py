@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -98,16 +99,24 @@ def test_verify_on_cuda_without_cuda_is_a_usage_error(mlp_dir):
         verify(mlp_dir, VerifyConfig(device="cuda"))
 
 
-def test_a_file_model_needs_its_source_and_it_must_match(tmp_path):
+def test_a_file_model_runs_from_its_own_signed_folder_while_unchanged_else_needs_its_source(tmp_path):
     from exporter import ExportConfig, export
 
     copy = tmp_path / "net.py"
     copy.write_text(BROKEN.read_text())
     result = export(f"{copy}:TiedWeights", ExportConfig(out=tmp_path / "out", device="cpu", input_shape=(1, 28, 28)))
-    with pytest.raises(UsageError, match="--source"):
-        verify(result.path)
+    assert verify(result.path, VerifyConfig(samples=64)).passed  # signed with this user's key: its file runs
     assert verify(result.path, VerifyConfig(source=copy, samples=64)).passed
+    unsigned = tmp_path / "unsigned"
+    shutil.copytree(result.path, unsigned)
+    data = json.loads((unsigned / "manifest.json").read_text())
+    del data["signature"]
+    (unsigned / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(UsageError, match="pass --source FILE"):  # from elsewhere: the file it names never runs
+        verify(unsigned, write=False)
     copy.write_text(copy.read_text() + "\nprint('changed')\n")
+    with pytest.raises(UsageError, match="has changed since this artifact was exported"):
+        verify(result.path)
     with pytest.raises(UsageError, match="refusing to run it"):
         verify(result.path, VerifyConfig(source=copy, samples=64))
 

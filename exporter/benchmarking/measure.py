@@ -88,7 +88,7 @@ def measure_matmul_peak(
 
 
 SETTLE_BLOCK = 5  # warm-up calls per block while waiting for the latency to settle
-SETTLE_WITHIN = 1.2  # settled: a block's median within 20 % of the block before
+SETTLE_WITHIN = 1.2  # settled: a block's median within a factor 1.2 of the block before, either way
 SETTLE_MAX_S = 2.0  # ... or this long spent settling (a latency that never settles is what it is)
 
 
@@ -109,8 +109,8 @@ def warm_up(call: Callable[[], Any], config: BenchConfig) -> int:
             block.append(time.perf_counter() - start)
         calls += SETTLE_BLOCK
         median = statistics.median(block)
-        if previous is not None and median <= SETTLE_WITHIN * previous:
-            break
+        if previous is not None and previous / SETTLE_WITHIN <= median <= previous * SETTLE_WITHIN:
+            break  # settled: neither slower nor faster than the block before
         previous = median
     return calls
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from exporter.benchmarking import measure
-from exporter.benchmarking.measure import MatmulPeak, fill_timing, measure_matmul_peak, time_calls
+from exporter.benchmarking.measure import MatmulPeak, fill_timing, measure_matmul_peak, time_calls, warm_up
 from exporter.benchmarking.results import BenchResult
 from exporter.config import BenchConfig
 from exporter.eager.flops import FlopCount
@@ -36,16 +36,32 @@ def _config(**fields) -> BenchConfig:
 # --- time_calls ----------------------------------------------------------------------------------------
 
 
-def test_warm_up_calls_are_made_and_not_timed(monkeypatch):
+SETTLED = 2 * measure.SETTLE_BLOCK  # a steady latency settles after two blocks: the second within the first
+
+
+def test_warm_up_makes_its_calls_then_waits_for_a_steady_latency_and_times_none(monkeypatch):
     clock = _Clock(monkeypatch)
-    seconds = time_calls(clock.call, _config(warmup=3, repeats=4))
-    assert clock.calls == 7 and seconds == [0.25] * 4
+    assert warm_up(clock.call, _config(warmup=3)) == 3 + SETTLED == clock.calls
+    seconds = time_calls(clock.call, _config(repeats=4))
+    assert seconds == [0.25] * 4 and clock.calls == 3 + SETTLED + 4  # time_calls itself warms nothing up
 
 
 def test_warm_up_lasts_at_least_its_time(monkeypatch):
     clock = _Clock(monkeypatch)
-    seconds = time_calls(clock.call, _config(warmup=1, warmup_s=1.0, repeats=2))
-    assert clock.calls == 4 + 2 and len(seconds) == 2  # 1 s of warm-up is 4 calls, more than the 1 asked
+    assert warm_up(clock.call, _config(warmup=1, warmup_s=1.0)) == 4 + SETTLED  # 1 s is 4 calls, more than 1
+
+
+def test_warm_up_goes_on_while_the_first_calls_are_slow(monkeypatch):
+    clock = _Clock(monkeypatch)
+
+    def compiling() -> None:  # the first 5 calls cost 0.1 s each (a compile per call), then 0.01 s
+        clock.calls += 1
+        clock.now += 0.1 if clock.calls <= 5 else 0.01
+
+    calls = warm_up(compiling, _config())
+    assert calls == 3 * measure.SETTLE_BLOCK  # slow, faster (not settled: 10x faster), then settled
+    capped = warm_up(lambda: clock.call() or setattr(clock, "now", clock.now * 1.5 + 1), _config())
+    assert capped * 0.25 < 100  # a latency that never settles stops at SETTLE_MAX_S, not never
 
 
 def test_timed_calls_last_at_least_the_minimum_time(monkeypatch):
@@ -63,8 +79,9 @@ def test_repeats_are_made_even_past_the_minimum_time(monkeypatch):
 def test_the_collector_is_off_while_timing_and_back_on_after(monkeypatch):
     clock = _Clock(monkeypatch)
     assert gc.isenabled()
-    time_calls(clock.call, _config(warmup=2, repeats=3))
-    assert clock.gc_during == [True, True, False, False, False] and gc.isenabled()
+    warm_up(clock.call, _config(warmup=2))
+    time_calls(clock.call, _config(repeats=3))
+    assert clock.gc_during == [True] * (2 + SETTLED) + [False] * 3 and gc.isenabled()
 
 
 def test_a_collector_that_was_off_stays_off(monkeypatch):

@@ -14,7 +14,16 @@ from exporter.interface import InputSpec, OutputSpec
 
 
 class _Pair(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(12, 1)  # ids index it: their range is its vocabulary, [0, 11]
+
     def forward(self, image, ids):  # (B, 3, 8, 8) float, (B, S) int64
+        return image.mean((1, 2, 3)) + self.embed(ids).sum((1, 2))
+
+
+class _Counts(nn.Module):
+    def forward(self, image, ids):  # ids used as numbers: no table tells their range
         return image.mean((1, 2, 3)) + ids.float().sum(1)
 
 
@@ -44,20 +53,30 @@ def test_a_tensor_is_one_input_named_input():
     assert list(named) == ["input"] and named["input"].shape == (2, 3, 8, 8)
 
 
-def test_a_tuple_is_named_after_forwards_parameters_and_integers_take_the_examples_range():
+def test_a_tuple_is_named_after_forwards_parameters_and_integers_take_their_embeddings_range():
     ids = torch.tensor([[3, 9, 4], [7, 0, 5]])
     specs, named = specs_from_values((torch.rand(2, 3, 8, 8), ids), _Pair())
     assert [(s.name, s.shape, s.dtype, s.value_range) for s in specs] == [
         ("image", (2, 3, 8, 8), "float32", None),  # floats: the default range
-        ("ids", (2, 3), "int64", (0.0, 9.0)),  # integers: drawn where the example lies
+        ("ids", (2, 3), "int64", (0.0, 11.0)),  # integers: the vocabulary they index, never the example's [0, 9]
     ]
     assert named["ids"] is ids
 
 
+def test_integers_no_embedding_takes_need_their_range_declared():
+    ids = torch.tensor([[3, 9, 4]])
+    with pytest.raises(InputSpecError, match="declare it"):
+        specs_from_values((torch.rand(1, 3, 8, 8), ids), _Counts())
+    declared = (InputSpec("ids", (1, 3), "int64", (0, 99)),)
+    assert specs_from_values((torch.rand(1, 3, 8, 8), ids), _Counts(), declared)[0][1].value_range == (0.0, 99.0)
+
+
 def test_a_dict_is_named_by_its_keys_in_its_order():
-    specs, named = specs_from_values({"ids": torch.ones(1, 4, dtype=torch.int32), "image": torch.rand(1, 3)}, _Pair())
+    specs, named = specs_from_values(
+        {"ids": torch.ones(1, 4, dtype=torch.int32), "image": torch.rand(1, 3, 8, 8)}, _Pair()
+    )
     assert [s.name for s in specs] == ["ids", "image"] and list(named) == ["ids", "image"]
-    assert specs[0].dtype == "int32" and specs[0].value_range == (1.0, 1.0)
+    assert specs[0].dtype == "int32" and specs[0].value_range == (0.0, 11.0)
 
 
 def test_a_bool_input_takes_no_range():

@@ -177,24 +177,7 @@ class Manifest:
         problems += _field_problems(data)
         if problems:
             raise ManifestError(f"{where}: {'; '.join(problems)}")
-        artifacts = []
-        for item in data["artifacts"]:
-            try:
-                if type(item["bytes"]) is not int or item["bytes"] < 0 or not isinstance(item["path"], str):
-                    raise ValueError(item["bytes"])
-                entry = ArtifactEntry(
-                    format=str(item["format"]),
-                    path=item["path"],
-                    sha256=str(item["sha256"]),
-                    bytes=item["bytes"],
-                    details=dict(item.get("details") or {}),
-                )
-            except (KeyError, TypeError, ValueError):
-                raise ManifestError(
-                    f"{where}: each artifact needs format, path, sha256 and bytes (a whole number): re-export"
-                ) from None
-            check_relative(entry.path, where)
-            artifacts.append(entry)
+        artifacts = [_artifact_entry(item, where) for item in data["artifacts"]]
         manifest = cls(
             model=data["model"],
             inputs=data["inputs"],
@@ -209,6 +192,26 @@ class Manifest:
         )
         manifest.interface  # noqa: B018 -- every input parses, or ManifestError names what is wrong
         return manifest
+
+
+def _artifact_entry(item: Any, where: str) -> ArtifactEntry:
+    """One ``artifacts`` item, checked: a plain relative path, a whole number of bytes; ManifestError otherwise."""
+    try:
+        if type(item["bytes"]) is not int or item["bytes"] < 0 or not isinstance(item["path"], str):
+            raise ValueError(item["bytes"])
+        entry = ArtifactEntry(
+            format=str(item["format"]),
+            path=item["path"],
+            sha256=str(item["sha256"]),
+            bytes=item["bytes"],
+            details=dict(item.get("details") or {}),
+        )
+    except (KeyError, TypeError, ValueError):
+        raise ManifestError(
+            f"{where}: each artifact needs format, path, sha256 and bytes (a whole number): re-export"
+        ) from None
+    check_relative(entry.path, where)
+    return entry
 
 
 _MAX_SEED = 2**63 - 1

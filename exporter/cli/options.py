@@ -114,90 +114,93 @@ def check_json_target(json_path: str | None) -> None:
         check_writable_file(Path(json_path), "--json")
 
 
+# Options that decide how runtimes are fed and judged, shared by export and verify (``comparison_options``).
+COMPARISON_OPTIONS = (
+    click.option(
+        "--samples",
+        type=click.IntRange(min=1),
+        default=None,
+        metavar="N",
+        help=f"Total random samples, spread over the batch sizes. Default: {DEFAULT_SAMPLES}, or "
+        f"{QUANTIZED_SAMPLES:,} when an int8 artifact is judged (its top-1 agreement needs that many); "
+        f"one batch per batch size for a model of {LARGE_MODEL_PARAMETERS // 10**6}M parameters or "
+        f"{HEAVY_FLOPS_PER_SAMPLE // 10**9} GFLOP per sample or more.",
+    ),
+    click.option(
+        "--batch-size",
+        "batch_sizes",
+        type=click.IntRange(min=1),
+        multiple=True,
+        metavar="B",
+        help="Batch size to verify at (repeatable). Default: 1, the export batch and 64, then one batch of 128 "
+        "(so a branch on a batch size past 100 is caught). Given, they replace the defaults, 128 included.",
+    ),
+    click.option(
+        "--atol",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="X",
+        help="Absolute tolerance for float outputs, finite (default by dtype: float32 1e-5, float16 1e-3, "
+        "bfloat16 1e-2). Not for int8 runtimes (their own policy) or integer and bool outputs (exact).",
+    ),
+    click.option(
+        "--rtol",
+        type=click.FloatRange(min=0),
+        default=None,
+        metavar="X",
+        help="Relative tolerance for float outputs, finite (default by dtype: float32 1e-4, float16 1e-3, "
+        "bfloat16 1e-2). Not for int8 runtimes (their own policy) or integer and bool outputs (exact).",
+    ),
+    click.option(
+        "--distribution",
+        type=click.Choice(DISTRIBUTIONS),
+        default="uniform",
+        show_default=True,
+        help="Distribution of the random float inputs.",
+    ),
+    click.option(
+        "--input-range",
+        callback=parsed(parse_range),
+        default=None,
+        metavar="LOW,HIGH",
+        help="Range of every random float input (LOW < HIGH, finite): uniform in [LOW, HIGH), or normal centred "
+        "in it with std (HIGH-LOW)/4, so ~95 % fall inside. Default: each input's own range (--input "
+        "NAME:SHAPE:DTYPE:LOW..HIGH at export), else 0,1. Integer and bool inputs keep their own range.",
+    ),
+    click.option(
+        "--nan-policy",
+        type=click.Choice(NAN_POLICIES),
+        default="fail",
+        show_default=True,
+        help="'match' passes NaN/Inf found at the same positions on both sides.",
+    ),
+    click.option("--allow-unused", is_flag=True, help="Do not fail on parameters forward never uses."),
+    click.option(
+        "--accept-tracer-warnings",
+        is_flag=True,
+        help="Pass a legacy ONNX export although its trace warned that it froze a value or a size "
+        "(after you have checked the model's branches).",
+    ),
+    click.option(
+        "--min-agreement",
+        type=click.FloatRange(0, 1),
+        default=DEFAULT_MIN_AGREEMENT,
+        show_default=True,
+        metavar="SHARE",
+        help="Quantised (int8) runtimes: share of samples whose top-1 class must agree with eager.",
+    ),
+    click.option(
+        "--localize/--no-localize",
+        default=None,
+        help="Find the first module whose output differs from eager's (ONNX, pt2). Default: only for a runtime "
+        "that fails.",
+    ),
+)
+
+
 def comparison_options(func: Callable) -> Callable:
-    """Options that decide how runtimes are fed and judged, shared by export and verify."""
-    options = [
-        click.option(
-            "--samples",
-            type=click.IntRange(min=1),
-            default=None,
-            metavar="N",
-            help=f"Total random samples, spread over the batch sizes. Default: {DEFAULT_SAMPLES}, or "
-            f"{QUANTIZED_SAMPLES:,} when an int8 artifact is judged (its top-1 agreement needs that many); "
-            f"one batch per batch size for a model of {LARGE_MODEL_PARAMETERS // 10**6}M parameters or "
-            f"{HEAVY_FLOPS_PER_SAMPLE // 10**9} GFLOP per sample or more.",
-        ),
-        click.option(
-            "--batch-size",
-            "batch_sizes",
-            type=click.IntRange(min=1),
-            multiple=True,
-            metavar="B",
-            help="Batch size to verify at (repeatable). Default: 1, the export batch and 64, then one batch of 128 "
-            "(so a branch on a batch size past 100 is caught). Given, they replace the defaults, 128 included.",
-        ),
-        click.option(
-            "--atol",
-            type=click.FloatRange(min=0),
-            default=None,
-            metavar="X",
-            help="Absolute tolerance for float outputs, finite (default by dtype: float32 1e-5, float16 1e-3, "
-            "bfloat16 1e-2). Not for int8 runtimes (their own policy) or integer and bool outputs (exact).",
-        ),
-        click.option(
-            "--rtol",
-            type=click.FloatRange(min=0),
-            default=None,
-            metavar="X",
-            help="Relative tolerance for float outputs, finite (default by dtype: float32 1e-4, float16 1e-3, "
-            "bfloat16 1e-2). Not for int8 runtimes (their own policy) or integer and bool outputs (exact).",
-        ),
-        click.option(
-            "--distribution",
-            type=click.Choice(DISTRIBUTIONS),
-            default="uniform",
-            show_default=True,
-            help="Distribution of the random float inputs.",
-        ),
-        click.option(
-            "--input-range",
-            callback=parsed(parse_range),
-            default=None,
-            metavar="LOW,HIGH",
-            help="Range of every random float input (LOW < HIGH, finite): uniform in [LOW, HIGH), or normal centred "
-            "in it with std (HIGH-LOW)/4, so ~95 % fall inside. Default: each input's own range (--input "
-            "NAME:SHAPE:DTYPE:LOW..HIGH at export), else 0,1. Integer and bool inputs keep their own range.",
-        ),
-        click.option(
-            "--nan-policy",
-            type=click.Choice(NAN_POLICIES),
-            default="fail",
-            show_default=True,
-            help="'match' passes NaN/Inf found at the same positions on both sides.",
-        ),
-        click.option("--allow-unused", is_flag=True, help="Do not fail on parameters forward never uses."),
-        click.option(
-            "--accept-tracer-warnings",
-            is_flag=True,
-            help="Pass a legacy ONNX export although its trace warned that it froze a value or a size "
-            "(after you have checked the model's branches).",
-        ),
-        click.option(
-            "--min-agreement",
-            type=click.FloatRange(0, 1),
-            default=DEFAULT_MIN_AGREEMENT,
-            show_default=True,
-            metavar="SHARE",
-            help="Quantised (int8) runtimes: share of samples whose top-1 class must agree with eager.",
-        ),
-        click.option(
-            "--localize/--no-localize",
-            default=None,
-            help="Find the first module whose output differs from eager's (ONNX, pt2). Default: only for a runtime "
-            "that fails.",
-        ),
-    ]
-    for option in reversed(options):
+    """COMPARISON_OPTIONS on a command: how runtimes are fed and judged, shared by export and verify."""
+    for option in reversed(COMPARISON_OPTIONS):
         func = option(func)
     return func
 

@@ -321,39 +321,57 @@ def write(source: Path, target: Path, data_name: str | None = None) -> dict[str,
     if sum(t.data_location == TensorProto.EXTERNAL for t in tensors_of(proto)) != len(moved):
         raise WireError("a tensor outside the graph's initializers has external data")
     places = [_external(t, folder) for t in moved]
-    written: dict[str, str] = {}
     if data_name is None:
-        keep = [t for t in proto.graph.initializer if t.data_location != TensorProto.EXTERNAL]
-        del proto.graph.initializer[:]
-        proto.graph.initializer.extend(keep)
-        head = proto.SerializeToString()
-        headers = []
-        for tensor in moved:
-            bare = TensorProto()
-            bare.CopyFrom(tensor)
-            del bare.external_data[:]
-            bare.ClearField("data_location")
-            headers.append(bare.SerializeToString())
-        messages = [
-            len(h) + len(field_key(RAW_DATA, LEN)) + len(varint(n)) + n
-            for h, (_, _, n) in zip(headers, places, strict=True)
-        ]
-        graph_tail = sum(len(field_key(INITIALIZER, LEN)) + len(varint(m)) + m for m in messages)
-        total = len(head) + len(field_key(GRAPH, LEN)) + len(varint(graph_tail)) + graph_tail
-        if total >= PROTOBUF_LIMIT:
-            raise ValueError(f"{total / 1e9:.2f} GB is past protobuf's 2 GB limit for one file")
-        out = HashingWriter(target)
-        try:
-            out.write(head)
-            if moved:
-                out.write(field_key(GRAPH, LEN) + varint(graph_tail))
-                for header, message, (path, offset, length) in zip(headers, messages, places, strict=True):
-                    out.write(field_key(INITIALIZER, LEN) + varint(message) + header)
-                    out.write(field_key(RAW_DATA, LEN) + varint(length))
-                    _copy(path, offset, length, out)
-        finally:
-            written[target.name] = out.close()
-        return written
+        return _self_contained(proto, moved, places, target)
+    return _with_data_file(proto, moved, places, target, data_name)
+
+
+def _self_contained(proto, moved: list, places: list[tuple[Path, int, int]], target: Path) -> dict[str, str]:
+    """One file: the small graph's own bytes, then a second occurrence of the graph field holding the moved
+    initializers, each one's bytes streamed from ``places`` (protobuf merges the two occurrences)."""
+    from onnx import TensorProto
+
+    keep = [t for t in proto.graph.initializer if t.data_location != TensorProto.EXTERNAL]
+    del proto.graph.initializer[:]
+    proto.graph.initializer.extend(keep)
+    head = proto.SerializeToString()
+    headers = []
+    for tensor in moved:
+        bare = TensorProto()
+        bare.CopyFrom(tensor)
+        del bare.external_data[:]
+        bare.ClearField("data_location")
+        headers.append(bare.SerializeToString())
+    messages = [
+        len(h) + len(field_key(RAW_DATA, LEN)) + len(varint(n)) + n
+        for h, (_, _, n) in zip(headers, places, strict=True)
+    ]
+    graph_tail = sum(len(field_key(INITIALIZER, LEN)) + len(varint(m)) + m for m in messages)
+    total = len(head) + len(field_key(GRAPH, LEN)) + len(varint(graph_tail)) + graph_tail
+    if total >= PROTOBUF_LIMIT:
+        raise ValueError(f"{total / 1e9:.2f} GB is past protobuf's 2 GB limit for one file")
+    out = HashingWriter(target)
+    try:
+        out.write(head)
+        if moved:
+            out.write(field_key(GRAPH, LEN) + varint(graph_tail))
+            for header, message, (path, offset, length) in zip(headers, messages, places, strict=True):
+                out.write(field_key(INITIALIZER, LEN) + varint(message) + header)
+                out.write(field_key(RAW_DATA, LEN) + varint(length))
+                _copy(path, offset, length, out)
+    finally:
+        digest = out.close()
+    return {target.name: digest}
+
+
+def _with_data_file(
+    proto, moved: list, places: list[tuple[Path, int, int]], target: Path, data_name: str
+) -> dict[str, str]:
+    """A graph file and one data file: each weight of 1 KB or more at a page-aligned offset in the data file,
+    smaller ones back in the graph."""
+    from onnx import TensorProto
+
+    written: dict[str, str] = {}
     data = HashingWriter(target.parent / data_name)
     try:
         for tensor, (path, offset, length) in zip(moved, places, strict=True):

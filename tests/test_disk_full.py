@@ -18,6 +18,7 @@ def _leftovers(out: Path) -> list[str]:
     return sorted(p.name for p in out.iterdir()) if out.exists() else []
 
 
+@pytest.mark.slow  # each exports the seed model until the disk "fills"
 @pytest.mark.parametrize("where", ["torchscript", "onnx", "manifest"])
 def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, where):
     def full(*_args, **_kwargs):
@@ -47,6 +48,7 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(tmp_path, monkeypatch, where
     assert _leftovers(out) == []  # no .partial, no half folder
 
 
+@pytest.mark.slow
 def test_an_export_past_a_file_size_limit_exits_1_with_one_line(tmp_path):
     out = tmp_path / "out"
     limit = 1 << 20  # the mlp's files are 2.7 MB each

@@ -165,6 +165,7 @@ def _pytest(folder: Path, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, cwd=folder, capture_output=True, text=True)
 
 
+@pytest.mark.slow  # a user's suite that exports, run by pytest in a subprocess
 def test_exporter_keep_copies_only_the_failing_tests_artifacts(tmp_path):
     (tmp_path / "test_user.py").write_text(FAKED_SUITE)
     run = _pytest(tmp_path, "--exporter-keep", "kept", "test_user.py")

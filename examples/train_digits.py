@@ -13,7 +13,7 @@ as a labelled test set (``inputs`` (N, 28, 28) float32, ``labels`` (N,) int64) t
         --format pt2 --format onnx-int8
     exporter verify artifacts/mlp --inputs digits/test.npz
 
-Writes OUT/MODEL.safetensors for each model, OUT/test.npz and OUT/digit.npy (the first test image);
+Writes OUT/MODEL.safetensors for each model, OUT/test.npz, OUT/digit.npy and OUT/digit.png (the first test image);
 prints each model's test accuracy.
 """
 
@@ -89,6 +89,13 @@ def accuracy(model: nn.Module, images, labels) -> float:
         return float((model(images).argmax(1) == labels).float().mean())
 
 
+def _save_png(path: Path, image: np.ndarray) -> None:
+    """A (28, 28) image in [0, 1] as an 8-bit grayscale PNG, as an MNIST-style image file holds it."""
+    from PIL import Image
+
+    Image.fromarray(np.clip(np.rint(image * 255), 0, 255).astype(np.uint8), mode="L").save(path)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("digits"), help="folder for the weights and test.npz")
@@ -105,6 +112,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez(args.out / "test.npz", inputs=test_x.numpy(), labels=test_y.numpy())
     np.save(args.out / "digit.npy", test_x[0].numpy())  # one test image, for `exporter predict`
+    _save_png(args.out / "digit.png", test_x[0].numpy())  # ... and the same as an image
     for name in args.model or ["mlp", "cnn"]:
         model = build(name, args.seed)
         epochs, spent = train(model, train_x, train_y, args.epochs, args.seconds, args.seed)
@@ -115,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     print(
         f"labelled test set: {args.out / 'test.npz'} (inputs, labels); its first image, a {int(test_y[0])}: "
-        f"{args.out / 'digit.npy'}"
+        f"{args.out / 'digit.npy'} and {args.out / 'digit.png'}"
     )
 
 

@@ -21,6 +21,7 @@ from .options import (
     ExporterGroup,
     check_json_target,
     comparison_options,
+    data_options,
     device_option,
     emit,
     json_option,
@@ -141,6 +142,7 @@ def models_command() -> None:
     "--external-data", is_flag=True, help="ONNX weights in model.onnx.data beside the model (automatic past 2 GB)."
 )
 @click.option("--no-verify", is_flag=True, help="Skip the verification after export.")
+@data_options
 @json_option("the export's result (folder, manifest, verification report)")
 @quiet_option
 @comparison_options
@@ -176,7 +178,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
         dtype=kw["dtype"],
         weights=kw["weights"],
         verify=not no_verify,
-        verify_config=verify_config(**{**kw, "device": None, "weights": None, "inputs": None}),
+        verify_config=verify_config(**{**kw, "device": None, "weights": None}),
     )
     check_json_target(json_path)
     from ..exporting import export
@@ -192,20 +194,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
 @click.argument("artifact_dir", type=click.Path(path_type=Path))
 @seed_option("Seeds the random inputs.")
 @device_option("Device to verify on (default: the export's).")
-@click.option(
-    "--inputs",
-    type=click.Path(path_type=Path),
-    metavar="FILE",
-    help="Replay inputs from an .npz (or .npy) file: one --save-inputs wrote, or your own data. An .npz with "
-    "'inputs' and 'labels' arrays (or one array per input name and 'labels') adds accuracy per runtime.",
-)
-@click.option(
-    "--max-accuracy-drop",
-    type=click.FloatRange(0, 1),
-    metavar="SHARE",
-    help="With labelled --inputs: int8 runtimes pass when their accuracy is at most this share below eager's "
-    "(0.005: half a point), instead of by top-1 agreement.",
-)
+@data_options
 @click.option(
     "--save-inputs",
     type=click.Path(path_type=Path),

@@ -205,6 +205,25 @@ def comparison_options(func: Callable) -> Callable:
     return func
 
 
+def data_options(func: Callable) -> Callable:
+    """``--inputs`` and ``--max-accuracy-drop``: the user's own (labelled) data, for export's verification too."""
+    func = click.option(
+        "--max-accuracy-drop",
+        type=click.FloatRange(0, 1),
+        metavar="SHARE",
+        help="With labelled --inputs: int8 runtimes pass when their accuracy is at most this share below eager's "
+        "(0.005: half a point), instead of by top-1 agreement.",
+    )(func)
+    return click.option(
+        "--inputs",
+        "inputs_file",  # --input (one input of forward, at export) is "inputs"
+        type=click.Path(path_type=Path),
+        metavar="FILE",
+        help="Replay inputs from an .npz (or .npy) file: one --save-inputs wrote, or your own data. An .npz with "
+        "'inputs' and 'labels' arrays (or one array per input name and 'labels') adds accuracy per runtime.",
+    )(func)
+
+
 def verify_config(**kw: Any) -> VerifyConfig:
     return VerifyConfig(
         seed=kw.get("seed", 0),
@@ -219,7 +238,7 @@ def verify_config(**kw: Any) -> VerifyConfig:
         accept_tracer_warnings=kw["accept_tracer_warnings"],
         min_agreement=kw["min_agreement"],
         max_accuracy_drop=kw.get("max_accuracy_drop"),
-        inputs_path=kw.get("inputs"),
+        inputs_path=kw.get("inputs_file"),
         save_inputs=kw.get("save_inputs"),
         save_outputs=kw.get("save_outputs"),
         device=kw.get("device"),

@@ -55,20 +55,42 @@ def _run(path, x: np.ndarray) -> np.ndarray:
 
 # --- quantising the fp32 file -------------------------------------------------------------------
 
+_FLAGS = "processor\t: 0\nflags\t\t: fpu sse2 {}\n"
 
-def test_int8_quantises_the_folders_fp32_file_and_leaves_it_as_it_was(tmp_path):
+
+@pytest.mark.parametrize(
+    ("flags", "saturates"),
+    [("avx2", True), ("avx2 avx512f avx512_vnni", False), ("avx2 avx_vnni", False), ("sse4_2", False)],
+)
+def test_saturation_is_read_from_the_cpus_flags(tmp_path, flags, saturates):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(_FLAGS.format(flags))
+    assert onnx_int8.saturates_u8s8(cpuinfo) is saturates
+
+
+def test_no_cpuinfo_or_no_flags_line_is_no_saturation(tmp_path):
+    assert onnx_int8.saturates_u8s8(tmp_path / "missing") is False  # not Linux x86: 32-bit sums
+    (tmp_path / "arm").write_text("processor\t: 0\nFeatures\t: fp asimd\n")
+    assert onnx_int8.saturates_u8s8(tmp_path / "arm") is False
+
+
+@pytest.mark.parametrize("saturates", [False, True], ids=["vnni-or-not-x86", "x86-without-vnni"])
+def test_int8_quantises_the_folders_fp32_file_and_leaves_it_as_it_was(tmp_path, monkeypatch, saturates):
+    monkeypatch.setattr(onnx_int8, "saturates_u8s8", lambda: saturates)
+    kind, data_type = ("QUInt8", TensorProto.UINT8) if saturates else ("QInt8", TensorProto.INT8)
     fp32 = tmp_path / "model.onnx"
     onnx.save(_fp32_graph(), str(fp32))
     before = hashlib.sha256(fp32.read_bytes()).hexdigest()
     int8 = tmp_path / "model.int8.onnx"
     details = onnx_int8.export(None, (), int8, SPEC)  # the fp32 file is there: no model is exported
     assert details["fp32_bytes"] == fp32.stat().st_size and details["warnings"] == []
-    assert details["quantization"] == "dynamic, int8 weights (onnxruntime quantize_dynamic, QInt8)"
+    assert details["quantization"].startswith(f"dynamic, 8-bit weights (onnxruntime quantize_dynamic, {kind}")
+    assert ("per channel: this CPU has no VNNI" in details["quantization"]) is saturates
     assert details["opset"] == onnx.load(str(int8)).opset_import[0].version
     assert hashlib.sha256(fp32.read_bytes()).hexdigest() == before
     assert int8.stat().st_size < fp32.stat().st_size / 3
     weights = {t.name: (t.data_type, list(t.dims)) for t in onnx.load(str(int8)).graph.initializer}
-    assert weights["fc.weight_quantized"] == (TensorProto.INT8, [256, 10]) and "fc.weight" not in weights
+    assert weights["fc.weight_quantized"] == (data_type, [256, 10]) and "fc.weight" not in weights
     x = np.random.default_rng(1).random((4, 256)).astype(np.float32)
     exact, quantised = _run(fp32, x), _run(int8, x)
     assert not np.array_equal(exact, quantised)  # it really is quantised ...
@@ -147,13 +169,15 @@ def test_int8_mlp_passes_the_default_agreement_on_the_default_8192_samples(all_f
 
 
 @pytest.mark.slow
-def test_int8_cnn_fails_the_default_agreement_on_random_weights_and_says_why(all_formats):
-    report = verify(all_formats["cnn"].path, VerifyConfig())
+def test_int8_cnn_fails_a_strict_agreement_on_random_weights_and_says_why(all_formats):
+    # 99.8 %: above what the random cnn keeps on any CPU measured (99.2 % on an AVX2 EPYC, under 99 %
+    # with VNNI), so the gate fails on this model wherever the suite runs
+    report = verify(all_formats["cnn"].path, VerifyConfig(min_agreement=0.998))
     int8 = next(r for r in report.runtimes if r.runtime == "onnxruntime-int8")
     assert not int8.passed and all(b.passed for b in int8.batches)  # element-wise fine, agreement not
     reason = int8.reasons[0]
-    assert "below the required 99.00%" in reason and "near ties" in reason and "95% interval" in reason
-    assert "too few samples" not in reason  # 8,192 samples put the whole interval below 99 %
+    assert "below the required 99.80%" in reason and "near ties" in reason and "95% interval" in reason
+    assert "too few samples" not in reason  # 8,192 samples put the whole interval below 99.8 %
     assert all(r.passed for r in report.runtimes if r is not int8)
     rows = _comparison_rows(report, "onnxruntime-int8")
     assert len(rows) == 3 and all(line.endswith("FAIL (top-1)") for line in rows)  # not "pass" above a FAILED

@@ -6,6 +6,7 @@ handed to ``exporter.sweep.fleet.load``), so a fleet takes exactly the options e
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +82,8 @@ def sweep_command(fleet: Path, json_path: str | None, csv_path: Path | None, qui
       exporter sweep fleet.toml --timeout 120 --memory-mib 4096 --json summary.json --csv summary.csv
       exporter sweep fleet.toml --executor ray --ray-address auto
     """
-    from ..sweep import SweepConfig, fleet as fleet_file, sweep
+    from ..sweep import SweepConfig, sweep
+    from ..sweep import fleet as fleet_file
 
     config = SweepConfig(
         out=kw["out"],
@@ -98,13 +100,21 @@ def sweep_command(fleet: Path, json_path: str | None, csv_path: Path | None, qui
     check_json_target(json_path)
     if csv_path is not None:
         check_writable_file(csv_path, "--csv")
-    with on_terminal(quiet) as progress:
-        report = sweep(loaded, config, progress=progress)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a kill stops every entry's process, as Ctrl-C does
+    try:
+        with on_terminal(quiet) as progress:
+            report = sweep(loaded, config, progress=progress)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     emit(report, json_path)
     if csv_path is not None:
         _write_csv(csv_path, report.to_csv())
     if not report.passed:
         context.exit(1)
+
+
+def _interrupt(_signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _write_csv(path: Path, text: str) -> None:

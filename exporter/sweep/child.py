@@ -14,6 +14,7 @@ not make an artifact; crashed: the CLI's "internal error" line, out of memory in
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
@@ -84,11 +85,13 @@ class Processes:
         with self._lock:
             self._groups.discard(pid)
 
+    def alive(self) -> list[int]:
+        with self._lock:
+            return sorted(self._groups)
+
     def stop_all(self) -> None:
         self.stopping.set()
-        with self._lock:
-            groups = list(self._groups)
-        for group in groups:
+        for group in self.alive():
             _kill_group(group)
 
 
@@ -140,18 +143,16 @@ def place(work: Path, out: Path, name: str) -> None:
 
 
 def _confine(pid: int, limits: Limits) -> None:
-    """Pin the process to its cores and cap its address space, right after it started (before torch loads)."""
-    if limits.cores is not None and hasattr(os, "sched_setaffinity"):
-        try:
+    """Pin the process to its cores and cap its address space, right after it started (before torch loads).
+
+    A process that already ended has nothing to confine; any other failure is raised (the entry's row then says
+    it could not be run), never an entry left running without the limit it was given."""
+    with contextlib.suppress(ProcessLookupError):
+        if limits.cores is not None and hasattr(os, "sched_setaffinity"):
             os.sched_setaffinity(pid, limits.cores)
-        except OSError:  # the process already ended, or the cores went away: nothing to confine
-            pass
-    if limits.memory_mib is not None:
-        size = limits.memory_mib * 2**20
-        try:
+        if limits.memory_mib is not None:
+            size = limits.memory_mib * 2**20
             resource.prlimit(pid, resource.RLIMIT_AS, (size, size))
-        except (OSError, ValueError):
-            pass
 
 
 def _wait(process: subprocess.Popen, timeout_s: float, stopping: threading.Event) -> tuple[int, int, bool]:
@@ -170,10 +171,8 @@ def _wait(process: subprocess.Popen, timeout_s: float, stopping: threading.Event
 
 
 def _kill_group(group: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(group, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _outcome(entry: Entry, work: Path, code: int, timed_out: bool, limits: Limits) -> tuple[str, str, tuple[str, ...]]:

@@ -117,12 +117,14 @@ def _options(command: click.Command) -> dict[str, click.Option]:
 
 
 def _check_field(where: str, label: str, key: str, options: dict[str, click.Option]) -> None:
+    if key in SWEEP_FIELDS:
+        return
     if key in RESERVED:
         raise FleetError(
             f"{where}: {label}: field {key!r} is the sweep's to set (each entry goes to --out/NAME, verified, "
             "with its report in --out/.sweep): remove it"
         )
-    if key not in SWEEP_FIELDS and key not in options:
+    if key not in options:
         raise FleetError(
             f"{where}: {label}: unknown field {key!r}: use name, model, timeout, memory_mib or one of export's "
             "options by its Python name (inputs, formats, dynamic, weights, atol, rtol, ...)"

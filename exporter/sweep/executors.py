@@ -79,11 +79,11 @@ class LocalExecutor:
                 work = work_folder(out, entry.name)
                 try:
                     row = child.run(entry, work, self.budget.for_entry(entry, threads, cores), processes)
+                    child.place(work, out, entry.name)
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as error:  # the sweep's own step failed for this entry: its row says so
                     return Row(entry.name, "crashed", f"could not run it: {first_line(error)}", 0.0, None, ())
-                child.place(work, out, entry.name)
                 return row
             finally:
                 free.put((threads, cores))

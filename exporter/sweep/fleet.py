@@ -141,6 +141,8 @@ def _entry(
         if not isinstance(fields.get(required), str) or not fields[required].strip():
             raise bad(required, "missing: every entry needs a name and a model (a string)")
     name, model = fields["name"], _model(fields["model"], base)
+    if model.startswith("-"):
+        raise bad("model", f"{model!r} is an option, not a model")
     if not NAME.match(name):
         raise bad("name", f"{name!r} must be a plain folder name (letters, digits, _ . -; no leading dot)")
     timeout = fields.get("timeout")

@@ -76,6 +76,7 @@ def test_a_false_flag_is_left_out_and_a_negatable_one_says_no(tmp_path):
         ('name = "a/b"\nmodel = "mlp"', ("field 'name'",)),
         ('model = "mlp"', ("entry #2", "field 'name'", "missing")),
         ('name = "a"', ("entry 'a'", "field 'model'", "missing")),
+        ('name = "a"\nmodel = "--help"', ("entry 'a'", "field 'model'", "is an option")),
     ],
 )
 def test_a_wrong_entry_is_one_line_naming_the_entry_and_the_field(tmp_path, body, names):

@@ -12,6 +12,7 @@ import queue
 import shutil
 import tarfile
 import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ RAY_EXTRA = "pip install 'exporter[ray]'"
 
 @dataclass
 class Events:
-    """What an executor tells the sweep: an entry started, an entry ended (with its row)."""
+    """What an executor tells the sweep: an entry started, an entry ended (with its row); one call at a time."""
 
     started: Callable[[Entry], None]
     finished: Callable[[Entry, Row], None]
@@ -69,13 +70,15 @@ class LocalExecutor:
         for slot in child.slots(self.jobs, self.cores):
             free.put(slot)
         processes = child.Processes()
+        told = threading.Lock()  # events are told from the job threads, one at a time
 
         def one(entry: Entry) -> Row:
             threads, cores = free.get()
             try:
                 if processes.stopping.is_set():
                     raise KeyboardInterrupt
-                events.started(entry)
+                with told:
+                    events.started(entry)
                 work = work_folder(out, entry.name)
                 try:
                     row = child.run(entry, work, self.budget.for_entry(entry, threads, cores), processes)
@@ -83,7 +86,9 @@ class LocalExecutor:
                 except (KeyboardInterrupt, SystemExit):
                     raise
                 except Exception as error:  # the sweep's own step failed for this entry: its row says so
-                    return Row(entry.name, "crashed", f"could not run it: {first_line(error)}", 0.0, None, ())
+                    row = Row(entry.name, "crashed", f"could not run it: {first_line(error)}", 0.0, None, ())
+                with told:  # before the slot is free: the next entry starts after this one is counted done
+                    events.finished(entry, row)
                 return row
             finally:
                 free.put((threads, cores))
@@ -95,7 +100,7 @@ class LocalExecutor:
             while pending:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)  # signals get through
                 for future in done:
-                    events.finished(futures[future], future.result())
+                    future.result()  # raises what a job raised (an interrupt)
         except BaseException:
             processes.stop_all()
             pool.shutdown(wait=True, cancel_futures=True)

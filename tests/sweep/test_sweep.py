@@ -178,3 +178,19 @@ def test_killing_the_sweep_stops_every_entry_and_leaves_no_half_written_folder(t
     for folder in out.iterdir():
         if not folder.name.startswith("."):  # an entry that finished before the kill: whole
             Manifest.load(folder)
+
+
+def test_progress_counts_done_running_and_left_never_more_running_than_jobs(tmp_path):
+    # entries export refuses at once (an unknown model, past the fleet file's check): real processes, no torch
+    from exporter.sweep import SweepConfig
+    from exporter.sweep import sweep as run_sweep
+    from exporter.sweep.fleet import Entry, Fleet
+
+    entries = tuple(Entry(f"m{i}", "nosuch", (), None, None, (), ()) for i in range(4))
+    lines: list[str] = []
+    report = run_sweep(Fleet(tmp_path / "f.toml", entries), SweepConfig(out=tmp_path / "out", jobs=2), lines.append)
+    assert [row.status for row in report.rows] == ["refused"] * 4 and not report.passed
+    running = [int(line.split(", ")[1].split()[0]) for line in lines]
+    assert max(running) == 2 and lines[0] == "sweep: 0 done, 0 running, 4 left"
+    assert lines[-1] == "sweep: 4 done, 0 running, 0 left"
+    assert any("running (m" in line for line in lines)

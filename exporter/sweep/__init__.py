@@ -95,7 +95,8 @@ def sweep(fleet: Fleet, config: SweepConfig | None = None, progress: Progress | 
     tell()
     executor.run(todo, out, Events(started_one, finished_one))
     ordered = tuple(rows[entry.name] for entry in fleet.entries)
-    return SweepReport(ordered, round(time.monotonic() - started, 2), executor.description)
+    ran = executor.description if todo else "nothing to run again"
+    return SweepReport(ordered, round(time.monotonic() - started, 2), ran)
 
 
 def _kept(out: Path, entry: Entry) -> Row:

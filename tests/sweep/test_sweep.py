@@ -119,8 +119,10 @@ def test_a_rerun_keeps_what_passed_and_runs_what_changed(local_run):
     (root / "again.toml").write_text(passing)
     kept = sweep("again.toml", "--out", "out", "--json", "-", cwd=root)
     assert kept.returncode == 0, kept.stderr
-    rows = json.loads(kept.stdout)["entries"]
+    summary = json.loads(kept.stdout)
+    rows = summary["entries"]
     assert [(r["name"], r["status"], r["skipped"]) for r in rows] == [("mlp", "passed", True), ("cnn", "passed", True)]
+    assert summary["executor"] == "nothing to run again"
     # one setting of one entry changed: that entry runs again, the other is still kept
     (root / "changed.toml").write_text(passing.replace('model = "cnn"', 'model = "cnn"\natol = 2e-5'))
     changed = sweep("changed.toml", "--out", "out", "--json", "-", cwd=root)

@@ -186,8 +186,13 @@ class RayExecutor:
         work = work_folder(out, entry.name)
         shutil.rmtree(work, ignore_errors=True)
         work.mkdir(parents=True)
-        with tarfile.open(fileobj=io.BytesIO(packed), mode="r") as archive:
-            archive.extractall(work, filter="data")  # refuses links out, absolute paths, devices
+        try:
+            with tarfile.open(fileobj=io.BytesIO(packed), mode="r") as archive:
+                archive.extractall(work, filter="data")  # refuses links out, absolute paths, devices
+        except (tarfile.TarError, OSError) as error:  # nothing of it is placed: the work folder goes
+            shutil.rmtree(work, ignore_errors=True)
+            why = f"the Ray task sent back an archive that cannot be unpacked safely ({first_line(error)})"
+            return Row(entry.name, "crashed", why, row.seconds, row.peak_mib, row.formats)
         child.place(work, out, entry.name)
         return row
 

@@ -196,3 +196,22 @@ def test_progress_counts_done_running_and_left_never_more_running_than_jobs(tmp_
     assert max(running) == 2 and lines[0] == "sweep: 0 done, 0 running, 4 left"
     assert lines[-1] == "sweep: 4 done, 0 running, 0 left"
     assert any("running (m" in line for line in lines)
+
+
+def test_what_passed_before_is_kept_and_force_runs_it_again(tmp_path, monkeypatch):
+    import exporter.sweep as sweep_module
+    from exporter.sweep import SweepConfig
+    from exporter.sweep import sweep as run_sweep
+    from exporter.sweep.fleet import Entry, Fleet
+    from exporter.sweep.resume import record_path
+
+    entries = (Entry("m", "nosuch", (), None, None, (), ()),)
+    fleet, out = Fleet(tmp_path / "f.toml", entries), tmp_path / "out"
+    record_path(out, "m").parent.mkdir(parents=True)
+    record_path(out, "m").write_text(json.dumps({"row": {"formats": ["onnx"]}}))
+    # as if OUT/m held a passing verdict of this digest (the slow rerun test above makes a real one)
+    monkeypatch.setattr(sweep_module, "passed_before", lambda _out, _entry, _digest: True)
+    (kept,) = run_sweep(fleet, SweepConfig(out=out)).rows
+    assert (kept.status, kept.skipped, kept.formats) == ("passed", True, ("onnx",))
+    (forced,) = run_sweep(fleet, SweepConfig(out=out, force=True)).rows
+    assert (forced.status, forced.skipped) == ("refused", False)  # run again: export refuses it

@@ -63,6 +63,14 @@ class ModelFolderExistsError(UsageError):
     """A Triton model folder already holds files and ``--force`` was not given (exit 2)."""
 
 
+class FleetError(UsageError):
+    """A sweep's fleet file that cannot be run as written: one line naming the file, the entry and the field."""
+
+
+class ExtraMissingError(UsageError):
+    """An optional extra (``pip install 'exporter[ray]'``) that the asked-for feature needs is not installed."""
+
+
 class ReferenceUnavailable(ExporterError):
     """The eager reference cannot be rebuilt (its weights file failed its hash check): exit 1."""
 

@@ -34,6 +34,8 @@ USAGE = (  # the user can fix it: exit 2
     "WireError",
     "ModelFolderExistsError",
     "UntrustedArtifactError",
+    "FleetError",
+    "ExtraMissingError",
 )
 FAILURE = (  # a step could not be carried out: exit 1
     "ExporterError",

@@ -27,6 +27,7 @@ LAYERS: list[set[str]] = [
     {"verification"},  # inputs, run, compare, gates, parameters, report
     {"benchmarking", "triton"},  # what else is done with a verified folder
     {"exporting", "inspection", "prediction", "images", "testing", "pytest_plugin", "__init__"},
+    {"sweep"},  # a fleet of exports, each one `exporter export` in a process of its own
     {"cli", "__main__"},  # parse, call one API function, render
 ]
 LOADERS = re.compile(r"torch\.jit\.load\(|torch\.export\.load\(|InferenceSession\(")

@@ -319,6 +319,10 @@ cli.add_command(bench_command)
 cli.add_command(triton_command)
 cli.add_command(trust_command)
 
+from .sweep import sweep_command  # noqa: E402  (a fleet of exports)
+
+cli.add_command(sweep_command)
+
 
 def main() -> None:
     import signal

@@ -91,6 +91,11 @@ class ExportFailedError(ExporterError):
     """An exporter could not turn the model into an artifact (exit 1)."""
 
 
+class FolderSwapError(ExporterError):
+    """The finished folder could not be swapped in for the earlier one (exit 1); the message says whether the
+    earlier folder is untouched, why the swap failed, and what to do."""
+
+
 class FolderChangedError(ExporterError):
     """The folder no longer holds the manifest that was verified: the verdict is not recorded."""
 

@@ -19,11 +19,19 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, formats
 from .artifacts import trust
-from .artifacts.atomic import current_umask, discard, move_into_place, staging_folder
+from .artifacts.atomic import current_umask, discard, move_into_place, staging_folder, swap_failure
 from .artifacts.manifest import ArtifactEntry, Manifest
 from .config import ExportConfig
 from .eager.sources import ModelSource, resolve
-from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
+from .errors import (
+    ArtifactDirError,
+    DiskFullError,
+    ExportFailedError,
+    FolderSwapError,
+    InputSpecError,
+    UsageError,
+    disk_error,
+)
 from .formats import ExportSpec
 from .interface import Interface, cast_floats, with_dynamic
 from .paths import check_shadowing, make_folder
@@ -353,7 +361,12 @@ def _move_into_place(staging: Path, target: Path) -> str | None:
     if target.is_symlink() or (target.exists() and not target.is_dir()):
         raise ArtifactDirError(f"{target} exists and is not an artifact folder: move it or choose --name")
     replaced = describe_folder(target) if target.exists() else None
-    move_into_place(staging, target)
+    try:
+        move_into_place(staging, target)
+    except OSError as error:
+        if disk_error(error) is not None:
+            raise
+        raise FolderSwapError(swap_failure(error, staging, target)) from error
     return replaced
 
 

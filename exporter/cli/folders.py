@@ -121,7 +121,11 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     metavar="N",
     help="Largest batch Triton forms; 0 turns batching off (dims then keep the batch dimension).",
 )
-@click.option("--force", is_flag=True, help="Replace model folders that are not empty.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace this tool's version 1/ and config.pbtxt in model folders that are not empty; other files stay.",
+)
 @click.option(
     "--allow-unverified",
     is_flag=True,
@@ -135,7 +139,8 @@ def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, fo
     each a config.pbtxt and 1/model.onnx or 1/model.pt. Artifacts are hash-checked first;
     names, data types and dims come from the artifacts, the batch dimension left out.
     TorchScript tensors are named input__0, logits__0 (Triton's <name>__<index> rule).
-    A model folder that is not empty is replaced only with --force. A folder whose recorded
+    In a model folder that is not empty, --force replaces only 1/ and config.pbtxt (other versions and
+    files stay); without it the folder is refused. A folder whose recorded
     verification failed, or names another manifest, is refused unless --allow-unverified.
 
     \b

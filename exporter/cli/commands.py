@@ -151,8 +151,10 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
 
     MODEL is a registered name (see `exporter models`), package.module:Class, or
     path/to/file.py:Class (then give --input-shape, or --input per input). Weights are
-    initialised from --seed unless --weights is given. Exit 0 when verification passes, 1
-    when it fails (the artifacts stay, marked failed in manifest.json), 2 on usage errors.
+    initialised from --seed unless --weights is given. An existing OUT/NAME is replaced only
+    when it is one of this tool's artifact folders (any other folder is refused, exit 2). Exit 0
+    when verification passes, 1 when it fails (the artifacts stay, marked failed in
+    manifest.json), 2 on usage errors.
 
     \b
     Examples:

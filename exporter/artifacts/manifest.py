@@ -144,6 +144,8 @@ class Manifest:
             data = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ManifestError(f"{path} is not valid JSON ({error}): re-export the model") from None
+        except ValueError:  # an integer of more digits than Python converts (4,300): no manifest writes one
+            raise ManifestError(f"{path} holds a number longer than any manifest this tool writes: refusing it") from None
         except RecursionError:
             raise ManifestError(f"{path} is nested deeper than any manifest this tool writes: refusing it") from None
         return cls.from_dict(data, where=str(path))

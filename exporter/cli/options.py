@@ -58,7 +58,9 @@ class ExporterGroup(click.Group):
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    from ..tables import printable
+
+    click.echo(f"error: {printable(message)}", err=True)  # one line, whatever a name in it holds
     sys.exit(code)
 
 

@@ -205,7 +205,9 @@ def _inline_external_data(folder: Path, manifest: Manifest, entry: ArtifactEntry
     files = {side.path: read_checked(folder, side, "copy") for side in sidecars}
     from ..formats.onnx import inline_bytes
 
-    return inline_bytes(data, files)  # always: a location no checked file binds (in a subgraph, say) is refused
+    return inline_bytes(
+        data, files, entry.path
+    )  # always: a location no checked file binds (in a subgraph, say) is refused
 
 
 # --- ONNX: everything from the graph ---------------------------------------------------------------

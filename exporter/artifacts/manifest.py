@@ -85,6 +85,13 @@ class Manifest:
             return found
         return None
 
+    @property
+    def signed_verdict(self) -> dict[str, Any] | None:
+        """The recorded verification, only when it names this manifest and this user's key signed it (a verdict
+        anyone could write, with a plain sha256 anyone can compute, is not believed); None otherwise."""
+        found = self.verdict
+        return found if found is not None and trust.verdict_checks(found) else None
+
     def sign(self, key: bytes) -> None:
         self.raw = None
         self.signature = trust.sign(self.binding_data, key)

@@ -170,6 +170,41 @@ def sign(data: dict[str, Any], key: bytes) -> dict[str, str]:
     return {"scheme": SCHEME, "key_id": key_id(key), "value": value}
 
 
+_VERDICT_DOMAIN = b"exporter verdict v1\n"  # a verdict's signature can never pass for a manifest's, or back
+
+
+def _verdict_bytes(verdict: dict[str, Any]) -> bytes:
+    part = {k: v for k, v in verdict.items() if k != "signature"}
+    try:
+        return _VERDICT_DOMAIN + json.dumps(part, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError):
+        return b""
+
+
+def sign_verdict(verdict: dict[str, Any]) -> dict[str, Any]:
+    """``verdict`` (a recorded verification naming its ``manifest_sha256``) with a ``signature`` made with this
+    user's key: it says *this user's* verify judged *that* manifest so. Unsigned when there is no key."""
+    key = load_key(create=False)
+    unsigned = {k: v for k, v in verdict.items() if k != "signature"}
+    if key is None:
+        return unsigned
+    value = hmac.new(key, _verdict_bytes(unsigned), hashlib.sha256).hexdigest()
+    return {**unsigned, "signature": {"scheme": SCHEME, "key_id": key_id(key), "value": value}}
+
+
+def verdict_checks(verdict: dict[str, Any]) -> bool:
+    """Whether a recorded verdict carries a signature this user's key made over exactly these values."""
+    signature = verdict.get("signature")
+    if not isinstance(signature, dict) or signature.get("scheme") != SCHEME:
+        return False
+    key = load_key(create=False)
+    if key is None or signature.get("key_id") != key_id(key):
+        return False
+    body = _verdict_bytes(verdict)
+    expected = hmac.new(key, body, hashlib.sha256).hexdigest()
+    return bool(body) and hmac.compare_digest(str(signature.get("value", "")), expected)
+
+
 @dataclass(frozen=True)
 class TrustCheck:
     """Whether a manifest's signature checks with this machine's key, and if not, why (one clause)."""

@@ -132,7 +132,20 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     help="Write the repository even when the folder's recorded verification failed or is not of this manifest; "
     "each config then says why in a comment.",
 )
-def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, force: bool, allow_unverified: bool):
+@click.option(
+    "--allow-untrusted-code",
+    is_flag=True,
+    help="Write the TorchScript model of a folder whose signature does not check, with a warning in its config, "
+    "instead of refusing it (serving it runs the code it carries).",
+)
+def triton_command(
+    artifact_dir: Path,
+    repository: Path,
+    max_batch_size: int,
+    force: bool,
+    allow_unverified: bool,
+    allow_untrusted_code: bool,
+):
     """Write ARTIFACT_DIR's ONNX and TorchScript artifacts as a Triton model repository.
 
     REPOSITORY gets NAME_onnx/ (onnxruntime_onnx) and NAME_torchscript/ (pytorch_libtorch),
@@ -140,15 +153,22 @@ def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, fo
     names, data types and dims come from the artifacts, the batch dimension left out.
     TorchScript tensors are named input__0, logits__0 (Triton's <name>__<index> rule).
     In a model folder that is not empty, --force replaces only 1/ and config.pbtxt (other versions and
-    files stay); without it the folder is refused. A folder whose recorded
-    verification failed, or names another manifest, is refused unless --allow-unverified.
+    files stay); without it the folder is refused. A folder whose recorded verification failed,
+    names another manifest or is not signed with your key, is refused unless --allow-unverified;
+    the TorchScript model of a folder whose signature does not check is refused unless
+    --allow-untrusted-code (then written with a warning).
 
     \b
     Examples:
       exporter triton artifacts/mlp model_repository
       exporter triton artifacts/mlp model_repository --max-batch-size 256 --force
     """
-    config = TritonConfig(max_batch_size=max_batch_size, force=force, allow_unverified=allow_unverified)
+    config = TritonConfig(
+        max_batch_size=max_batch_size,
+        force=force,
+        allow_unverified=allow_unverified,
+        allow_untrusted_code=allow_untrusted_code,
+    )
     from ..triton.build import write_repository
 
     result = write_repository(artifact_dir, repository, config)

@@ -61,7 +61,8 @@ def graph_dims(value) -> list[int | str]:
     return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in value.type.tensor_type.shape.dim]
 
 
-UNVERIFIED = TritonConfig(allow_unverified=True)  # for folders a test edits by hand: their verdict no longer matches
+# for folders a test edits by hand: their verdict no longer matches, nor their signature
+UNVERIFIED = TritonConfig(allow_unverified=True, allow_untrusted_code=True)
 
 
 def edit_manifest(folder: Path, change) -> None:
@@ -245,7 +246,13 @@ def test_a_model_name_that_could_leave_the_repository_is_refused(mlp_dir, tmp_pa
 @pytest.mark.slow
 def test_a_failed_verification_is_noted_in_every_config(mlp_dir, tmp_path, repo):
     assert not any("FAILED" in m.config_text for m in repo.models)
-    edit_manifest(mlp_dir, lambda data: data["verification"].update(passed=False))
+
+    def failed(data):  # as a failing `exporter verify` of this very manifest records it: signed
+        from exporter.artifacts import trust
+
+        data["verification"] = trust.sign_verdict({**data["verification"], "passed": False})
+
+    edit_manifest(mlp_dir, failed)
     with pytest.raises(ExporterError, match="recorded verification FAILED"):
         write_repository(mlp_dir, tmp_path / "repo")
     result = write_repository(mlp_dir, tmp_path / "repo", UNVERIFIED)

@@ -260,14 +260,28 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def sign_folder(artifact_dir: str | Path) -> str:
-    """Sign ``artifact_dir``'s manifest with this machine's key (made if missing); returns the key id.
+@dataclass(frozen=True)
+class SignedFolder:
+    """What ``sign_folder`` signed: the manifest's digest, the files it binds, and the key."""
+
+    folder: Path
+    digest: str  # sha256 of the manifest's binding part: what the signature covers
+    files: list[tuple[str, str, int]]  # (path, sha256, bytes) of every file the manifest binds
+    key_id: str
+
+
+def sign_folder(artifact_dir: str | Path, before_signing: Any = None) -> SignedFolder:
+    """Sign ``artifact_dir``'s manifest with this machine's key (made if missing).
 
     For a folder from elsewhere, once its user has decided to trust it: afterwards verify,
     predict and bench load its TorchScript and pt2 files. Every file must first match its
     sha256 in the manifest (ExporterError, exit 1, otherwise), so what is signed is what is there.
+    Only the digest that was checked is signed: a manifest changed between the check and the
+    signing is refused (FolderChangedError, exit 1). ``before_signing(SignedFolder)``: told what is
+    about to be signed (the CLI prints it). The recorded verdict is left unsigned: trusting where a
+    folder came from is not having verified it.
     """
-    from ..errors import ExporterError
+    from ..errors import ExporterError, FolderChangedError
     from .integrity import check_all
 
     folder = Path(artifact_dir)
@@ -279,6 +293,13 @@ def sign_folder(artifact_dir: str | Path) -> str:
         )
     key = trust.load_key(create=True)
     assert key is not None
-    manifest.sign(key)
-    manifest.write(folder)
-    return trust.key_id(key)
+    files = [(a.path, a.sha256, a.bytes) for a in manifest.artifacts]
+    signed = SignedFolder(folder, manifest.digest, files, trust.key_id(key))
+    if before_signing is not None:
+        before_signing(signed)
+    current = Manifest.load(folder)
+    if current.digest != signed.digest:
+        raise FolderChangedError(f"{folder}'s manifest changed while it was checked: nothing signed; run it again")
+    current.sign(key)
+    current.write(folder)
+    return signed

@@ -191,6 +191,19 @@ def trust_command(artifact_dir: Path) -> None:
     """
     from ..artifacts.manifest import sign_folder
     from ..artifacts.trust import config_dir
+    from ..tables import human_size, printable, text_table
 
-    key = sign_folder(artifact_dir)
-    click.echo(f"signed {artifact_dir} with the key {key} in {config_dir()}: its TorchScript and pt2 files will load")
+    def show(signed) -> None:
+        click.echo(f"signing {printable(artifact_dir)}: manifest sha256 {signed.digest}, which binds:")
+        rows = [("file", "sha256", "size"), *((path, sha, human_size(size)) for path, sha, size in signed.files)]
+        click.echo("\n".join(f"  {line}" for line in text_table(rows)))
+
+    signed = sign_folder(artifact_dir, before_signing=show)
+    click.echo(
+        f"signed {printable(artifact_dir)} with the key {signed.key_id} in {config_dir()}: its TorchScript and pt2 "
+        "files will load"
+    )
+    click.echo(
+        "note: the signature binds these bytes, not this folder's name or age: an older signed export put "
+        "back in its place, or this folder renamed, stays trusted (docs/safety.md)"
+    )

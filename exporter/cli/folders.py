@@ -19,6 +19,7 @@ from .options import (
     quiet_option,
     seed_option,
     source_option,
+    timeout_option,
     trust_option,
 )
 
@@ -73,6 +74,7 @@ from .options import (
 @source_option
 @trust_option
 @quiet_option
+@timeout_option
 @json_option("the results")
 def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     """Time every runtime in ARTIFACT_DIR at each batch size, beside eager PyTorch.

@@ -117,3 +117,42 @@ def test_a_model_name_with_a_newline_prints_no_fake_line(mlp_dir):
     assert run.exit_code == 1
     assert not [line for line in run.stdout.splitlines() if line.startswith("PASSED")]
     assert "\x1b" not in run.stdout and "mlp\\nPASSED" in run.stdout
+
+
+def _forever(mlp_dir: Path) -> dict[str, bytes]:
+    """The folder's model.onnx replaced by a Loop of 2**62 iterations (restamped); what the folder held."""
+    from ..runners.test_onnxruntime import loop_model
+
+    (mlp_dir / "model.onnx").write_bytes(loop_model())
+    restamp(mlp_dir)
+    return {p.name: p.read_bytes() for p in mlp_dir.iterdir()}
+
+
+@pytest.mark.slow
+def test_a_run_that_never_ends_stops_at_its_timeout_with_one_line_and_records_nothing(mlp_dir):
+    import subprocess
+    import sys
+
+    before = _forever(mlp_dir)
+    args = ["verify", str(mlp_dir), "--samples", "8", "--timeout", "3"]
+    run = subprocess.run([sys.executable, "-m", "exporter", *args], capture_output=True, text=True, timeout=300)
+    lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 1 and lines == [lines[0]] and "stopped after --timeout 3 s" in lines[0], run.stderr
+    assert {p.name: p.read_bytes() for p in mlp_dir.iterdir()} == before  # no verdict recorded, nothing added
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_run_that_never_ends_exit_130_and_records_nothing(mlp_dir):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    before = _forever(mlp_dir)
+    args = [sys.executable, "-m", "exporter", "predict", str(mlp_dir), "--input", "random", "--runtime", "onnx"]
+    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(8)  # torch imported, the folder checked, the Loop running (a delay, not a measurement)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)  # without RunOptions.terminate this never returns
+    assert process.returncode == 130 and "aborted (Ctrl-C)" in stderr, stderr
+    assert {p.name: p.read_bytes() for p in mlp_dir.iterdir()} == before

@@ -307,6 +307,7 @@ class TritonConfig:
     dynamic_batching: bool = True  # let Triton merge requests into batches (only when max_batch_size > 0)
     force: bool = False  # replace a non-empty model folder
     allow_unverified: bool = False  # write it even when no passed verification of this manifest is recorded
+    allow_untrusted_code: bool = False  # write a TorchScript file of an unsigned folder, with a warning, not refuse
 
     def __post_init__(self) -> None:
         from .errors import UsageError

@@ -99,6 +99,21 @@ class ExportFailedError(ExporterError):
     """An exporter could not turn the model into an artifact (exit 1)."""
 
 
+class CommandTimeout(BaseException):
+    """The command ran past its ``--timeout`` and was stopped (exit 1); nothing half-written is kept.
+
+    Outside the ExporterError root on purpose, as KeyboardInterrupt is: raised from a signal handler at any
+    point, it must pass every ``except Exception`` and ``except ExporterError`` (a runtime's "not run" among
+    them) on its way to the CLI, which prints its one line."""
+
+    exit_code = 1
+
+
+class FolderSwapError(ExporterError):
+    """The finished folder could not be swapped in for the earlier one (exit 1); the message says whether the
+    earlier folder is untouched, why the swap failed, and what to do."""
+
+
 class FolderChangedError(ExporterError):
     """The folder no longer holds the manifest that was verified: the verdict is not recorded."""
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
 import platform
 import re
 from dataclasses import dataclass
@@ -19,11 +20,20 @@ from typing import TYPE_CHECKING, Any
 
 from . import __version__, formats
 from .artifacts import trust
-from .artifacts.atomic import current_umask, discard, move_into_place, staging_folder
+from .artifacts.atomic import current_umask, discard, move_into_place, staging_folder, swap_failure
 from .artifacts.manifest import ArtifactEntry, Manifest
 from .config import ExportConfig
 from .eager.sources import ModelSource, resolve
-from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
+from .errors import (
+    ArtifactDirError,
+    DiskFullError,
+    ExportFailedError,
+    FolderSwapError,
+    InputSpecError,
+    UsageError,
+    disk_error,
+    first_line,
+)
 from .formats import ExportSpec
 from .interface import Interface, cast_floats, with_dynamic
 from .paths import check_shadowing, make_folder
@@ -117,11 +127,12 @@ def export(
         from .runners.onnxruntime import check_opset
 
         check_opset(config.opset)  # before anything is exported
+    out = Path(config.out)
+    check_replaceable(out / name)  # a folder that is not one of this tool's is refused before any work
     from .eager import reference
 
     device = reference.resolve_device(config.device)  # before any folder is made
     key = trust.load_key(create=True)  # the folder is signed with it; made on the first export
-    out = Path(config.out)
     staging = _staging(out, name)
     try:
         eager, weights_record = _eager(source, instance, config, device)
@@ -350,11 +361,38 @@ def _normal_rights(folder: Path) -> None:
 
 def _move_into_place(staging: Path, target: Path) -> str | None:
     """Swap the finished folder in; what the earlier folder at ``target`` held, in words (None: there was none)."""
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
-        raise ArtifactDirError(f"{target} exists and is not an artifact folder: move it or choose --name")
+    check_replaceable(target)  # again: the folder may have changed while the model was exported
     replaced = describe_folder(target) if target.exists() else None
-    move_into_place(staging, target)
+    try:
+        move_into_place(staging, target)
+    except OSError as error:
+        if disk_error(error) is not None:
+            raise
+        raise FolderSwapError(swap_failure(error, staging, target)) from error
     return replaced
+
+
+def check_replaceable(target: Path) -> None:
+    """Refuse (ArtifactDirError, exit 2) anything at ``target`` export may not replace: only nothing, an empty
+    folder, or one of this tool's artifact folders (a manifest.json it can read) is replaced; a user's folder,
+    a file or a link is left untouched."""
+    from .errors import ManifestError
+
+    if not os.path.lexists(target):
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise ArtifactDirError(f"{target} exists and is not an artifact folder: move it or choose another --name")
+    try:
+        if not any(target.iterdir()):
+            return
+        Manifest.load(target)
+    except ManifestError as error:
+        raise ArtifactDirError(
+            f"{target} exists and is not an artifact folder this tool wrote ({first_line(error)}): refusing to "
+            "replace it; move it away or choose another --name"
+        ) from None
+    except OSError as error:
+        raise ArtifactDirError(f"cannot read {target} ({error.strerror}): move it or choose another --name") from None
 
 
 def describe_folder(folder: Path) -> str:

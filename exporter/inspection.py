@@ -196,6 +196,12 @@ def inspect_onnx(path: str | Path) -> OnnxInspection:
         proto = onnx.load(str(path), load_external_data=False)
     except Exception as error:
         raise InputSpecError(f"{path} is not an ONNX file onnx can read ({first_line(error)})") from None
+    from .formats import onnx_check
+
+    # external data is listed, never read: its size is not checked here (verify checks it against its file)
+    unread = 2**63
+    tensors = [(t, unread if t.data_location == TensorProto.EXTERNAL else None) for t in onnx_check.tensors_in(proto)]
+    onnx_check.check(proto, str(path), tensors)  # a cycle, a dimension of -10, 4 TiB declared: one line, exit 2
 
     def value(v: Any) -> dict[str, Any]:
         tensor_type = v.type.tensor_type

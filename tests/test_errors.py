@@ -45,6 +45,7 @@ FAILURE = (  # a step could not be carried out: exit 1
     "FolderChangedError",
     "UnverifiedFolderError",
     "DiskFullError",
+    "FolderSwapError",
 )
 
 
@@ -64,6 +65,8 @@ def test_every_error_class_is_one_of_the_two_kinds():
     found = {n for n, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, ExporterError)}
     assert found == set(USAGE) | set(FAILURE)
     assert not issubclass(errors.CannotOpenUp, ExporterError)  # an internal signal, never shown as an error
+    # raised from a signal handler anywhere: it must pass every `except Exception` on its way to the CLI
+    assert not issubclass(errors.CommandTimeout, Exception) and errors.CommandTimeout.exit_code == 1
 
 
 def test_a_wire_error_is_a_value_error_too():

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import shutil
 
 import onnx
@@ -72,12 +74,56 @@ def test_a_failed_export_keeps_the_earlier_folder_and_leaves_nothing_half_writte
 
 
 @pytest.mark.slow
-def test_a_successful_export_replaces_the_earlier_folder(tmp_path):
-    (tmp_path / "mlp").mkdir()
+def test_a_successful_export_replaces_the_earlier_artifact_folder(tmp_path, mlp_export):
+    shutil.copytree(mlp_export.path, tmp_path / "mlp")
     (tmp_path / "mlp" / "stale.txt").write_text("old")
-    export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("torchscript",), verify=False))
+    result = export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("torchscript",), verify=False))
     assert not (tmp_path / "mlp" / "stale.txt").exists() and (tmp_path / "mlp" / "model.pt").exists()
+    assert not (tmp_path / "mlp" / "model.onnx").exists() and result.replaced.startswith("an export of mlp")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp"]
+
+
+def _users_folder(target, manifest: str | None) -> dict:
+    """A folder of the user's own at ``target``: their files, and what stands at manifest.json."""
+    (target / "notes").mkdir(parents=True)
+    (target / "index.md").write_bytes(b"# the user's docs\n")
+    (target / "notes" / "a.txt").write_bytes(b"SECRET-user-bytes")
+    if manifest == "corrupt":
+        (target / "manifest.json").write_bytes(b'{"schema": 2, "model": ')
+    elif manifest == "link":
+        (target / "manifest.json").symlink_to(target / "index.md")
+    elif manifest == "deep":
+        (target / "manifest.json").write_text("[" * 3000 + "]" * 3000)
+    return _snapshot(target)
+
+
+@pytest.mark.parametrize("manifest", [None, "corrupt", "link", "deep"], ids=str)
+def test_export_refuses_to_replace_a_folder_that_is_not_its_own_and_leaves_it_untouched(tmp_path, manifest):
+    from click.testing import CliRunner
+
+    from exporter.cli import cli
+
+    target = tmp_path / "out" / "docs"
+    before = _users_folder(target, manifest)
+    args = ["export", "mlp", "--name", "docs", "--no-verify", "--format", "torchscript", "--out", str(tmp_path / "out")]
+    run = CliRunner().invoke(cli, args)
+    lines = run.stderr.strip().splitlines()
+    assert run.exit_code == 2 and len(lines) == 1, run.output
+    assert f"{target} exists and is not an artifact folder" in lines[0] and "--name" in lines[0]
+    assert "SECRET" not in run.output
+    assert _snapshot(target) == before
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["docs"]  # no staging made
+
+
+def test_an_empty_folder_at_the_target_is_no_users_folder(tmp_path):
+    from exporter.exporting import check_replaceable
+
+    (tmp_path / "empty").mkdir()
+    check_replaceable(tmp_path / "empty")
+    check_replaceable(tmp_path / "absent")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(UsageError, match="is not an artifact folder"):
+        check_replaceable(tmp_path / "file")
 
 
 @pytest.mark.slow
@@ -138,3 +184,70 @@ def test_staging_folders_left_by_a_killed_run_are_cleaned_but_fresh_ones_and_the
     export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("torchscript",), verify=False))
     assert not stale.exists() and fresh.exists()  # a fresh one may belong to a run in progress
     assert users.exists()  # not marked as this tool's: never removed
+
+
+# --- issue 28: the swap's own errors, and a seed the folder cannot take -------------------------------
+
+
+def _snapshot(folder) -> dict:
+    """Each path under ``folder``: its bytes (a folder's: empty; a link's: its target) and its mode."""
+    found = {}
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink():
+            found[str(path.relative_to(folder))] = (os.readlink(path).encode(), "link")
+        else:
+            found[str(path.relative_to(folder))] = (b"" if path.is_dir() else path.read_bytes(), path.stat().st_mode)
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("code", [errno.EXDEV, errno.EACCES], ids=["EXDEV", "EACCES"])
+def test_a_swap_that_fails_is_one_line_exit_1_and_the_earlier_folder_stays_byte_for_byte(
+    tmp_path, mlp_export, monkeypatch, code
+):
+    from click.testing import CliRunner
+
+    from exporter.artifacts import atomic
+    from exporter.cli import cli
+
+    shutil.copytree(mlp_export.path, tmp_path / "mlp")
+    before = _snapshot(tmp_path / "mlp")
+
+    def fails(source, _destination):  # EXDEV: OUT/mlp a mount point; EACCES: moving the old folder aside
+        raise OSError(code, os.strerror(code), str(source))
+
+    monkeypatch.setattr(atomic, "_exchange", lambda *_: False)
+    monkeypatch.setattr(atomic, "_rename", fails)
+    args = ["export", "mlp", "--no-verify", "--format", "torchscript", "--device", "cpu", "--out", str(tmp_path)]
+    run = CliRunner().invoke(cli, args)
+    lines = run.stderr.strip().splitlines()
+    assert run.exit_code == 1 and len(lines) == 1, run.output
+    assert lines[0].startswith(f"error: could not replace {tmp_path / 'mlp'} with the new export: ")
+    assert "internal error" not in lines[0] and "the earlier folder is untouched" in lines[0]
+    assert ("another filesystem" if code == errno.EXDEV else "permission denied") in lines[0]
+    assert _snapshot(tmp_path / "mlp") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp"]  # no staging left
+
+
+def test_a_seed_the_folder_cannot_take_is_refused_up_front_with_its_range(tmp_path):
+    from click.testing import CliRunner
+
+    from exporter.cli import cli
+
+    for seed in ("-1", str(2**63)):
+        args = ["export", "mlp", "--no-verify", "--seed", seed, "--out", str(tmp_path)]
+        run = CliRunner().invoke(cli, args)
+        assert run.exit_code == 2 and "0<=x<=9223372036854775807" in run.stderr, run.output
+        assert list(tmp_path.iterdir()) == []  # nothing written
+    with pytest.raises(UsageError, match="from 0 to 2\\*\\*63-1"):
+        export("mlp", ExportConfig(out=tmp_path, seed=-1, verify=False))
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_largest_seed_writes_a_folder_that_verifies(tmp_path):
+    from exporter import VerifyConfig, verify
+
+    config = ExportConfig(out=tmp_path, device="cpu", formats=("onnx",), seed=2**63 - 1, verify=False)
+    result = export("mlp", config)
+    assert verify(result.path, VerifyConfig(samples=8), write=False).passed

@@ -76,10 +76,17 @@ def recover(parent: Path, name: str) -> None:
 
 
 def discard(staging: Path) -> None:
-    """Remove a staging folder and its marked container (whatever a failed run left in them)."""
+    """Remove a staging folder and its marked container (whatever a failed run left in them).
+
+    A container still holding the earlier folder (``previous``: a fallback swap whose undo failed too) keeps
+    it: only the new folder goes, and the next ``staging_folder`` of that name puts the old one back.
+    """
     container = staging.parent
     if staging.name == NEW and (container / MARKER).is_file():
-        shutil.rmtree(container, ignore_errors=True)
+        if os.path.lexists(container / PREVIOUS):
+            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            shutil.rmtree(container, ignore_errors=True)
     else:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -109,7 +116,44 @@ def move_into_place(staging: Path, target: Path) -> None:
         except BaseException:
             _rename(previous, target)
             raise
-    discard(staging)  # after an exchange it holds the old folder
+    if (container / MARKER).is_file():  # the new folder is in place: the old one (exchanged, or previous) goes
+        shutil.rmtree(container, ignore_errors=True)
+    else:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+_WHY = {  # errno -> (why a folder cannot be renamed, what to do), for a swap that failed
+    errno.EXDEV: (
+        "it is on another filesystem than its parent folder (a mount point?)",
+        "unmount it, or export under another --name or --out",
+    ),
+    errno.EACCES: (
+        "permission denied: the folder or its parent is not writable by you",
+        "make both writable (chmod u+w), or export under another --name or --out",
+    ),
+    errno.EPERM: (
+        "the operation is not permitted (an immutable folder, or a sticky parent folder owned by someone else)",
+        "export under another --name or --out",
+    ),
+    errno.EBUSY: (
+        "it is in use (a mount point, or a process's working folder)",
+        "free it, or export under another --name or --out",
+    ),
+}
+
+
+def swap_failure(error: OSError, staging: Path, target: Path) -> str:
+    """One line for a ``move_into_place`` that raised ``error``: what could not be replaced, why, where the
+    earlier folder is now, and what to do. Call it before ``discard(staging)``."""
+    why, fix = _WHY.get(error.errno, (error.strerror or str(error), "check the folder, then export again"))
+    previous = staging.parent / PREVIOUS
+    if os.path.lexists(target):
+        where = "the earlier folder is untouched"
+    elif os.path.lexists(previous):
+        where = f"the earlier folder is kept in {previous}, and the next export of this name puts it back"
+    else:
+        where = "there was no earlier folder"
+    return f"could not replace {target} with the new export: {why}; {where} and the new export was not kept: {fix}"
 
 
 def _rename(source: Path, destination: Path) -> None:

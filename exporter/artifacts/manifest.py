@@ -85,6 +85,13 @@ class Manifest:
             return found
         return None
 
+    @property
+    def signed_verdict(self) -> dict[str, Any] | None:
+        """The recorded verification, only when it names this manifest and this user's key signed it (a verdict
+        anyone could write, with a plain sha256 anyone can compute, is not believed); None otherwise."""
+        found = self.verdict
+        return found if found is not None and trust.verdict_checks(found) else None
+
     def sign(self, key: bytes) -> None:
         self.raw = None
         self.signature = trust.sign(self.binding_data, key)
@@ -144,6 +151,8 @@ class Manifest:
             data = json.loads(path.read_text())
         except (UnicodeDecodeError, json.JSONDecodeError) as error:
             raise ManifestError(f"{path} is not valid JSON ({error}): re-export the model") from None
+        except ValueError:  # an integer of more digits than Python converts (4,300): no manifest writes one
+            raise ManifestError(f"{path} holds a number longer than any manifest this tool writes: refusing it") from None
         except RecursionError:
             raise ManifestError(f"{path} is nested deeper than any manifest this tool writes: refusing it") from None
         return cls.from_dict(data, where=str(path))
@@ -251,14 +260,28 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise
 
 
-def sign_folder(artifact_dir: str | Path) -> str:
-    """Sign ``artifact_dir``'s manifest with this machine's key (made if missing); returns the key id.
+@dataclass(frozen=True)
+class SignedFolder:
+    """What ``sign_folder`` signed: the manifest's digest, the files it binds, and the key."""
+
+    folder: Path
+    digest: str  # sha256 of the manifest's binding part: what the signature covers
+    files: list[tuple[str, str, int]]  # (path, sha256, bytes) of every file the manifest binds
+    key_id: str
+
+
+def sign_folder(artifact_dir: str | Path, before_signing: Any = None) -> SignedFolder:
+    """Sign ``artifact_dir``'s manifest with this machine's key (made if missing).
 
     For a folder from elsewhere, once its user has decided to trust it: afterwards verify,
     predict and bench load its TorchScript and pt2 files. Every file must first match its
     sha256 in the manifest (ExporterError, exit 1, otherwise), so what is signed is what is there.
+    Only the digest that was checked is signed: a manifest changed between the check and the
+    signing is refused (FolderChangedError, exit 1). ``before_signing(SignedFolder)``: told what is
+    about to be signed (the CLI prints it). The recorded verdict is left unsigned: trusting where a
+    folder came from is not having verified it.
     """
-    from ..errors import ExporterError
+    from ..errors import ExporterError, FolderChangedError
     from .integrity import check_all
 
     folder = Path(artifact_dir)
@@ -270,6 +293,13 @@ def sign_folder(artifact_dir: str | Path) -> str:
         )
     key = trust.load_key(create=True)
     assert key is not None
-    manifest.sign(key)
-    manifest.write(folder)
-    return trust.key_id(key)
+    files = [(a.path, a.sha256, a.bytes) for a in manifest.artifacts]
+    signed = SignedFolder(folder, manifest.digest, files, trust.key_id(key))
+    if before_signing is not None:
+        before_signing(signed)
+    current = Manifest.load(folder)
+    if current.digest != signed.digest:
+        raise FolderChangedError(f"{folder}'s manifest changed while it was checked: nothing signed; run it again")
+    current.sign(key)
+    current.write(folder)
+    return signed

@@ -67,21 +67,32 @@ def key_id(key: bytes) -> str:
 def load_key(create: bool = False) -> bytes | None:
     """This user's signing key; None when there is none and ``create`` is False.
 
-    Raises ArtifactDirError (exit 2) when the key cannot be made or read, or is readable by others.
+    The key is opened without blocking and without following a link, then checked before one byte is
+    read: a regular file (a FIFO would hang every command; a folder is no key), owned by this user,
+    readable by no one else, in a folder owned by this user that no one else can write (who can write
+    the folder can swap the key). Raises ArtifactDirError (exit 2), one line naming the path and the fix,
+    when any of that fails, or the key cannot be made or read.
     """
     folder = config_dir()
     path = folder / KEY_FILE
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NOCTTY", 0)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        fd = os.open(path, flags)
     except FileNotFoundError:
-        return _create_key(folder, path) if create else None
+        if not create:
+            return None
+        _check_folder(folder, must_exist=False)
+        return _create_key(folder, path)
     except OSError as error:
         raise ArtifactDirError(f"cannot read the signing key {path} ({error.strerror}): fix it or remove it") from None
+    try:
+        _check_key_file(path, os.fstat(fd))  # before a byte is read, and before a folder is wrapped as a file
+        _check_folder(folder, must_exist=True)
+    except BaseException:
+        os.close(fd)
+        raise
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
         text = handle.read(200).decode("ascii", "replace").strip()
-    if not stat.S_ISREG(info.st_mode) or info.st_mode & 0o077:
-        raise ArtifactDirError(f"the signing key {path} is readable by others: run chmod 600 {path}")
     try:
         key = bytes.fromhex(text)
     except ValueError:
@@ -89,6 +100,42 @@ def load_key(create: bool = False) -> bytes | None:
     if len(key) != 32:
         raise ArtifactDirError(f"the signing key {path} is not 64 hex digits: remove it, and the next export makes one")
     return key
+
+
+def _check_key_file(path: Path, info: os.stat_result) -> None:
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO" if stat.S_ISFIFO(info.st_mode) else "not a file"
+        raise ArtifactDirError(
+            f"the signing key {path} is {kind}, not a regular file: remove it, and the next export makes a key"
+        )
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise ArtifactDirError(
+            f"the signing key {path} is owned by another user (uid {info.st_uid}): remove it, or set "
+            "EXPORTER_CONFIG_DIR to a folder of your own"
+        )
+    if info.st_mode & 0o077:
+        raise ArtifactDirError(f"the signing key {path} is readable by others: run chmod 600 {path}")
+
+
+def _check_folder(folder: Path, must_exist: bool) -> None:
+    """The key's folder: owned by this user and writable by no one else (absent is fine before it is made)."""
+    try:
+        info = os.stat(folder)
+    except FileNotFoundError:
+        if must_exist:
+            raise
+        return
+    except OSError as error:
+        raise ArtifactDirError(f"cannot read the signing key's folder {folder} ({error.strerror})") from None
+    if hasattr(os, "geteuid") and info.st_uid != os.geteuid():
+        raise ArtifactDirError(
+            f"the signing key's folder {folder} is owned by another user (uid {info.st_uid}): set "
+            "EXPORTER_CONFIG_DIR to a folder of your own"
+        )
+    if info.st_mode & 0o022:
+        raise ArtifactDirError(
+            f"the signing key's folder {folder} is writable by others, who could replace the key: run chmod 700 {folder}"
+        )
 
 
 def _create_key(folder: Path, path: Path) -> bytes:
@@ -121,6 +168,41 @@ def sign(data: dict[str, Any], key: bytes) -> dict[str, str]:
     """The ``signature`` entry for a manifest's dict."""
     value = hmac.new(key, _DOMAIN + binding(data), hashlib.sha256).hexdigest()
     return {"scheme": SCHEME, "key_id": key_id(key), "value": value}
+
+
+_VERDICT_DOMAIN = b"exporter verdict v1\n"  # a verdict's signature can never pass for a manifest's, or back
+
+
+def _verdict_bytes(verdict: dict[str, Any]) -> bytes:
+    part = {k: v for k, v in verdict.items() if k != "signature"}
+    try:
+        return _VERDICT_DOMAIN + json.dumps(part, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+    except (TypeError, ValueError):
+        return b""
+
+
+def sign_verdict(verdict: dict[str, Any]) -> dict[str, Any]:
+    """``verdict`` (a recorded verification naming its ``manifest_sha256``) with a ``signature`` made with this
+    user's key: it says *this user's* verify judged *that* manifest so. Unsigned when there is no key."""
+    key = load_key(create=False)
+    unsigned = {k: v for k, v in verdict.items() if k != "signature"}
+    if key is None:
+        return unsigned
+    value = hmac.new(key, _verdict_bytes(unsigned), hashlib.sha256).hexdigest()
+    return {**unsigned, "signature": {"scheme": SCHEME, "key_id": key_id(key), "value": value}}
+
+
+def verdict_checks(verdict: dict[str, Any]) -> bool:
+    """Whether a recorded verdict carries a signature this user's key made over exactly these values."""
+    signature = verdict.get("signature")
+    if not isinstance(signature, dict) or signature.get("scheme") != SCHEME:
+        return False
+    key = load_key(create=False)
+    if key is None or signature.get("key_id") != key_id(key):
+        return False
+    body = _verdict_bytes(verdict)
+    expected = hmac.new(key, body, hashlib.sha256).hexdigest()
+    return bool(body) and hmac.compare_digest(str(signature.get("value", "")), expected)
 
 
 @dataclass(frozen=True)

@@ -120,7 +120,7 @@ class _Run:
             peak=measure_matmul_peak(threads, runs=config.peak_runs, device=device),
             onnxruntime_settings=tuned_settings(threads),
             config=config_dict(config, batch_sizes, threads),
-            verified=(manifest.verdict or {}).get("passed"),  # only a verdict on this very manifest
+            verified=(manifest.signed_verdict or {}).get("passed"),  # only a verdict this user signed, on it
             versions=machine_versions(device),
         )
         steps *= len(batch_sizes)

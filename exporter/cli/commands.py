@@ -29,6 +29,7 @@ from .options import (
     quiet_option,
     seed_option,
     source_option,
+    timeout_option,
     trust_option,
     verify_config,
 )
@@ -145,14 +146,17 @@ def models_command() -> None:
 @data_options
 @json_option("the export's result (folder, manifest, verification report)")
 @quiet_option
+@timeout_option
 @comparison_options
 def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any) -> None:
     """Export MODEL to OUT/NAME/ and verify it.
 
     MODEL is a registered name (see `exporter models`), package.module:Class, or
     path/to/file.py:Class (then give --input-shape, or --input per input). Weights are
-    initialised from --seed unless --weights is given. Exit 0 when verification passes, 1
-    when it fails (the artifacts stay, marked failed in manifest.json), 2 on usage errors.
+    initialised from --seed unless --weights is given. An existing OUT/NAME is replaced only
+    when it is one of this tool's artifact folders (any other folder is refused, exit 2). Exit 0
+    when verification passes, 1 when it fails (the artifacts stay, marked failed in
+    manifest.json), 2 on usage errors.
 
     \b
     Examples:
@@ -219,6 +223,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
 )
 @trust_option
 @quiet_option
+@timeout_option
 @comparison_options
 def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, **kw: Any) -> None:
     """Check ARTIFACT_DIR's hashes, then compare every runtime with eager PyTorch.
@@ -291,6 +296,7 @@ def inspect_command(target: str, seed: int, source: Path | None, json_path: str 
 @source_option
 @trust_option
 @quiet_option
+@timeout_option
 @json_option('the predictions ({"predictions": {RUNTIME: {class, probabilities}}, "agree": ...})')
 def predict_command(target: str, input_spec: str, runtime: str, json_path: str | None, **kw: Any) -> None:
     """Predict the class of an input with each runtime: Softmax, then argmax.

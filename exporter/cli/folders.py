@@ -19,6 +19,7 @@ from .options import (
     quiet_option,
     seed_option,
     source_option,
+    timeout_option,
     trust_option,
 )
 
@@ -73,6 +74,7 @@ from .options import (
 @source_option
 @trust_option
 @quiet_option
+@timeout_option
 @json_option("the results")
 def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     """Time every runtime in ARTIFACT_DIR at each batch size, beside eager PyTorch.
@@ -121,29 +123,54 @@ def bench_command(artifact_dir: Path, json_path: str | None, **kw: Any) -> None:
     metavar="N",
     help="Largest batch Triton forms; 0 turns batching off (dims then keep the batch dimension).",
 )
-@click.option("--force", is_flag=True, help="Replace model folders that are not empty.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Replace this tool's version 1/ and config.pbtxt in model folders that are not empty; other files stay.",
+)
 @click.option(
     "--allow-unverified",
     is_flag=True,
     help="Write the repository even when the folder's recorded verification failed or is not of this manifest; "
     "each config then says why in a comment.",
 )
-def triton_command(artifact_dir: Path, repository: Path, max_batch_size: int, force: bool, allow_unverified: bool):
+@click.option(
+    "--allow-untrusted-code",
+    is_flag=True,
+    help="Write the TorchScript model of a folder whose signature does not check, with a warning in its config, "
+    "instead of refusing it (serving it runs the code it carries).",
+)
+def triton_command(
+    artifact_dir: Path,
+    repository: Path,
+    max_batch_size: int,
+    force: bool,
+    allow_unverified: bool,
+    allow_untrusted_code: bool,
+):
     """Write ARTIFACT_DIR's ONNX and TorchScript artifacts as a Triton model repository.
 
     REPOSITORY gets NAME_onnx/ (onnxruntime_onnx) and NAME_torchscript/ (pytorch_libtorch),
     each a config.pbtxt and 1/model.onnx or 1/model.pt. Artifacts are hash-checked first;
     names, data types and dims come from the artifacts, the batch dimension left out.
     TorchScript tensors are named input__0, logits__0 (Triton's <name>__<index> rule).
-    A model folder that is not empty is replaced only with --force. A folder whose recorded
-    verification failed, or names another manifest, is refused unless --allow-unverified.
+    In a model folder that is not empty, --force replaces only 1/ and config.pbtxt (other versions and
+    files stay); without it the folder is refused. A folder whose recorded verification failed,
+    names another manifest or is not signed with your key, is refused unless --allow-unverified;
+    the TorchScript model of a folder whose signature does not check is refused unless
+    --allow-untrusted-code (then written with a warning).
 
     \b
     Examples:
       exporter triton artifacts/mlp model_repository
       exporter triton artifacts/mlp model_repository --max-batch-size 256 --force
     """
-    config = TritonConfig(max_batch_size=max_batch_size, force=force, allow_unverified=allow_unverified)
+    config = TritonConfig(
+        max_batch_size=max_batch_size,
+        force=force,
+        allow_unverified=allow_unverified,
+        allow_untrusted_code=allow_untrusted_code,
+    )
     from ..triton.build import write_repository
 
     result = write_repository(artifact_dir, repository, config)
@@ -166,6 +193,19 @@ def trust_command(artifact_dir: Path) -> None:
     """
     from ..artifacts.manifest import sign_folder
     from ..artifacts.trust import config_dir
+    from ..tables import human_size, printable, text_table
 
-    key = sign_folder(artifact_dir)
-    click.echo(f"signed {artifact_dir} with the key {key} in {config_dir()}: its TorchScript and pt2 files will load")
+    def show(signed) -> None:
+        click.echo(f"signing {printable(artifact_dir)}: manifest sha256 {signed.digest}, which binds:")
+        rows = [("file", "sha256", "size"), *((path, sha, human_size(size)) for path, sha, size in signed.files)]
+        click.echo("\n".join(f"  {line}" for line in text_table(rows)))
+
+    signed = sign_folder(artifact_dir, before_signing=show)
+    click.echo(
+        f"signed {printable(artifact_dir)} with the key {signed.key_id} in {config_dir()}: its TorchScript and pt2 "
+        "files will load"
+    )
+    click.echo(
+        "note: the signature binds these bytes, not this folder's name or age: an older signed export put "
+        "back in its place, or this folder renamed, stays trusted (docs/safety.md)"
+    )

@@ -28,7 +28,7 @@ from ..config import (
     check_device,
     parse_range,
 )
-from ..errors import ArtifactDirError, ExporterError, first_line
+from ..errors import ArtifactDirError, CommandTimeout, ExporterError, first_line
 from ..paths import check_writable_file
 
 
@@ -44,7 +44,9 @@ class ExporterGroup(click.Group):
         except click.ClickException as error:
             fail(error.format_message(), error.exit_code)
         except click.Abort:
-            fail("aborted", 130)
+            fail("aborted (Ctrl-C): nothing half-written was kept", 130)
+        except CommandTimeout as error:
+            fail(str(error), error.exit_code)
         except ExporterError as error:
             fail(first_line(error, limit=2000), error.exit_code)
         except Exception as error:  # a bug, not a user mistake: still one line
@@ -58,7 +60,9 @@ class ExporterGroup(click.Group):
 
 
 def fail(message: str, code: int) -> None:
-    click.echo(f"error: {message}", err=True)
+    from ..tables import printable
+
+    click.echo(f"error: {printable(message)}", err=True)  # one line, whatever a name in it holds
     sys.exit(code)
 
 
@@ -254,6 +258,45 @@ def seed_option(help_text: str) -> Callable:
     return click.option(
         "--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True, metavar="N", help=help_text
     )
+
+
+def _start_timeout(ctx: click.Context, _param: click.Parameter, seconds: float | None) -> float | None:
+    """Arm SIGALRM for ``--timeout``: past it, the command stops with one line (exit 1). ONNX Runtime runs
+    are ended through RunOptions.terminate (runners.onnxruntime.stoppable_run); torch between operators."""
+    import signal
+
+    if seconds is None or not hasattr(signal, "setitimer"):
+        return seconds
+
+    def expired(_signum, _frame):
+        from ..errors import CommandTimeout
+
+        raise CommandTimeout(
+            f"stopped after --timeout {seconds:g} s: nothing half-written was kept; give it more time, or check the "
+            "model (an ONNX Loop that never ends?)"
+        )
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+    def disarm() -> None:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+    ctx.call_on_close(disarm)
+    return seconds
+
+
+def timeout_option(func: Callable) -> Callable:
+    """``--timeout SECONDS``: stop the command past that many seconds (exit 1, one line)."""
+    return click.option(
+        "--timeout",
+        type=click.FloatRange(min=0, min_open=True, max=10**7),
+        metavar="SECONDS",
+        callback=_start_timeout,
+        expose_value=False,
+        help="Stop past this many seconds with one line (exit 1), runtimes included; Ctrl-C stops at once (exit 130).",
+    )(func)
 
 
 def trust_option(func: Callable) -> Callable:

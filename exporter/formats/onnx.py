@@ -163,7 +163,7 @@ def _explain(error: BaseException, onnx_exporter: str) -> str:
     )
 
 
-def load_proto(data: bytes, files: dict[str, bytes]):
+def load_proto(data: bytes, files: dict[str, bytes], where: str = "model.onnx"):
     """The model from hash-checked bytes, its external data taken only from hash-checked files.
 
     Every tensor counts, subgraphs included (``tensors_of``). An external data location must be
@@ -172,12 +172,15 @@ def load_proto(data: bytes, files: dict[str, bytes]):
     ManifestError. The result holds no external reference, so no runtime resolves one against
     a directory (the current one included).
     """
-    import onnx
     from onnx import TensorProto
 
-    proto = onnx.load_from_string(bytes(data))
+    from . import onnx_check
+
+    proto = onnx_check.parse(data, where)
+    sizes = {name: len(blob) for name, blob in files.items()}
+    check_proto(proto, where, sizes)
     for tensor in tensors_of(proto):
-        place = external_place(tensor, {name: len(blob) for name, blob in files.items()})
+        place = external_place(tensor, sizes)
         if place is None:
             continue
         location, offset, length = place
@@ -218,31 +221,45 @@ def external_place(tensor, sizes: Mapping[str, int]) -> tuple[str, int, int] | N
 
 
 def check_external(path: Path, sidecars: Mapping[str, Path]) -> None:
-    """Refuse (ManifestError) a model file whose tensors name external data anywhere but ``sidecars``.
+    """Refuse a model file that is malformed or hostile (``onnx_check``: ArtifactFileError) or whose tensors
+    name external data anywhere but ``sidecars`` (ManifestError); both exit 2.
 
     For a private copy loaded by path: ONNX Runtime resolves each location against the copy's
     folder, which holds only the checked files. The graph is parsed without its external data
     and let go before any session exists.
     """
-    import onnx
+    from . import onnx_check
 
-    proto = onnx.load(str(path), load_external_data=False)
+    proto = onnx_check.parse(Path(path).read_bytes(), Path(path).name)
     sizes = {name: file.stat().st_size for name, file in sidecars.items()}
+    check_proto(proto, Path(path).name, sizes)
+
+
+def check_proto(proto, where: str, sizes: Mapping[str, int]) -> None:
+    """Every tensor's external data inside a checked file (``external_place``), then the model's structure
+    (``onnx_check.check``): nesting, cycles, negative dimensions, tensors larger than what they hold."""
+    from . import onnx_check
+
+    tensors = []
     for tensor in tensors_of(proto):
-        external_place(tensor, sizes)
+        place = external_place(tensor, sizes)
+        tensors.append((tensor, None if place is None else place[2]))
+    onnx_check.check(proto, where, tensors)
 
 
-def inline_bytes(data: bytes, files: dict[str, bytes]) -> bytes:
+def inline_bytes(data: bytes, files: dict[str, bytes], where: str = "model.onnx") -> bytes:
     """Model bytes with external data inlined (the form ONNX Runtime can load from memory); a model
     with no external data comes back byte for byte (its layout, as onnx_wire wrote it, kept)."""
-    import onnx
     from onnx import TensorProto
 
-    proto = onnx.load_from_string(bytes(data))
+    from . import onnx_check
+
+    proto = onnx_check.parse(data, where)
+    check_proto(proto, where, {name: len(blob) for name, blob in files.items()})
     if not any(t.data_location == TensorProto.EXTERNAL or len(t.external_data) for t in tensors_of(proto)):
         return bytes(data)
     del proto
-    return load_proto(data, files).SerializeToString()
+    return load_proto(data, files, where).SerializeToString()
 
 
 def module_scopes(proto) -> dict[str, tuple[str, str]]:

@@ -276,31 +276,12 @@ def _external(tensor, folder: Path) -> tuple[Path, int, int]:
 
 
 def tensors_of(proto) -> list:
-    """Every TensorProto in the model: initializers, sparse initializers, node attributes (TENSOR,
-    TENSORS, SPARSE_TENSOR(S)) and, recursively, the graphs in attributes (If, Loop, Scan bodies)
-    and in model-local functions. Any of them may carry external data."""
-    found: list = []
-    graphs = [proto.graph]
-    nodes = [node for function in proto.functions for node in function.node]
-    while graphs or nodes:
-        if graphs:
-            graph = graphs.pop()
-            found += graph.initializer
-            for sparse in graph.sparse_initializer:
-                found += [sparse.values, sparse.indices]
-            nodes += graph.node
-            continue
-        for attribute in nodes.pop().attribute:
-            if attribute.HasField("t"):
-                found.append(attribute.t)
-            found += attribute.tensors
-            sparse = [attribute.sparse_tensor] if attribute.HasField("sparse_tensor") else []
-            for item in [*sparse, *attribute.sparse_tensors]:
-                found += [item.values, item.indices]
-            if attribute.HasField("g"):
-                graphs.append(attribute.g)
-            graphs += attribute.graphs
-    return found
+    """Every TensorProto in the model, wherever it sits (``onnx_check.tensors_in``): initializers, sparse
+    initializers, node attributes, subgraphs, model-local functions' nodes and attribute defaults, and
+    training_info. Any of them may carry external data."""
+    from .onnx_check import tensors_in
+
+    return tensors_in(proto)
 
 
 def write(source: Path, target: Path, data_name: str | None = None) -> dict[str, str]:

@@ -118,14 +118,14 @@ class OnnxRuntimeRunner(Runner):
         self.session = None
 
     def _infer(self, feed: Feed) -> dict[str, np.ndarray]:
-        values = self.session.run(list(self.output_names), self._ort_feed(feed))
+        values = stoppable_run(self.session, list(self.output_names), self._ort_feed(feed))
         return self._named(values)
 
     def _module_outputs(self, feed: Feed) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         if not self.intermediates:
             raise RuntimeError("module outputs need a runner opened with intermediates=True")
         names = [o.name for o in self.session.get_outputs()]
-        values = dict(zip(names, self.session.run(names, self._ort_feed(feed)), strict=True))
+        values = dict(zip(names, stoppable_run(self.session, names, self._ort_feed(feed)), strict=True))
         found = {path: values[tensor] for path, (tensor, _) in self.scopes.items()}
         return found, {path: line for path, (_, line) in self.scopes.items() if line}
 
@@ -172,6 +172,40 @@ class OnnxRuntimeRunner(Runner):
         if self.threads is None:
             return {"providers": self.session.get_providers() if self.session else [], "defaults": True}
         return tuned_settings(self.threads)
+
+
+def stoppable_run(session: ort.InferenceSession, names: list[str], feed: Feed) -> list:
+    """``session.run``, stoppable: Ctrl-C (or ``--timeout``'s alarm) ends it at once.
+
+    ONNX Runtime runs in C++ and never returns to Python until it is done, so a signal would wait
+    for it (an ONNX ``Loop`` of 2**62 iterations: forever). The run goes on a worker thread while this
+    one waits, interruptibly; on KeyboardInterrupt or any other exception raised here it sets
+    ``RunOptions.terminate``, which ONNX Runtime checks between operators (a Loop between iterations),
+    waits for the worker to end, and re-raises.
+    """
+    import threading
+
+    options = ort.RunOptions()
+    done: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            done["values"] = session.run(names, feed, options)
+        except BaseException as error:  # handed to the waiting thread
+            done["error"] = error
+
+    worker = threading.Thread(target=work, name="onnxruntime-run", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.05)
+    except BaseException:
+        options.terminate = True
+        worker.join(5.0)
+        raise
+    if "error" in done:
+        raise done["error"]
+    return done["values"]
 
 
 def runner(

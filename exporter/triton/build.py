@@ -32,7 +32,13 @@ from .. import formats
 from ..artifacts.integrity import check_member, read_checked
 from ..artifacts.manifest import ArtifactEntry, Manifest
 from ..config import TritonConfig
-from ..errors import ArtifactDirError, ExportFailedError, ManifestError, UnverifiedFolderError
+from ..errors import (
+    ArtifactDirError,
+    ExportFailedError,
+    ManifestError,
+    UnverifiedFolderError,
+    UsageError,
+)
 from .pbtxt import ONNX_TYPES, TORCH_TYPES, TensorConfig, comment, describe, quote, tensor, tensor_block
 from .repository import VERSION, check_source_outside, write_models
 
@@ -129,7 +135,8 @@ def write_repository(
     name = _model_name(manifest)
     check_source_outside(folder, Path(repository))
     notes = _verdict_notes(folder, manifest, config.allow_unverified)
-    checked = _checked_artifacts(folder, manifest)
+    checked = _checked_artifacts(folder, manifest)  # what verify would refuse, refused first
+    code_notes = _code_notes(manifest, config.allow_untrusted_code)
     onnx_types: dict[str, str] = {}
     models = []
     if "onnx" in checked:
@@ -140,6 +147,7 @@ def write_repository(
         models.append(
             _torchscript_model(f"{name}_torchscript", checked["torchscript"][0], manifest, config, onnx_types)
         )
+        models[-1].notes += code_notes
     for model in models:
         model.notes += notes
     repository = Path(repository)
@@ -148,19 +156,38 @@ def write_repository(
 
 
 def _verdict_notes(folder: Path, manifest: Manifest, allow_unverified: bool) -> list[str]:
-    """Nothing when a passed verification of this very manifest is on record; else refuse, or a note (override)."""
-    verdict = manifest.verdict
+    """Nothing when a passed verification of this very manifest, signed with this user's key, is on record; else
+    refuse, or a note (override)."""
+    verdict = manifest.signed_verdict
     if verdict is not None and verdict.get("passed") is True:
         return []
-    if verdict is None:
-        why = "no recorded verification names this manifest (never verified, or the folder changed since)"
-    else:
+    if verdict is not None:
         why = "its recorded verification FAILED"
+    elif manifest.verdict is not None:
+        why = "its recorded verification is not signed with your key (recorded elsewhere, or written by hand)"
+    else:
+        why = "no recorded verification names this manifest (never verified, or the folder changed since)"
     if not allow_unverified:
         raise UnverifiedFolderError(
             f"{folder}: {why}: run `exporter verify {folder}`, or pass --allow-unverified to write it anyway"
         )
     return [f"written with --allow-unverified: {why}"]
+
+
+def _code_notes(manifest: Manifest, allow_untrusted_code: bool) -> list[str]:
+    """Nothing for a signed folder, or one without TorchScript; else refuse its TorchScript (a Triton server that
+    loads it runs the code it carries), or, with ``allow_untrusted_code``, a warning in its config."""
+    entry = manifest.artifact("torchscript")
+    refusal = manifest.refusal(False)
+    if entry is None or refusal is None:
+        return []
+    if not allow_untrusted_code:
+        raise UsageError(
+            f"refusing to write {entry.path} into a Triton repository: {refusal}, and a Triton server that loads "
+            "it runs the code it carries: sign the folder with `exporter trust DIR` if you trust where it came "
+            "from, or pass --allow-untrusted-code to write it with a warning"
+        )
+    return [f"WARNING: written with --allow-untrusted-code: {refusal}; serving it runs the code it carries"]
 
 
 def _model_name(manifest: Manifest) -> str:
@@ -205,7 +232,9 @@ def _inline_external_data(folder: Path, manifest: Manifest, entry: ArtifactEntry
     files = {side.path: read_checked(folder, side, "copy") for side in sidecars}
     from ..formats.onnx import inline_bytes
 
-    return inline_bytes(data, files)  # always: a location no checked file binds (in a subgraph, say) is refused
+    return inline_bytes(
+        data, files, entry.path
+    )  # always: a location no checked file binds (in a subgraph, say) is refused
 
 
 # --- ONNX: everything from the graph ---------------------------------------------------------------

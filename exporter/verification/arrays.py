@@ -17,16 +17,41 @@ import numpy as np
 from ..errors import InputSpecError
 
 MAX_ARRAY_BYTES = 8 * 1024**3  # 8 GiB: far above any input set this tool feeds, far below a hostile header
+MAX_TOTAL_BYTES = 8 * 1024**3  # every array of one file together: three 1.25 GB members of a 16 MB .npz add up
+_CHUNK = 1024**2  # an array is read into its own memory this much at a time: no second copy of it
 
 
-def read_arrays(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an .npz (by key) or an .npy (as ``{"inputs": array}``); InputSpecError otherwise."""
+def array_keys(path: Path) -> list[str] | None:
+    """The keys of an .npz from the archive's directory alone (no member is read); None for an .npy."""
+    path = Path(path)
+    try:
+        if not zipfile.is_zipfile(path):
+            return None
+        with zipfile.ZipFile(path) as archive:
+            return [info.filename.removesuffix(".npy") for info in archive.infolist()]
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise InputSpecError(f"{path} is not a readable .npz/.npy file ({error})") from None
+
+
+def read_arrays(path: Path, keys: list[str] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an .npz (by key; ``keys``: only those) or an .npy (as ``{"inputs": array}``).
+
+    Every header is checked first (its claim against the bytes behind it, and all claims together against
+    MAX_TOTAL_BYTES), then each array is read straight into its own memory. InputSpecError otherwise.
+    """
     path = Path(path)
     try:
         if zipfile.is_zipfile(path):
             with zipfile.ZipFile(path) as archive:
+                members = [i for i in archive.infolist() if keys is None or i.filename.removesuffix(".npy") in keys]
+                claims = []
+                for info in members:
+                    with archive.open(info) as stream:
+                        where = f"{path}[{info.filename.removesuffix('.npy')}]"
+                        claims.append(_header(stream, info.file_size, where)[3])
+                _check_total(claims, path)
                 arrays = {}
-                for info in archive.infolist():
+                for info in members:
                     key = info.filename.removesuffix(".npy")
                     with archive.open(info) as stream:
                         arrays[key] = _read(stream, info.file_size, f"{path}[{key}]")
@@ -39,7 +64,17 @@ def read_arrays(path: Path) -> dict[str, np.ndarray]:
         raise InputSpecError(f"{path} is not a readable .npz/.npy file ({error})") from None
 
 
-def _read(stream: BinaryIO, size: int, where: str) -> np.ndarray:
+def _check_total(claims: list[int], path: Path) -> None:
+    total = sum(claims)
+    if total > MAX_TOTAL_BYTES:
+        raise InputSpecError(
+            f"{path}'s arrays claim {total:,} bytes together, more than the {MAX_TOTAL_BYTES:,} this tool reads "
+            "from one file: refusing it; give fewer samples"
+        )
+
+
+def _header(stream: BinaryIO, size: int, where: str) -> tuple:
+    """An .npy header, checked: (shape, fortran order, dtype, bytes claimed). Nothing is allocated."""
     from numpy.lib import format as npy
 
     version = npy.read_magic(stream)
@@ -60,7 +95,18 @@ def _read(stream: BinaryIO, size: int, where: str) -> np.ndarray:
             f"{'more than the file holds' if available is not None and claimed > available else 'too large'}: "
             "refusing it"
         )
-    data = np.frombuffer(stream.read(claimed), dtype=dtype)
-    if data.size != math.prod(shape):
-        raise InputSpecError(f"{where} is truncated: its header claims shape {shape}")
-    return data.reshape(shape, order="F" if fortran else "C").copy()
+    return shape, fortran, dtype, claimed
+
+
+def _read(stream: BinaryIO, size: int, where: str) -> np.ndarray:
+    shape, fortran, dtype, claimed = _header(stream, size, where)
+    flat = np.empty(math.prod(shape), dtype=dtype)  # the array's own memory, filled in chunks: no copy of it
+    buffer = memoryview(flat.view(np.uint8))  # any byte order: the bytes land as the file holds them
+    filled = 0
+    while filled < claimed:
+        chunk = stream.read(min(_CHUNK, claimed - filled))
+        if not chunk:
+            raise InputSpecError(f"{where} is truncated: its header claims shape {shape}")
+        buffer[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return flat.reshape(shape, order="F" if fortran else "C")

@@ -240,9 +240,10 @@ class InputSet:
         path = Path(path)
         if not path.is_file():
             raise InputSpecError(f"inputs file {path} does not exist")
-        from .arrays import read_arrays
+        from .arrays import array_keys, read_arrays
 
-        arrays = read_arrays(path)  # headers checked first; no pickles, no complex numbers
+        wanted = _wanted_keys(array_keys(path), specs, path)  # from the archive's directory: no member read yet
+        arrays = read_arrays(path, wanted)  # headers checked first; no pickles, no complex numbers
         labels = take_labels(arrays, path)
         if not arrays:
             raise InputSpecError(f"{path} holds no arrays" + (" but labels" if labels is not None else ""))
@@ -269,6 +270,25 @@ class InputSet:
         ordered = dict(sorted(groups.items()))
         origin = f"file {path}" + (" (labelled)" if labels is not None else "")
         return cls(ordered, origin, None if split_labels is None else {c: split_labels[c] for c in ordered})
+
+
+def _wanted_keys(keys: list[str] | None, specs: tuple[InputSpec, ...], path: Path) -> list[str] | None:
+    """The members of an .npz to read, decided from its keys alone (None: an .npy, or every member);
+    InputSpecError for keys no layout takes, before any member is read."""
+    if keys is None:
+        return None
+    names = [s.name for s in specs]
+    samples = [k for k in keys if k != LABELS]
+    if samples and all(_SAVED.match(k) for k in samples):
+        return keys
+    if set(names) <= set(samples):
+        return [*names, *([LABELS] if LABELS in keys else [])]  # the inputs' arrays only: the rest stays unread
+    if len(samples) <= 1 and len(specs) == 1:
+        return keys
+    raise InputSpecError(
+        f"{path} holds {', '.join(keys)}: give one array per input ({', '.join(names)}), "
+        "or a set saved with --save-inputs"
+    )
 
 
 def _origin(specs: tuple[InputSpec, ...], config: VerifyConfig) -> str:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..artifacts import trust
 from ..artifacts.manifest import REPORT_NAME, Manifest, write_text_atomic
 from ..errors import FolderChangedError, ManifestError, UsageError
 
@@ -43,7 +44,7 @@ def write_report(
         raise FolderChangedError(f"{folder} was replaced or its manifest changed while it was verified")
     text = json.dumps(report.to_dict(), indent=2) + "\n"
     write_text_atomic(folder / REPORT_NAME, text)  # inside the folder: never through a planted symlink
-    current.verification = {**report.summary(), "manifest_sha256": manifest.digest}
+    current.verification = trust.sign_verdict({**report.summary(), "manifest_sha256": manifest.digest})
     current.write(folder)
     manifest.verification = current.verification
 

@@ -26,7 +26,14 @@ from ..artifacts.integrity import HashCheck, check_all
 from ..artifacts.manifest import ArtifactEntry, Manifest
 from ..config import HEAVY_FLOPS_PER_SAMPLE, LARGE_MODEL_PARAMETERS, Tolerance, VerifyConfig
 from ..eager import reference
-from ..errors import ArtifactLoadError, ExporterError, ManifestError, ReferenceUnavailable, first_line
+from ..errors import (
+    ArtifactFileError,
+    ArtifactLoadError,
+    ExporterError,
+    ManifestError,
+    ReferenceUnavailable,
+    first_line,
+)
 from ..notes import Note
 from ..progress import Progress, telling
 from . import accuracy, expected, gates, inputs, record
@@ -180,8 +187,8 @@ def _artifact(run: Verification, entry: ArtifactEntry, accounting: Accounting) -
             ran = _run(run, runner, result)
             result.batches = _compare(run, ran, tolerances)
             _account(run, runner, result, accounting)  # while loaded: its outputs' agreement proves its folds
-    except ManifestError:
-        raise  # a hostile file (external data pointing outside the folder): refuse outright
+    except (ManifestError, ArtifactFileError):
+        raise  # a hostile or malformed file (external data outside the folder, a cycle): refuse outright
     except ArtifactLoadError as error:
         result.error = str(error)
         return

@@ -92,6 +92,60 @@ def test_a_key_readable_by_others_is_refused(tmp_path, monkeypatch):
         load_key()
 
 
+def _key_at(tmp_path, monkeypatch) -> Path:
+    folder = tmp_path / "cfg"
+    monkeypatch.setenv("EXPORTER_CONFIG_DIR", str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("kind", ["fifo", "folder"])
+def test_a_fifo_or_a_folder_at_the_keys_path_is_one_line_and_hangs_no_command(tmp_path, monkeypatch, kind):
+    folder = _key_at(tmp_path, monkeypatch)
+    folder.mkdir(mode=0o700)
+    (os.mkfifo if kind == "fifo" else os.mkdir)(folder / KEY_FILE)
+    for create in (False, True):
+        with pytest.raises(UsageError, match=f"is a {kind.replace('fifo', 'FIFO')}, not a regular file: remove it") as caught:
+            load_key(create=create)
+        assert str(folder / KEY_FILE) in str(caught.value) and "\n" not in str(caught.value)
+    # every command opens the key: a FIFO there must not hang one (a timeout, not a hang, fails this test)
+    run = subprocess.run(
+        [sys.executable, "-m", "exporter", "export", "mlp", "--out", str(tmp_path / "out"), "--no-verify"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env={**os.environ, "EXPORTER_CONFIG_DIR": str(folder)},
+    )  # fmt: skip
+    assert run.returncode == 2 and run.stderr.count("\n") == 1 and "not a regular file" in run.stderr
+    assert not (tmp_path / "out" / "mlp").exists()
+
+
+def test_a_key_owned_by_another_user_is_refused(tmp_path, monkeypatch):
+    _key_at(tmp_path, monkeypatch)
+    load_key(create=True)
+    real = os.getuid()
+    monkeypatch.setattr(os, "geteuid", lambda: real + 4242)  # as though the files were another user's
+    with pytest.raises(UsageError, match="owned by another user .*EXPORTER_CONFIG_DIR"):
+        load_key()
+
+
+@pytest.mark.parametrize("mode", [0o770, 0o777, 0o722])
+def test_a_key_in_a_folder_others_can_write_is_refused_and_its_twin_loads(tmp_path, monkeypatch, mode):
+    folder = _key_at(tmp_path, monkeypatch)
+    key = load_key(create=True)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700 and load_key() == key  # the twin: a private folder
+    folder.chmod(mode)
+    with pytest.raises(UsageError, match=f"folder {folder} is writable by others.*chmod 700"):
+        load_key()
+    folder.chmod(0o700)
+    assert load_key() == key
+
+
+def test_a_new_key_is_not_made_in_a_folder_others_can_write(tmp_path, monkeypatch):
+    folder = _key_at(tmp_path, monkeypatch)
+    folder.mkdir(mode=0o777)
+    folder.chmod(0o777)
+    with pytest.raises(UsageError, match="writable by others"):
+        load_key(create=True)
+    assert list(folder.iterdir()) == []
+
+
 @pytest.mark.parametrize("how", ["unsigned", "other-key", "edited"])
 def test_an_untrusted_torchscript_never_runs_and_verification_fails(mlp_dir, tmp_path, how):
     sentinel = tmp_path / "sentinel"

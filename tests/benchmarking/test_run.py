@@ -255,9 +255,17 @@ def test_a_missing_artifact_is_refused(private_copy):
 
 @pytest.mark.slow
 def test_a_runtime_that_cannot_load_fails_its_rows_and_the_others_still_run(private_copy):
-    # Garbage with its hash re-stamped: it passes the hash check, then ONNX Runtime rejects it.
+    # A well-formed model of an operator no runtime has, its hash re-stamped: it passes the hash check and the
+    # file checks (garbage would be refused outright, exit 2), then ONNX Runtime rejects it.
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 1, 28, 28])
+    y = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])
+    graph = helper.make_graph([helper.make_node("NoSuchOperator", ["input"], ["logits"])], "g", [x], [y])
     bad = private_copy / "model.int8.onnx"
-    bad.write_bytes(b"not an onnx model")
+    bad.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString())
+    assert onnx
     manifest = Manifest.load(private_copy)
     entry = manifest.artifact("onnx-int8")
     entry.sha256, entry.bytes = sha256_file(bad), bad.stat().st_size

@@ -99,10 +99,38 @@ def test_trust_signs_the_folder_and_prints_the_key_id(tmp_path):
     result = CliRunner().invoke(cli, ["trust", str(folder)])
     assert result.exit_code == 0, result.output
     key = trust.key_id(trust.load_key())
-    assert result.stdout == (
-        f"signed {folder} with the key {key} in {trust.config_dir()}: its TorchScript and pt2 files will load\n"
+    digest = Manifest.load(folder).digest
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"signing {folder}: manifest sha256 {digest}, which binds:"
+    assert lines[1].split() == ["file", "sha256", "size"]
+    entry = Manifest.load(folder).artifacts[0]
+    assert lines[2].split() == ["model.onnx", entry.sha256, "20", "B"]
+    assert (
+        lines[3]
+        == f"signed {folder} with the key {key} in {trust.config_dir()}: its TorchScript and pt2 files will load"
     )
+    assert lines[4].startswith("note: the signature binds these bytes, not this folder's name or age")
     assert Manifest.load(folder).refusal(False) is None
+
+
+def test_trust_signs_only_the_digest_it_showed_and_refuses_a_manifest_changed_meanwhile(tmp_path):
+    import json
+
+    from exporter.artifacts.manifest import sign_folder
+    from exporter.errors import FolderChangedError
+
+    folder = _unsigned_folder(tmp_path)
+
+    def swap_manifest(_signed) -> None:  # another process edits the folder between the check and the signing
+        data = json.loads((folder / "manifest.json").read_text())
+        data["model"]["name"] = "other"
+        (folder / "manifest.json").write_text(json.dumps(data))
+
+    with pytest.raises(FolderChangedError, match="changed while it was checked: nothing signed"):
+        sign_folder(folder, before_signing=swap_manifest)
+    assert Manifest.load(folder).signature is None
+    signed = sign_folder(folder)  # the twin: unchanged, it is signed, and the digest is the one shown
+    assert Manifest.load(folder).digest == signed.digest and Manifest.load(folder).refusal(False) is None
 
 
 def test_trust_refuses_a_folder_whose_files_do_not_match_and_signs_nothing(tmp_path):

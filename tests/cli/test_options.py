@@ -110,7 +110,7 @@ def test_clicks_own_usage_errors_point_to_the_help_and_exit_2():
 
 def test_an_abort_exits_130():
     result = _invoke("abort")
-    assert result.exit_code == 130 and result.stderr == "error: aborted\n"
+    assert result.exit_code == 130 and result.stderr == "error: aborted (Ctrl-C): nothing half-written was kept\n"
 
 
 # --- parsed ------------------------------------------------------------------------------------------

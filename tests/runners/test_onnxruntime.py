@@ -170,3 +170,94 @@ def test_module_outputs_of_a_runner_opened_without_intermediates_is_refused(mode
     with runner, pytest.raises(RuntimeError, match="need a runner opened with intermediates=True") as caught:
         runner.module_outputs(batch_feed(2))
     assert not isinstance(caught.value, CannotOpenUp)  # the caller's mistake, not the artifact's limit
+
+
+# --- Ctrl-C and --timeout: a run that never ends is stopped (issue 24) -----------------------------------
+
+
+def loop_model() -> bytes:
+    """A model of the mlp's interface whose ONNX Loop runs 2**62 times: it never ends on its own."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("Identity", ["v_in"], ["v_out"]),
+        ],
+        "body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, None),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, None),
+        ],
+    )
+    nodes = [
+        helper.make_node("Loop", ["trips", "cond", "input"], ["looped"], body=body),
+        helper.make_node("Flatten", ["looped"], ["flat"], axis=1),
+        helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array(2**62, np.int64), "trips"),
+        numpy_helper.from_array(np.array(True), "cond"),
+        numpy_helper.from_array(np.zeros((784, 10), np.float32), "w"),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "forever",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 28, 28])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 10])],
+        initializer=inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]).SerializeToString()
+
+
+def test_a_run_that_never_ends_is_stopped_by_a_signal_and_its_worker_ends():
+    import signal
+    import threading
+
+    import numpy as np
+    import onnxruntime as ort
+
+    from exporter.runners.onnxruntime import stoppable_run
+
+    session = ort.InferenceSession(loop_model(), providers=["CPUExecutionProvider"])
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt  # what Ctrl-C raises in the main thread
+
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.5)
+        with pytest.raises(KeyboardInterrupt):
+            stoppable_run(session, ["logits"], {"input": np.zeros((1, 28, 28), np.float32)})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert not [
+        t for t in threading.enumerate() if t.name == "onnxruntime-run" and t.is_alive()
+    ]  # RunOptions.terminate ended it
+
+
+def test_a_run_that_ends_gives_its_values_and_its_error_through_the_worker():
+    import numpy as np
+    import onnxruntime as ort
+    from onnx import TensorProto, helper
+
+    from exporter.runners.onnxruntime import stoppable_run
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])], "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (values,) = stoppable_run(session, ["y"], {"x": np.array([-1.0, 2.0], np.float32)})
+    assert values.tolist() == [0.0, 2.0]
+    with pytest.raises(Exception, match="x"):  # a wrong feed: ONNX Runtime's own error, raised here
+        stoppable_run(session, ["y"], {"x": np.zeros(3, np.int64)})

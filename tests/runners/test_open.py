@@ -18,7 +18,14 @@ import torch
 
 from exporter.artifacts import trust
 from exporter.artifacts.manifest import ArtifactEntry, Manifest
-from exporter.errors import ArtifactLoadError, ExporterError, ManifestError, UntrustedArtifactError, UsageError
+from exporter.errors import (
+    ArtifactFileError,
+    ArtifactLoadError,
+    ExporterError,
+    ManifestError,
+    UntrustedArtifactError,
+    UsageError,
+)
 from exporter.formats import FORMATS, TABLE
 from exporter.runners import open as opening
 from exporter.runners import open_artifact, runner_for
@@ -207,7 +214,18 @@ def test_a_refusal_names_the_action_it_refuses(tmp_path, artifacts, scratch):
     assert list(scratch.iterdir()) == []
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript", "pt2"])
+def test_onnx_garbage_with_a_restamped_sha256_is_refused_as_malformed_before_any_runtime(tmp_path, artifacts, scratch):
+    """ONNX is data: a file that is no model is the folder's fault, a usage error (exit 2), not a load failure."""
+    folder = _write_folder(tmp_path, {"onnx": artifacts["onnx"]})
+    (folder / "model.onnx").write_bytes(b"not a model at all\n" * 8)
+    restamp(folder)
+    with pytest.raises(ArtifactFileError, match="not an ONNX model onnx can read") as caught, _open(folder, "onnx"):
+        pass
+    assert "\n" not in str(caught.value) and caught.value.exit_code == 2
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize("fmt", ["torchscript", "pt2"])
 def test_garbage_with_a_restamped_sha256_passes_the_hash_and_fails_to_load_in_one_line(
     tmp_path, artifacts, scratch, fmt
 ):

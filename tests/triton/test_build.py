@@ -61,7 +61,8 @@ def graph_dims(value) -> list[int | str]:
     return [d.dim_param if d.HasField("dim_param") else d.dim_value for d in value.type.tensor_type.shape.dim]
 
 
-UNVERIFIED = TritonConfig(allow_unverified=True)  # for folders a test edits by hand: their verdict no longer matches
+# for folders a test edits by hand: their verdict no longer matches, nor their signature
+UNVERIFIED = TritonConfig(allow_unverified=True, allow_untrusted_code=True)
 
 
 def edit_manifest(folder: Path, change) -> None:
@@ -192,14 +193,21 @@ def test_a_batch_baked_into_the_artifacts_turns_batching_off_with_a_note(mlp_dir
 
 
 @pytest.mark.slow
-def test_force_replaces_the_model_folders_whole(mlp_dir, tmp_path, schema):
+def test_force_replaces_the_tools_files_and_keeps_the_users_version_2_and_notes(mlp_dir, tmp_path, schema):
     repository = tmp_path / "repo"
     write_repository(mlp_dir, repository)
-    (repository / "mlp_torchscript" / "stale.txt").write_text("old")
+    model = repository / "mlp_torchscript"
+    (model / "1" / "stale.txt").write_text("old")
+    (model / "2").mkdir()
+    (model / "2" / "model.pt").write_bytes(b"the user's version 2")
+    (model / "NOTES.txt").write_bytes(b"keep me\n")
     result = write_repository(mlp_dir, repository, TritonConfig(max_batch_size=4, force=True))
-    assert files(repository) == EXPECTED_FILES  # the stale file went with the old folder
+    mine = {"mlp_torchscript/2/model.pt", "mlp_torchscript/NOTES.txt"}
+    assert files(repository) == sorted([*EXPECTED_FILES, *mine])  # the stale file went with the old version 1/
+    assert (model / "2" / "model.pt").read_bytes() == b"the user's version 2"
+    assert (model / "NOTES.txt").read_bytes() == b"keep me\n"
     assert all(parse(schema, m.path).max_batch_size == 4 for m in result.models)
-    assert not [p for p in repository.iterdir() if p.name.startswith(".")]
+    assert not [p for p in repository.rglob(".*")]
 
 
 # --- hash checks and hostile manifests ---------------------------------------------------------------
@@ -238,7 +246,13 @@ def test_a_model_name_that_could_leave_the_repository_is_refused(mlp_dir, tmp_pa
 @pytest.mark.slow
 def test_a_failed_verification_is_noted_in_every_config(mlp_dir, tmp_path, repo):
     assert not any("FAILED" in m.config_text for m in repo.models)
-    edit_manifest(mlp_dir, lambda data: data["verification"].update(passed=False))
+
+    def failed(data):  # as a failing `exporter verify` of this very manifest records it: signed
+        from exporter.artifacts import trust
+
+        data["verification"] = trust.sign_verdict({**data["verification"], "passed": False})
+
+    edit_manifest(mlp_dir, failed)
     with pytest.raises(ExporterError, match="recorded verification FAILED"):
         write_repository(mlp_dir, tmp_path / "repo")
     result = write_repository(mlp_dir, tmp_path / "repo", UNVERIFIED)

@@ -112,13 +112,53 @@ def test_a_non_empty_model_folder_is_refused_without_force_and_nothing_is_writte
     assert _hidden(repository) == []
 
 
-def test_with_force_a_non_empty_model_folder_is_replaced_whole(tmp_path, source):
+def test_with_force_only_the_tools_version_and_config_are_replaced_the_users_files_stay(tmp_path, source):
     repository = tmp_path / "repo"
-    (repository / "net_torchscript").mkdir(parents=True)
-    (repository / "net_torchscript" / "stale.txt").write_text("old")
+    _write(repository, source)
+    model = repository / "net_torchscript"
+    (model / "1" / "stale.txt").write_text("the tool's old version goes whole")
+    (model / "config.pbtxt").write_text("old config")
+    (model / "2").mkdir()
+    (model / "2" / "model.pt").write_bytes(b"the user's own version 2")
+    (model / "NOTES.txt").write_bytes(b"the user's notes\n")
     _write(repository, source, force=True)
-    assert sorted(p.name for p in (repository / "net_torchscript").iterdir()) == ["1", "config.pbtxt"]
-    assert _hidden(repository) == []
+    assert _files(model) == {
+        "1/model.pt": b"torchscript bytes",
+        "2/model.pt": b"the user's own version 2",
+        "NOTES.txt": b"the user's notes\n",
+        "config.pbtxt": b'name: "net_torchscript"\n',
+    }
+    assert _hidden(repository) == [] and _hidden(model) == []
+
+
+def test_with_force_a_folder_of_the_users_files_alone_gets_version_1_beside_them(tmp_path, source):
+    repository = tmp_path / "repo"
+    model = repository / "net_onnx"
+    (model / "2").mkdir(parents=True)
+    (model / "2" / "model.onnx").write_bytes(b"v2")
+    _write(repository, source, force=True)
+    assert _files(model) == {
+        "1/model.onnx": b"onnx bytes (inlined)",
+        "2/model.onnx": b"v2",
+        "config.pbtxt": b'name: "net_onnx"\n',
+    }
+    assert _hidden(model) == []
+
+
+@pytest.mark.parametrize("planted", ["1", "config.pbtxt"])
+def test_with_force_a_link_planted_at_the_tools_own_paths_is_refused_and_nothing_is_written(tmp_path, source, planted):
+    repository, elsewhere = tmp_path / "repo", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    sentinel = elsewhere / "SENTINEL"
+    model = repository / "net_torchscript"
+    model.mkdir(parents=True)
+    (model / "NOTES.txt").write_text("mine")
+    (model / planted).symlink_to(sentinel if planted == "config.pbtxt" else elsewhere)
+    with pytest.raises(ArtifactDirError, match=r"is not a (folder|file) this tool wrote") as caught:
+        _write(repository, source, force=True)
+    assert caught.value.exit_code == 2 and "\n" not in str(caught.value)
+    assert not sentinel.exists() and list(elsewhere.iterdir()) == []
+    assert not (repository / "net_onnx").exists() and _hidden(model) == []
 
 
 def test_a_symlink_at_a_model_path_is_refused_even_with_force(tmp_path, source):

@@ -135,3 +135,72 @@ def test_a_file_that_is_no_npy_or_npz_is_one_line(tmp_path, content):
 def test_a_missing_file_is_a_usage_error(tmp_path):
     with pytest.raises(InputSpecError, match="is not a readable"):
         read_arrays(tmp_path / "missing.npz")
+
+
+# --- issue 24: keys before members, a total cap, no copies ------------------------------------------
+
+
+def _counting(monkeypatch) -> list[str]:
+    from exporter.verification import arrays
+
+    read: list[str] = []
+    real_header = arrays._header
+
+    def header(stream, size, where):
+        read.append(where)
+        return real_header(stream, size, where)
+
+    monkeypatch.setattr(arrays, "_header", header)
+    return read
+
+
+def test_an_npz_whose_keys_no_layout_takes_is_refused_before_any_member_is_read(tmp_path, monkeypatch):
+    from exporter.interface import InputSpec
+    from exporter.verification.inputs import InputSet
+
+    np.savez_compressed(tmp_path / "x.npz", a=np.zeros((3, 1000)), b=np.zeros((3, 1000)), c=np.zeros((3, 1000)))
+    read = _counting(monkeypatch)
+    spec = InputSpec("input", (1, 1000), "float32")
+    with pytest.raises(InputSpecError, match="holds a, b, c: give one array per input"):
+        InputSet.load(tmp_path / "x.npz", (spec,), None)
+    assert read == []  # refused from the archive's directory alone
+    np.savez(tmp_path / "y.npz", input=np.zeros((3, 1000), np.float32), unrelated=np.zeros(10**6, np.uint8))
+    loaded = InputSet.load(tmp_path / "y.npz", (spec,), None)  # the twin: the input's member only is read
+    assert loaded.samples == 3 and read == [f"{tmp_path / 'y.npz'}[input]"] * 2  # its header, then its data
+
+
+def test_arrays_that_together_pass_the_total_cap_are_refused_before_any_is_read(tmp_path, monkeypatch):
+    from exporter.verification import arrays
+
+    np.savez(tmp_path / "x.npz", a=np.zeros(400, np.uint8), b=np.zeros(400, np.uint8), c=np.zeros(400, np.uint8))
+    monkeypatch.setattr(arrays, "MAX_TOTAL_BYTES", 1000)  # each member (400) passes, the three (1,200) do not
+    reads = []
+    monkeypatch.setattr(arrays, "_read", lambda *args: reads.append(args))
+    with pytest.raises(InputSpecError, match="claim 1,200 bytes together, more than the 1,000"):
+        read_arrays(tmp_path / "x.npz")
+    assert reads == []
+    monkeypatch.undo()
+    assert sorted(read_arrays(tmp_path / "x.npz")) == ["a", "b", "c"]
+
+
+def test_a_member_is_read_into_its_own_memory_without_a_second_copy(tmp_path):
+    import tracemalloc
+
+    size = 64 * 1024**2
+    np.savez(tmp_path / "x.npz", big=np.ones(size // 4, np.float32))
+    tracemalloc.start()
+    try:
+        (array,) = read_arrays(tmp_path / "x.npz").values()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert array.nbytes == size and array.flags.writeable and float(array[-1]) == 1.0
+    assert peak < 1.25 * size, f"peak {peak / size:.2f}x the array"  # a read then a copy was 2x
+
+
+@pytest.mark.parametrize("dtype", [">f4", "<i8", "bool"])
+def test_any_byte_order_reads_as_written(tmp_path, dtype):
+    data = (np.arange(24) % 2).astype(dtype).reshape(2, 3, 4)
+    np.save(tmp_path / "x.npy", data)
+    (read,) = read_arrays(tmp_path / "x.npy").values()
+    assert read.dtype == np.dtype(dtype) and np.array_equal(read, data)

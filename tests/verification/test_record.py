@@ -81,10 +81,46 @@ def test_triton_refuses_a_folder_without_a_matching_passed_verdict(mlp_dir, tmp_
 def test_triton_refuses_a_failed_verdict_and_writes_a_passed_one(mlp_dir, tmp_path):
     assert write_repository(mlp_dir, tmp_path / "ok").models  # the positive twin
     data = json.loads((mlp_dir / "manifest.json").read_text())
-    data["verification"]["passed"] = False
+    data["verification"]["passed"] = False  # by hand: a verdict no key signed is not believed, either way
+    (mlp_dir / "manifest.json").write_text(json.dumps(data))
+    with pytest.raises(UnverifiedFolderError, match="not signed with your key"):
+        write_repository(mlp_dir, tmp_path / "repo")
+    from exporter.artifacts import trust
+
+    data["verification"] = trust.sign_verdict(data["verification"])  # as a failing verify records it
     (mlp_dir / "manifest.json").write_text(json.dumps(data))
     with pytest.raises(UnverifiedFolderError, match="FAILED"):
         write_repository(mlp_dir, tmp_path / "repo")
+
+
+def test_a_forged_passed_verdict_on_an_unsigned_folder_is_not_believed(mlp_dir, tmp_path):
+    """An attacker's folder: model.pt changed (a sentinel-writing forward would do), hashes restamped, the
+    manifest unsigned, and a "passed" verdict naming the manifest's plain sha256, which anyone can compute."""
+    from exporter.artifacts import trust
+    from exporter.artifacts.manifest import Manifest
+    from exporter.errors import UsageError
+
+    from ..helpers import restamp
+
+    with open(mlp_dir / "model.pt", "ab") as handle:
+        handle.write(b"\0")
+    restamp(mlp_dir)
+    data = json.loads((mlp_dir / "manifest.json").read_text())
+    data.pop("signature")
+    data["verification"] = {"passed": True, "manifest_sha256": trust.binding_sha256(data)}
+    (mlp_dir / "manifest.json").write_text(json.dumps(data))
+    manifest = Manifest.load(mlp_dir)
+    assert manifest.verdict is not None and manifest.signed_verdict is None
+    with pytest.raises(UnverifiedFolderError, match="not signed with your key"):
+        write_repository(mlp_dir, tmp_path / "repo")
+    with pytest.raises(UsageError, match=r"refusing to write model\.pt into a Triton repository: the folder is not"):
+        write_repository(mlp_dir, tmp_path / "repo", TritonConfig(allow_unverified=True))
+    assert not (tmp_path / "repo").exists()
+    result = write_repository(
+        mlp_dir, tmp_path / "repo", TritonConfig(allow_unverified=True, allow_untrusted_code=True)
+    )
+    torchscript = next(m for m in result.models if m.format == "torchscript")
+    assert "WARNING: written with --allow-untrusted-code" in torchscript.config_text
 
 
 def test_triton_refuses_a_source_folder_inside_the_repository(mlp_dir):

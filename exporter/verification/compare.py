@@ -207,6 +207,9 @@ def _top1(result: OutputComparison, e: np.ndarray, a: np.ndarray, tolerance: Tol
         return
     e2 = e.reshape(-1, e.shape[-1])
     a2 = a.reshape(-1, a.shape[-1])
+    ranked = np.isfinite(e2).any(axis=1)  # a reference row without a finite value has no class to agree on
+    if ranked.any() and not ranked.all():  # (the NaN rule judges those rows)
+        e2, a2 = e2[ranked], a2[ranked]
     with np.errstate(invalid="ignore"):
         top = np.nanmax(e2, axis=1, keepdims=True) if np.isfinite(e2).any() else e2[:, :1]
         winners = e2 == top  # every class holding the reference maximum

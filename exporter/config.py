@@ -372,7 +372,8 @@ def dynamic_axes(given) -> tuple[tuple[tuple[str, int, str], ...], tuple[tuple[s
 
 
 def _label_range(label) -> tuple:
-    """A label of the API's dict form as (label,) or (label, (min, max)): ``"seq"``, ``"seq:1..512"``, ``("seq", 1, 512)``."""
+    """A label of the API's dict form as (label,) or (label, (min, max)): ``"seq"``, ``"seq:1..512"`` or
+    ``("seq", 1, 512)``."""
     from .interface import parse_size_range
 
     if isinstance(label, (tuple, list)) and len(label) == 3:

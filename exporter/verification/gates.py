@@ -83,11 +83,7 @@ def constant_outputs(outputs, report: VerificationReport) -> dict[Case, set[str]
     judged by the element rule alone (run._judged_by), and the report says where the output is constant. An
     output constant in every seeded case still fails closed (there is nothing to judge, compare.py)."""
     seeded = {case: outs for case, outs in outputs.items() if not case.probe}
-    flat = {
-        (case, name): bool(value.size > 1 and np.issubdtype(value.dtype, np.floating) and np.all(value == value.flat[0]))
-        for case, outs in seeded.items()
-        for name, value in outs.items()
-    }
+    flat = {(case, name): _constant(value) for case, outs in seeded.items() for name, value in outs.items()}
     found: dict[Case, set[str]] = {}
     names = {name for _, name in flat}
     for name in sorted(names):
@@ -102,6 +98,11 @@ def constant_outputs(outputs, report: VerificationReport) -> dict[Case, set[str]
                 "|actual - expected| alone"
             )
     return found
+
+
+def _constant(value: np.ndarray) -> bool:
+    """A float array of more than one element, every element the same."""
+    return bool(value.size > 1 and np.issubdtype(value.dtype, np.floating) and np.all(value == value.flat[0]))
 
 
 def failed_probes(result: RuntimeResult) -> list[str]:

@@ -257,7 +257,7 @@ class InputSet:
         if config.probes and ranges is not None:
             cost = sum(count * c.batch * _longer(c, labels or {}) for c, count in seeded)
             plan = _plan(specs, config, export_batch, labels or {}, ranges, [c for c, _ in seeded], cost)
-        for case, count in [*seeded, *((c, 1) for c in _probe_cases(plan, export_batch, labels or {}))]:
+        for case, count in [*seeded, *((c, 1) for c in _probe_cases(plan, labels or {}))]:
             drawn = replace(config, distribution=case.draw) if case.draw else config
             groups[case] = {}
             edges = None if case.value_probe is None else np.random.default_rng(_draw_seed(generator))
@@ -333,7 +333,7 @@ def _plan(specs, config: VerifyConfig, export_batch: int, labels: dict[str, int]
     return probes.plan(specs, examples, full, covered, missing, cost, config.seed)
 
 
-def _probe_cases(plan: probes.Plan | None, export_batch: int, labels: dict[str, int]) -> list[Case]:
+def _probe_cases(plan: probes.Plan | None, labels: dict[str, int]) -> list[Case]:
     """The plan's probes as cases: each size on its own axis (the others at the example's), then the values."""
     if plan is None:
         return []

@@ -16,7 +16,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..config import VerifyConfig, missing_values
-from ..errors import InputSpecError, ManifestError
+from ..errors import InputSpecError, ManifestError, UsageError
 from ..interface import BATCH, FLOAT_DTYPES, MAX_AXIS_SIZE, Interface
 
 # A dynamic axis without a declared range is tried from 1 to well past twice the example: four
@@ -99,7 +99,7 @@ def resolve(config: VerifyConfig, record: dict[str, Any] | None) -> tuple[Verify
         }
         # the recorded values pass the same checks as given ones (a hostile manifest cannot set a NaN atol)
         replace(VerifyConfig(), **saved)
-    except (TypeError, ValueError, InputSpecError) as error:
+    except (TypeError, ValueError, UsageError) as error:  # UsageError: what VerifyConfig refuses
         raise ManifestError(f"manifest.json: judging holds a setting verify cannot use ({error})") from None
     taken, notes = {}, []
     for name in _SETTINGS:

@@ -106,3 +106,15 @@ def test_the_nan_policy_of_the_export_is_used_again_and_an_override_is_said(tmp_
     overridden = verify(result.path, VerifyConfig(samples=16, nan_policy="fail"), write=False)
     assert not overridden.passed
     assert "judging: --nan-policy fail given to verify overrides the export's match" in overridden.render()
+
+
+def test_the_mlp_report_only_gains_lines_with_the_probes(mlp_export):
+    """Every line of the report without probes is in the report with them, in order; the new ones say what
+    the probes tried."""
+    without = verify(mlp_export.path, VerifyConfig(probes=False), write=False).render().splitlines()
+    probed = verify(mlp_export.path, VerifyConfig(), write=False)
+    lines = iter(probed.render().splitlines())
+    for line in without:
+        assert any(line == other for other in lines), f"changed or missing: {line!r}"
+    assert probed.passed and "probes (one batch each, beside the seeded draws):" in probed.render()
+    assert "edge values tried: exact zeros in `input`, the range's ends in `input`" in probed.render()

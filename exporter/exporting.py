@@ -94,8 +94,8 @@ def export(
     older single-tensor spelling. ``dynamic``: more dynamic axes, ``{"ids": {1: "seq"}}`` (the
     batch, axis 0, is dynamic for every input already), each with the sizes it is served at if given
     (``{"ids": {1: "seq:1..512"}}``: recorded, and tried by verification up to 512). ``progress``: told
-    each format before it is exported, then verification's steps (``progress.on_terminal``). Returns the folder, its manifest and
-    the verification report. Raises UsageError subclasses for anything the caller can fix (exit 2
+    each format before it is exported, then verification's steps (``progress.on_terminal``). Returns the
+    folder, its manifest and the verification report. Raises UsageError subclasses for anything the caller can fix (exit 2
     in the CLI) and ExportFailedError when an exporter cannot make an artifact (exit 1). A failed
     verification is not an error: the artifacts are kept and ``result.passed`` is False.
 

@@ -95,9 +95,9 @@ def export(
     batch, axis 0, is dynamic for every input already), each with the sizes it is served at if given
     (``{"ids": {1: "seq:1..512"}}``: recorded, and tried by verification up to 512). ``progress``: told
     each format before it is exported, then verification's steps (``progress.on_terminal``). Returns the
-    folder, its manifest and the verification report. Raises UsageError subclasses for anything the caller can fix (exit 2
-    in the CLI) and ExportFailedError when an exporter cannot make an artifact (exit 1). A failed
-    verification is not an error: the artifacts are kept and ``result.passed`` is False.
+    folder, its manifest and the verification report. Raises UsageError subclasses for anything the
+    caller can fix (exit 2 in the CLI) and ExportFailedError when an exporter cannot make an artifact
+    (exit 1). A failed verification is not an error: the artifacts are kept and ``result.passed`` is False.
 
     A model named by a string is resolved, and every usage error about it answered, before torch
     is imported.

@@ -51,6 +51,8 @@ def size_ranges(interface: Interface, export_batch: int, declared: dict[str, Any
     ranges = {}
     for label, example in examples.items():
         low, high = (int(v) for v in declared.get(label, default_range(label, example)))
+        if high > MAX_AXIS_SIZE:
+            raise InputSpecError(f"dynamic axis {label!r}: the range {low}..{high} passes {MAX_AXIS_SIZE:,}")
         if not low <= example <= high:
             raise InputSpecError(
                 f"dynamic axis {label!r}: the range {low}..{high} leaves out the example's size {example}"

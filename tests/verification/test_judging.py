@@ -25,7 +25,11 @@ def test_size_ranges_fill_the_defaults_and_keep_what_was_declared():
 
 @pytest.mark.parametrize(
     "declared, message",
-    [({"seq": (1, 9)}, "no input has as a dynamic axis"), ({"frames": (40, 90)}, "leaves out the example's size 32")],
+    [
+        ({"seq": (1, 9)}, "no input has as a dynamic axis"),
+        ({"frames": (40, 90)}, "leaves out the example's size 32"),
+        ({"frames": (1, 10**12)}, "passes 1,048,576"),  # a hostile manifest's range
+    ],
 )
 def test_a_range_of_no_axis_or_without_the_example_is_refused(declared, message):
     with pytest.raises(InputSpecError, match=message):

@@ -13,7 +13,7 @@ from pathlib import Path
 from .formats import DEFAULTS as DEFAULT_FORMATS
 from .formats import NAMES as FORMATS
 from .formats import RUNTIMES
-from .interface import InputSpec, canonical_dtype
+from .interface import InputSpec, canonical_dtype, missing_values
 
 ONNX_EXPORTERS = ("dynamo", "legacy")
 PRECISIONS = ("float32", "float16", "bfloat16")  # --dtype: the precision a model is exported in
@@ -415,39 +415,6 @@ def check_device(text: str | None) -> None:
         from .errors import DeviceError
 
         raise DeviceError(f"{text!r} is not auto, cpu, cuda or cuda:N")
-
-
-MISSING_KINDS = ("nan", "inf")  # what --missing declares an input may hold
-
-
-def parse_missing(text: str) -> tuple[str, tuple[str, ...]]:
-    """``NAME:nan[,inf]``: an input that may hold missing values, and which. Raises InputSpecError."""
-    from .errors import InputSpecError
-
-    name, _, kinds = text.partition(":")
-    if not kinds:
-        raise InputSpecError(f"--missing {text!r} is not NAME:nan[,inf] (for example x:nan)")
-    return missing_values([(name, tuple(k.strip() for k in kinds.split(",") if k.strip()))])[0]
-
-
-def missing_values(given) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """``given`` ({"x": ["nan"]} or [("x", ("nan", "inf"))]) as sorted (input, kinds); InputSpecError otherwise."""
-    from .errors import InputSpecError
-
-    items = given.items() if isinstance(given, dict) else given
-    found: dict[str, set[str]] = {}
-    try:
-        for name, kinds in items:
-            kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
-            unknown = [k for k in kinds if k not in MISSING_KINDS]
-            if not isinstance(name, str) or not name or unknown or not kinds:
-                raise InputSpecError(
-                    f"--missing {name}:{','.join(map(str, kinds))}: give NAME:nan or NAME:nan,inf (for example x:nan)"
-                )
-            found.setdefault(name, set()).update(kinds)
-    except (TypeError, ValueError):
-        raise InputSpecError(f"missing values {given!r}: give {{'x': ['nan']}} or [('x', ('nan',))]") from None
-    return tuple((name, tuple(k for k in MISSING_KINDS if k in kinds)) for name, kinds in sorted(found.items()))
 
 
 def parse_range(text: str) -> tuple[float, float]:

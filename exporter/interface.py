@@ -307,3 +307,32 @@ class Interface:
                 if label != BATCH:
                     found.setdefault(label, spec.shape[axis])
         return found
+
+
+MISSING_KINDS = ("nan", "inf")  # what --missing declares an input may hold
+
+
+def parse_missing(text: str) -> tuple[str, tuple[str, ...]]:
+    """``NAME:nan[,inf]``: an input that may hold missing values, and which. Raises InputSpecError."""
+    name, _, kinds = text.partition(":")
+    if not kinds:
+        raise InputSpecError(f"--missing {text!r} is not NAME:nan[,inf] (for example x:nan)")
+    return missing_values([(name, tuple(k.strip() for k in kinds.split(",") if k.strip()))])[0]
+
+
+def missing_values(given) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``given`` ({"x": ["nan"]} or [("x", ("nan", "inf"))]) as sorted (input, kinds); InputSpecError otherwise."""
+    items = given.items() if isinstance(given, dict) else given
+    found: dict[str, set[str]] = {}
+    try:
+        for name, kinds in items:
+            kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+            unknown = [k for k in kinds if k not in MISSING_KINDS]
+            if not isinstance(name, str) or not name or unknown or not kinds:
+                raise InputSpecError(
+                    f"--missing {name}:{','.join(map(str, kinds))}: give NAME:nan or NAME:nan,inf (for example x:nan)"
+                )
+            found.setdefault(name, set()).update(kinds)
+    except (TypeError, ValueError):
+        raise InputSpecError(f"missing values {given!r}: give {{'x': ['nan']}} or [('x', ('nan',))]") from None
+    return tuple((name, tuple(k for k in MISSING_KINDS if k in kinds)) for name, kinds in sorted(found.items()))

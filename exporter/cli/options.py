@@ -26,10 +26,10 @@ from ..config import (
     QUANTIZED_SAMPLES,
     VerifyConfig,
     check_device,
-    parse_missing,
     parse_range,
 )
 from ..errors import ArtifactDirError, ExporterError, first_line
+from ..interface import parse_missing
 from ..paths import check_writable_file
 
 

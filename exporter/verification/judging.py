@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..config import VerifyConfig, missing_values
+from ..config import VerifyConfig
 from ..errors import InputSpecError, ManifestError, UsageError
-from ..interface import BATCH, FLOAT_DTYPES, MAX_AXIS_SIZE, Interface
+from ..interface import BATCH, FLOAT_DTYPES, MAX_AXIS_SIZE, Interface, missing_values
 
 # A dynamic axis without a declared range is tried from 1 to well past twice the example: four
 # times it, and at least DEFAULT_MAX_SIZE (so an example of 2 still meets a size past 4). The

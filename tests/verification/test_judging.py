@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.config import ExportConfig, VerifyConfig, parse_missing
+from exporter.config import ExportConfig, VerifyConfig
 from exporter.errors import InputSpecError, ManifestError, UsageError
-from exporter.interface import InputSpec, Interface
+from exporter.interface import InputSpec, Interface, parse_missing
 from exporter.verification import judging
 
 CLIP = Interface((InputSpec("x", (2, 32, 8), dynamic=((0, "batch"), (1, "frames"))),))

@@ -1,7 +1,8 @@
 """Small models that break, or do not, on what users serve and uniform draws never hit (issue 22).
 
-Each broken one fails for its own cause only on a probe: a size the seeded cases never take, an exact
-value, a declared missing value, a rebuild that draws from numpy. Each sound one looks alike and must
+Each broken one fails for its own cause, most only on a probe: a size the seeded cases never take, an
+exact value, a declared missing value; or on a rebuild that draws from an unseeded generator, or an
+artifact off by more than eager's own float32 error where the float64 oracle judges. Each sound one looks alike and must
 pass. `CASES` says how each is exported and what its verdict must name; tests/verification/test_served.py
 runs them. Like tests/catalogue.py, this file imports only torch, numpy and the standard library.
 """
@@ -79,6 +80,24 @@ class UnseededFeatures(_Image):
         return self.fc(x.flatten(1)) + self.features
 
 
+class _Latitudes(nn.Module):
+    """LayerNorm over raw latitudes (37.70..37.80): cancellation leaves float32 eager 1e-4 off the true answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(16)
+        self.fc = nn.Linear(16, 4)
+
+
+class LatitudesOffInTrace(_Latitudes):
+    """The traced artifact is 5e-4 off: inside the whole-output gates, twice eager's own float32 error,
+    so the float64 oracle must not let it through."""
+
+    def forward(self, x):  # (B, 16)
+        y = self.fc(self.norm(x))
+        return y + 5e-4 if torch.jit.is_tracing() else y
+
+
 # --- must pass -----------------------------------------------------------------------------------------
 
 
@@ -134,6 +153,13 @@ class NumpyFeatures(_Image):
         return self.fc(x.flatten(1)) + self.features
 
 
+class Latitudes(_Latitudes):
+    """The latitudes model exported soundly: ONNX Runtime fails the float32 rule, yet is closer to float64."""
+
+    def forward(self, x):
+        return self.fc(self.norm(x))
+
+
 # --- the table ---------------------------------------------------------------------------------------
 
 
@@ -154,6 +180,8 @@ class Case:
     dynamic: tuple = ()
     verify: dict = field(default_factory=dict, hash=False, compare=False)
     rebuild: bool = False
+    value_range: tuple[float, float] | None = None  # the input's range; None: [0, 1)
+    probe: bool = True  # a must-fail case caught by a probe only (with the probes off its seeded draws pass)
 
     @property
     def id(self) -> str:
@@ -162,6 +190,7 @@ class Case:
 
 MISSING_X = {"missing": (("input", ("nan",)),)}
 CLIP = {"shape": (1, 32, 8), "dynamic": (("input", 1, "frames"),)}
+LATITUDES = {"shape": (1, 16), "value_range": (37.70, 37.80)}
 
 CASES: tuple[Case, ...] = (
     Case("PadsShortClips", "fail", "fails at the probed size(s)", ("torchscript",), **CLIP),
@@ -169,10 +198,12 @@ CASES: tuple[Case, ...] = (
     Case("SignOfMissing", "fail", "fails on NaN in `input`", verify=MISSING_X),
     Case("MaxPoolOfMissing", "fail", "fails on NaN in `input`", verify=MISSING_X),
     Case("UnseededFeatures", "fail", "a generator this tool does not seed", ("torchscript",), rebuild=True),
+    Case("LatitudesOffInTrace", "fail", "elements differ beyond", ("torchscript",), probe=False, **LATITUDES),
     Case("ClipMean", "pass", formats=("torchscript", "onnx"), **CLIP),
     Case("Atan2Shifted", "pass"),
     Case("ImputesMissing", "pass", verify=MISSING_X),
     Case("LayerNormRows", "pass", formats=("torchscript", "onnx")),
     Case("ConstantAtBatchOne", "pass"),
     Case("NumpyFeatures", "pass", formats=("torchscript",), rebuild=True),
+    Case("Latitudes", "pass", **LATITUDES),
 )

@@ -53,6 +53,8 @@ class OutputComparison:
     # failing only: the smallest atol (rtol as given) and rtol (atol as given) that pass, and the
     # reference's statistics; atol None when no tolerance can pass (NaN/Inf, shapes), with "why"
     required_tolerance: dict[str, Any] | None = None
+    float64_errors: dict[str, float] | None = None  # oracle.py: max abs error of eager and the runtime against
+    # eager in float64, where a float32 output failed on its elements alone
 
     def __bool__(self) -> bool:
         return self.passed

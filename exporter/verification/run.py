@@ -29,7 +29,7 @@ from ..eager import reference
 from ..errors import ArtifactLoadError, ExporterError, InputSpecError, ManifestError, ReferenceUnavailable, first_line
 from ..notes import Note
 from ..progress import Progress, telling
-from . import accuracy, expected, gates, inputs, judging, probes, record
+from . import accuracy, expected, gates, inputs, judging, oracle, probes, record
 from .compare import OutputComparison, pooled_agreement, small_sample_note
 from .inputs import Case, InputSet
 from .parameters import Accounting
@@ -89,6 +89,7 @@ def verify_folder(
     for entry in manifest.artifacts:
         _artifact(run, entry, accounting)
         gc.collect()  # a loaded TorchScript module holds reference cycles: free its weights before the next
+    oracle.rescue(run, model)  # before localising: a runtime closer to float64 than eager is has not failed
     if config.localize is not False:
         from .localize import localize_runtimes
 

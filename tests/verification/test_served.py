@@ -10,6 +10,7 @@ import pytest
 
 from exporter import ExportConfig, VerifyConfig, export, verify
 from exporter.exporting import ExportResult
+from exporter.interface import InputSpec
 
 from ..conftest import ROOT
 from ..served import CASES, Case
@@ -26,9 +27,12 @@ def served_export(tmp_path_factory):
 
     def get(case: Case) -> ExportResult:
         if case.id not in done:
+            given = {"input_shape": case.shape}
+            if case.value_range is not None:
+                given = {"inputs": (InputSpec("input", case.shape, value_range=case.value_range),)}
             config = ExportConfig(
-                out=tmp_path_factory.mktemp(case.id), device="cpu", input_shape=case.shape, formats=case.formats,
-                dynamic=case.dynamic, verify_config=VerifyConfig(samples=16, **case.verify),
+                out=tmp_path_factory.mktemp(case.id), device="cpu", formats=case.formats, dynamic=case.dynamic,
+                verify_config=VerifyConfig(samples=16, **case.verify), **given,
             )  # fmt: skip
             done[case.id] = export(f"{SERVED}:{case.model}", config)
         return done[case.id]
@@ -49,7 +53,7 @@ def test_a_broken_model_fails_on_its_own_probe_at_every_seed(served_export, case
         report = _verify(result, case, seed)
         failures = "\n".join(report.failures)
         assert not report.passed and case.cause in failures, f"seed {seed}: {failures}"
-    if not case.rebuild:  # the probe is what catches it: with the probes off the seeded draws pass
+    if case.probe and not case.rebuild:  # the probe is what catches it: with the probes off the seeded draws pass
         assert _verify(result, case, 0, probes=False).passed
 
 
@@ -118,3 +122,24 @@ def test_the_mlp_report_only_gains_lines_with_the_probes(mlp_export):
         assert any(line == other for other in lines), f"changed or missing: {line!r}"
     assert probed.passed and "probes (one batch each, beside the seeded draws):" in probed.render()
     assert "edge values tried: exact zeros in `input`, the range's ends in `input`" in probed.render()
+
+
+def _oracle(report) -> list[dict]:
+    return [o.float64_errors for r in report.runtimes for b in r.batches for o in b.outputs if o.float64_errors]
+
+
+def test_a_runtime_closer_to_float64_than_eager_passes_and_the_report_shows_both_errors(served_export):
+    case = next(c for c in CASES if c.model == "Latitudes")
+    report = verify(served_export(case).path, VerifyConfig(localize=False), write=False)
+    assert report.passed, report.failures
+    errors = _oracle(report)
+    assert errors and all(e["onnxruntime"] <= e["eager"] for e in errors)
+    assert "as close to the float64 answer as eager is" in report.render()
+
+
+def test_an_artifact_further_from_float64_than_eager_still_fails_with_both_errors(served_export):
+    case = next(c for c in CASES if c.model == "LatitudesOffInTrace")
+    report = verify(served_export(case).path, VerifyConfig(localize=False), write=False)
+    assert not report.passed
+    errors = _oracle(report)
+    assert errors and all(e["torchscript"] > e["eager"] for e in errors)

@@ -13,7 +13,7 @@ from pathlib import Path
 from .formats import DEFAULTS as DEFAULT_FORMATS
 from .formats import NAMES as FORMATS
 from .formats import RUNTIMES
-from .interface import InputSpec, canonical_dtype
+from .interface import InputSpec, canonical_dtype, missing_values
 
 ONNX_EXPORTERS = ("dynamo", "legacy")
 PRECISIONS = ("float32", "float16", "bfloat16")  # --dtype: the precision a model is exported in
@@ -112,7 +112,11 @@ class VerifyConfig:
     # None: each input's own range (recorded at export), else [0, 1)
     atol: float | None = None  # None: the dtype default (DEFAULT_TOLERANCES)
     rtol: float | None = None
-    nan_policy: str = "fail"  # "match": NaN/Inf at the same positions on both sides pass
+    nan_policy: str | None = None  # "match": NaN/Inf at the same positions on both sides pass; "fail": they
+    # fail; None: as recorded at export (judging.py), else "fail"
+    missing: tuple[tuple[str, tuple[str, ...]], ...] | None = None  # inputs that may hold missing values:
+    # (input, ("nan", "inf")), probed with them (--missing x:nan,inf); None: as recorded at export, else none
+    probes: bool = True  # the size and edge-value probes beside the seeded draws (inputs.probe_cases)
     allow_unused: bool = False  # parameters forward never touches do not fail verification
     min_agreement: float = DEFAULT_MIN_AGREEMENT  # quantised runtimes: top-1 agreement needed
     max_accuracy_drop: float | None = None  # with labelled inputs: quantised runtimes pass when their accuracy
@@ -149,8 +153,10 @@ class VerifyConfig:
                 raise InputSpecError(f"--input-range {low},{high}: give finite LOW < HIGH")
         if self.distribution not in DISTRIBUTIONS:
             raise UsageError(f"--distribution must be one of {', '.join(DISTRIBUTIONS)}")
-        if self.nan_policy not in NAN_POLICIES:
+        if self.nan_policy is not None and self.nan_policy not in NAN_POLICIES:
             raise UsageError(f"--nan-policy must be one of {', '.join(NAN_POLICIES)}")
+        if self.missing is not None:
+            object.__setattr__(self, "missing", missing_values(self.missing))
         check_device(self.device)
         from .paths import check_writable_file
 
@@ -222,7 +228,10 @@ class ExportConfig:
     # the registry need it or ``inputs``)
     inputs: tuple[InputSpec, ...] = ()  # every input of forward: name, example shape, dtype, range (--input)
     dynamic: tuple[tuple[str, int, str], ...] = ()  # more dynamic axes: (input, axis, label) (--dynamic), or
-    # {"ids": {1: "seq"}} as export(dynamic=...) takes them
+    # {"ids": {1: "seq"}} as export(dynamic=...) takes them; (input, axis, label, (min, max)) or "seq:1..512" add
+    # the sizes it is served at, which land in dynamic_ranges
+    dynamic_ranges: tuple[tuple[str, int, int], ...] = ()  # (label, min, max) per dynamic axis ("batch" too),
+    # recorded in the manifest; verification tries sizes up to max. None given: 1 to well past twice the example
     output_names: tuple[str, ...] | None = None  # None: from what forward returns (--output-names)
     dtype: str | None = None  # export the model in this precision (float16, bfloat16); None: as it is
     weights: Path | None = None  # a state_dict (.pt/.pth) or .safetensors file
@@ -250,7 +259,11 @@ class ExportConfig:
                 raise UsageError(
                     f"--dtype must be one of {', '.join(PRECISIONS)} (or half, fp16, bf16, float), not {self.dtype!r}"
                 )
-        object.__setattr__(self, "dynamic", _dynamic_axes(self.dynamic))
+        dynamic, ranges = dynamic_axes(self.dynamic)
+        object.__setattr__(self, "dynamic", dynamic)
+        _, given = dynamic_axes([("", 1, label, (low, high)) for label, low, high in self.dynamic_ranges])
+        merged = {label: (low, high) for label, low, high in (*given, *ranges)}
+        object.__setattr__(self, "dynamic_ranges", tuple((label, *merged[label]) for label in sorted(merged)))
         if self.input_shape is not None and self.inputs:
             raise UsageError("give --input-shape (one float input) or --input (per input), not both")
         check_device(self.device)
@@ -317,9 +330,12 @@ class TritonConfig:
             raise UsageError(f"--max-batch-size must be an integer from 0 (no batching) to {most}, not {size!r}")
 
 
-def _dynamic_axes(given) -> tuple[tuple[str, int, str], ...]:
-    """``dynamic`` as (input, axis, label) triples: from those, or from the API's ``{"ids": {1: "seq"}}``."""
-    from .errors import UsageError
+def dynamic_axes(given) -> tuple[tuple[tuple[str, int, str], ...], tuple[tuple[str, int, int], ...]]:
+    """``dynamic`` as (input, axis, label) triples, and the size ranges given with them as (label, min, max):
+    from triples or (input, axis, label, (min, max)), or from the API's ``{"ids": {1: "seq"}}``, where a label
+    may carry its range (``"seq:1..512"`` or ``("seq", 1, 512)``)."""
+    from .errors import InputSpecError, UsageError
+    from .interface import parse_size_range
 
     if isinstance(given, dict):
         try:
@@ -328,18 +344,45 @@ def _dynamic_axes(given) -> tuple[tuple[str, int, str], ...]:
             raise UsageError(
                 f"dynamic must map each input to {{axis: label}}, like {{'ids': {{1: 'seq'}}}}, not {given!r}"
             ) from None
-    triples = []
+        given = [(n, a, *_label_range(label)) for n, a, label in given]
+    triples, ranges = [], {}
     for item in given:
+        if isinstance(item, (tuple, list)) and len(item) == 4 and item[3] is None:
+            item = item[:3]
         if not (
-            isinstance(item, (tuple, list)) and len(item) == 3 and isinstance(item[0], str)
+            isinstance(item, (tuple, list)) and len(item) in (3, 4) and isinstance(item[0], str)
             and isinstance(item[1], int) and not isinstance(item[1], bool) and isinstance(item[2], str)
         ):  # fmt: skip
             raise UsageError(
-                f"dynamic entry {item!r} is not (input, axis, label): give {{'ids': {{1: 'seq'}}}} "
-                "or [('ids', 1, 'seq')]"
+                f"dynamic entry {item!r} is not (input, axis, label): give {{'ids': {{1: 'seq'}}}}, "
+                "[('ids', 1, 'seq')] or, with the sizes it is served at, {'ids': {1: 'seq:1..512'}}"
             )
-        triples.append(tuple(item))
-    return tuple(triples)
+        name, axis, label = item[:3]
+        if len(item) == 4:
+            try:
+                low, high = (int(v) for v in item[3])
+            except (TypeError, ValueError):
+                raise UsageError(f"dynamic entry {item!r}: the size range must be (min, max)") from None
+            low, high = parse_size_range(f"{low}..{high}", f"dynamic axis {label!r}")
+            if ranges.get(label, (low, high)) != (low, high):
+                raise InputSpecError(f"dynamic axis {label!r} is given two ranges: {ranges[label]} and {(low, high)}")
+            ranges[label] = (low, high)
+        if axis != 0:
+            triples.append((name, axis, label))
+    return tuple(triples), tuple((label, low, high) for label, (low, high) in sorted(ranges.items()))
+
+
+def _label_range(label) -> tuple:
+    """A label of the API's dict form as (label,) or (label, (min, max)): ``"seq"``, ``"seq:1..512"`` or
+    ``("seq", 1, 512)``."""
+    from .interface import parse_size_range
+
+    if isinstance(label, (tuple, list)) and len(label) == 3:
+        return label[0], (label[1], label[2])
+    if isinstance(label, str) and ":" in label:
+        text, sizes = label.split(":", 1)
+        return text, parse_size_range(sizes, f"dynamic axis {text!r}")
+    return (label,)
 
 
 MAX_SAMPLES = 1_000_000  # a bound that keeps a typo from allocating the machine away

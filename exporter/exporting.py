@@ -22,7 +22,7 @@ from . import __version__, formats
 from .artifacts import trust
 from .artifacts.atomic import current_umask, discard, move_into_place, staging_folder, swap_failure
 from .artifacts.manifest import ArtifactEntry, Manifest
-from .config import ExportConfig
+from .config import ExportConfig, dynamic_axes
 from .eager.sources import ModelSource, resolve
 from .errors import (
     ArtifactDirError,
@@ -38,7 +38,7 @@ from .formats import ExportSpec
 from .interface import Interface, cast_floats, with_dynamic
 from .paths import check_shadowing, make_folder
 from .progress import Progress
-from .verification import inputs, verify
+from .verification import inputs, judging, verify
 from .verification.record import write_report
 
 if TYPE_CHECKING:  # torch is imported once the model has been resolved: usage errors answer without it
@@ -102,11 +102,12 @@ def export(
     ``example_inputs`` (an nn.Module's example): a tensor, a tuple of tensors (forward's
     positional arguments) or a dict of tensors by parameter name; ``example_input`` is its
     older single-tensor spelling. ``dynamic``: more dynamic axes, ``{"ids": {1: "seq"}}`` (the
-    batch, axis 0, is dynamic for every input already). ``progress``: told each format before it is
-    exported, then verification's steps (``progress.on_terminal``). Returns the folder, its manifest and
-    the verification report. Raises UsageError subclasses for anything the caller can fix (exit 2
-    in the CLI) and ExportFailedError when an exporter cannot make an artifact (exit 1). A failed
-    verification is not an error: the artifacts are kept and ``result.passed`` is False.
+    batch, axis 0, is dynamic for every input already), each with the sizes it is served at if given
+    (``{"ids": {1: "seq:1..512"}}``: recorded, and tried by verification up to 512). ``progress``: told
+    each format before it is exported, then verification's steps (``progress.on_terminal``). Returns the
+    folder, its manifest and the verification report. Raises UsageError subclasses for anything the
+    caller can fix (exit 2 in the CLI) and ExportFailedError when an exporter cannot make an artifact
+    (exit 1). A failed verification is not an error: the artifacts are kept and ``result.passed`` is False.
 
     A model named by a string is resolved, and every usage error about it answered, before torch
     is imported.
@@ -118,7 +119,9 @@ def export(
         source, given, instance = resolve(model, config.example_inputs()), None, None
     else:
         source, given, instance = _instance_source(model, config, values)
-    extra = [*config.dynamic, *((n, a, label) for n, axes in (dynamic or {}).items() for a, label in axes.items())]
+    added, added_ranges = dynamic_axes(dynamic or {})
+    extra = [*config.dynamic, *added]
+    ranges = {label: (low, high) for label, low, high in (*config.dynamic_ranges, *added_ranges)}
     specs = cast_floats(with_dynamic(source.inputs, extra), config.dtype)
     name = config.name or source.name
     if not _NAME.match(name):
@@ -136,7 +139,7 @@ def export(
     staging = _staging(out, name)
     try:
         eager, weights_record = _eager(source, instance, config, device)
-        job = _job(source, name, config, device, staging, key, eager, specs, given)
+        job = _job(source, name, config, device, staging, key, eager, specs, given, ranges)
         result = _write(job, eager, weights_record, progress)
     except BaseException as error:
         discard(staging)
@@ -172,7 +175,7 @@ def _eager(
     return eager, weights_record
 
 
-def _job(source, name, config, device, staging, key, eager, specs, given) -> _Job:
+def _job(source, name, config, device, staging, key, eager, specs, given, ranges) -> _Job:
     """The interface (inputs in forward's order, outputs named and shaped) and the example it was probed on."""
     import torch
 
@@ -188,7 +191,9 @@ def _job(source, name, config, device, staging, key, eager, specs, given) -> _Jo
     value = first_run(eager, example, specs)  # a model that cannot run on the declared inputs: exit 2, here
     outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output", value)
     interface = Interface(specs, outputs)
-    return _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs))
+    judging.check_missing(config.verify_config, interface)
+    ranges = judging.size_ranges(interface, specs[0].batch, ranges)
+    return _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs), ranges)
 
 
 def _write(job: _Job, eager: nn.Module, weights_record: dict | None, progress) -> ExportResult:
@@ -277,6 +282,7 @@ class _Job:
     key: bytes  # signs the manifest (trust.sign)
     state_sha256: str  # the eager model's state before any forward ran (reference.state_sha256)
     args: tuple  # forward's arguments for the exporters: no dynamic axis of size 0 or 1 (probing.export_example)
+    ranges: dict[str, tuple[int, int]]  # every dynamic axis's size range, declared or the default (judging.py)
 
 
 def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...], progress) -> list[ArtifactEntry]:
@@ -344,6 +350,7 @@ def _write_manifest(
         device=str(job.device),
         artifacts=entries,
         versions=versions(),
+        judging=judging.recorded(job.config.verify_config, job.ranges),
     )
     manifest.sign(job.key)
     manifest.write(job.staging)

@@ -177,15 +177,34 @@ def parse_input(text: str) -> InputSpec:
     return InputSpec(name, shape, dtype, value_range)
 
 
-def parse_dynamic(text: str) -> tuple[str, int, str]:
-    """``NAME:AXIS[:LABEL]``, e.g. ``ids:1:seq`` (label default: ``NAME_AXIS``). Raises InputSpecError."""
+MAX_AXIS_SIZE = 1 << 20  # the largest size a --dynamic range may declare: a typo must not allocate the machine away
+
+
+def parse_dynamic(text: str) -> tuple[str, int, str] | tuple[str, int, str, tuple[int, int]]:
+    """``NAME:AXIS[:LABEL[:MIN..MAX]]``, e.g. ``ids:1:seq`` (label default: ``NAME_AXIS``) or
+    ``ids:1:seq:1..512`` (the sizes it is served at, which verification tries up to; axis 0 takes
+    only a range: ``x:0:batch:1..256``). Raises InputSpecError."""
     parts = text.split(":")
-    if len(parts) not in (2, 3) or not parts[1].isdigit():
-        raise InputSpecError(f"--dynamic {text!r} is not NAME:AXIS[:LABEL] (for example ids:1:seq)")
+    if len(parts) not in (2, 3, 4) or not parts[1].isdigit():
+        raise InputSpecError(f"--dynamic {text!r} is not NAME:AXIS[:LABEL[:MIN..MAX]] (for example ids:1:seq:1..512)")
     axis = int(parts[1])
-    if axis == 0:
-        raise InputSpecError(f"--dynamic {text!r}: axis 0 is the batch, dynamic already")
-    return parts[0], axis, parts[2] if len(parts) == 3 else f"{parts[0]}_{axis}"
+    label = parts[2] if len(parts) > 2 and parts[2] else (BATCH if axis == 0 else f"{parts[0]}_{axis}")
+    if axis == 0 and (len(parts) < 4 or label != BATCH):
+        raise InputSpecError(f"--dynamic {text!r}: axis 0 is the batch, dynamic already (give NAME:0:batch:MIN..MAX)")
+    if len(parts) < 4:
+        return parts[0], axis, label
+    return parts[0], axis, label, parse_size_range(parts[3], f"--dynamic {text!r}")
+
+
+def parse_size_range(text: str, where: str) -> tuple[int, int]:
+    """``MIN..MAX`` as two integers with 1 <= MIN <= MAX <= MAX_AXIS_SIZE; InputSpecError naming ``where``."""
+    match = re.fullmatch(r"\s*(\d+)\.\.(\d+)\s*", str(text))
+    if not match:
+        raise InputSpecError(f"{where}: the size range must be MIN..MAX, for example 1..512")
+    low, high = int(match[1]), int(match[2])
+    if not 1 <= low <= high <= MAX_AXIS_SIZE:
+        raise InputSpecError(f"{where}: the size range needs 1 <= MIN <= MAX <= {MAX_AXIS_SIZE:,}, not {low}..{high}")
+    return low, high
 
 
 def with_dynamic(specs: Iterable[InputSpec], extra: Iterable[tuple[str, int, str]]) -> tuple[InputSpec, ...]:
@@ -288,3 +307,32 @@ class Interface:
                 if label != BATCH:
                     found.setdefault(label, spec.shape[axis])
         return found
+
+
+MISSING_KINDS = ("nan", "inf")  # what --missing declares an input may hold
+
+
+def parse_missing(text: str) -> tuple[str, tuple[str, ...]]:
+    """``NAME:nan[,inf]``: an input that may hold missing values, and which. Raises InputSpecError."""
+    name, _, kinds = text.partition(":")
+    if not kinds:
+        raise InputSpecError(f"--missing {text!r} is not NAME:nan[,inf] (for example x:nan)")
+    return missing_values([(name, tuple(k.strip() for k in kinds.split(",") if k.strip()))])[0]
+
+
+def missing_values(given) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``given`` ({"x": ["nan"]} or [("x", ("nan", "inf"))]) as sorted (input, kinds); InputSpecError otherwise."""
+    items = given.items() if isinstance(given, dict) else given
+    found: dict[str, set[str]] = {}
+    try:
+        for name, kinds in items:
+            kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+            unknown = [k for k in kinds if k not in MISSING_KINDS]
+            if not isinstance(name, str) or not name or unknown or not kinds:
+                raise InputSpecError(
+                    f"--missing {name}:{','.join(map(str, kinds))}: give NAME:nan or NAME:nan,inf (for example x:nan)"
+                )
+            found.setdefault(name, set()).update(kinds)
+    except (TypeError, ValueError):
+        raise InputSpecError(f"missing values {given!r}: give {{'x': ['nan']}} or [('x', ('nan',))]") from None
+    return tuple((name, tuple(k for k in MISSING_KINDS if k in kinds)) for name, kinds in sorted(found.items()))

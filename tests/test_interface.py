@@ -188,13 +188,27 @@ def test_parse_dynamic_reads_name_axis_and_label(text, expected):
 
 
 @pytest.mark.parametrize(
+    "text, expected",
+    [("ids:1:seq:1..512", ("ids", 1, "seq", (1, 512))), ("x:0:batch:2..9", ("x", 0, "batch", (2, 9))),
+     ("x:0::1..9", ("x", 0, "batch", (1, 9))), ("ids:1::4..4", ("ids", 1, "ids_1", (4, 4)))],
+)  # fmt: skip
+def test_parse_dynamic_reads_the_size_range_it_is_served_at(text, expected):
+    assert parse_dynamic(text) == expected
+
+
+@pytest.mark.parametrize(
     "text, message",
     [
         ("ids", "is not NAME:AXIS"),
         ("ids:a:seq", "is not NAME:AXIS"),
         ("ids:-1", "is not NAME:AXIS"),
-        ("ids:1:seq:more", "is not NAME:AXIS"),
+        ("ids:1:seq:1..4:more", "is not NAME:AXIS"),
+        ("ids:1:seq:more", "the size range must be MIN..MAX"),
+        ("ids:1:seq:0..4", "1 <= MIN <= MAX"),
+        ("ids:1:seq:9..4", "1 <= MIN <= MAX"),
+        ("ids:1:seq:1..99999999", "1 <= MIN <= MAX"),
         ("ids:0:batch", "axis 0 is the batch"),
+        ("ids:0:seq:1..4", "axis 0 is the batch"),
     ],
 )
 def test_parse_dynamic_refuses_anything_else(text, message):

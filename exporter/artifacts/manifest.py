@@ -61,6 +61,8 @@ class Manifest:
     verification: dict[str, Any] | None = None  # summary of the last verification
     schema: int = SCHEMA
     signature: dict[str, Any] | None = None  # trust.sign() over the binding part; None: unsigned
+    judging: dict[str, Any] | None = None  # what judged the export, used again by verify (verification/judging.py);
+    # None: a folder of an exporter that recorded none
     raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)  # as read from disk
 
     @property
@@ -128,6 +130,8 @@ class Manifest:
         data["artifacts"] = [asdict(a) for a in self.artifacts]
         if data["signature"] is None:
             del data["signature"]
+        if data["judging"] is None:
+            del data["judging"]
         return data
 
     def write(self, folder: Path) -> Path:
@@ -183,6 +187,8 @@ class Manifest:
             problems.append("artifacts must be a non-empty list")
         if data.get("signature") is not None and not isinstance(data["signature"], dict):
             problems.append("signature must be an object")
+        if data.get("judging") is not None and not isinstance(data["judging"], dict):
+            problems.append("judging must be an object")
         problems += _field_problems(data)
         if problems:
             raise ManifestError(f"{where}: {'; '.join(problems)}")
@@ -197,6 +203,7 @@ class Manifest:
             verification=data.get("verification"),
             schema=SCHEMA,
             signature=data.get("signature"),
+            judging=data.get("judging"),
             raw=data,
         )
         manifest.interface  # noqa: B018 -- every input parses, or ManifestError names what is wrong

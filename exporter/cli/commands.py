@@ -118,8 +118,10 @@ def models_command() -> None:
     "--dynamic",
     multiple=True,
     callback=parsed(lambda values: tuple(parse_dynamic(v) for v in values)),
-    metavar="NAME:AXIS[:LABEL]",
-    help="Another dynamic axis (repeatable), e.g. ids:1:seq. Axis 0, the batch, is dynamic for every input.",
+    metavar="NAME:AXIS[:LABEL[:MIN..MAX]]",
+    help="Another dynamic axis (repeatable), e.g. ids:1:seq, with the sizes it is served at: ids:1:seq:1..512 "
+    "(verification tries sizes up to MAX; default 1 to 4x the example). Axis 0, the batch, is dynamic for every "
+    "input; x:0:batch:1..256 gives its range.",
 )
 @click.option(
     "--output-names",

@@ -29,6 +29,7 @@ from ..config import (
     parse_range,
 )
 from ..errors import ArtifactDirError, CommandTimeout, ExporterError, first_line
+from ..interface import parse_missing
 from ..paths import check_writable_file
 
 
@@ -174,9 +175,23 @@ COMPARISON_OPTIONS = (
     click.option(
         "--nan-policy",
         type=click.Choice(NAN_POLICIES),
-        default="fail",
-        show_default=True,
-        help="'match' passes NaN/Inf found at the same positions on both sides.",
+        default=None,
+        help="'match' passes NaN/Inf found at the same positions on both sides; 'fail' fails them. Default: "
+        "as recorded at export, else fail.",
+    ),
+    click.option(
+        "--missing",
+        multiple=True,
+        callback=parsed(lambda values: tuple(parse_missing(v) for v in values) or None),
+        metavar="NAME:nan[,inf]",
+        help="An input that may hold missing values (repeatable): verification also feeds it NaN (and +-Inf) at "
+        "some positions and compares under --nan-policy. Default: as recorded at export, else none.",
+    ),
+    click.option(
+        "--probes/--no-probes",
+        default=True,
+        help="Also try every dynamic axis at edge sizes (1, 2, 3, primes, below half, past twice the example, "
+        "its max) and every input at edge values (exact zeros, the range's ends, constant rows, repeats).",
     ),
     click.option("--allow-unused", is_flag=True, help="Do not fail on parameters forward never uses."),
     click.option(
@@ -238,6 +253,8 @@ def verify_config(**kw: Any) -> VerifyConfig:
         atol=kw["atol"],
         rtol=kw["rtol"],
         nan_policy=kw["nan_policy"],
+        missing=kw.get("missing"),
+        probes=kw.get("probes", True),
         allow_unused=kw["allow_unused"],
         accept_tracer_warnings=kw["accept_tracer_warnings"],
         min_agreement=kw["min_agreement"],

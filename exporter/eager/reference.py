@@ -2,7 +2,9 @@
 
 Weights are initialised on the CPU under ``torch.manual_seed(seed)`` (inside
 ``fork_rng``, so the caller's random state is untouched) and then moved to the
-device: the same seed gives the same weights on every device, which is what lets
+device. numpy's and Python's global generators are seeded with the same seed for the build
+(and restored after it), so a constructor that draws features with ``np.random`` or ``random``
+rebuilds the same too: the same seed gives the same weights on every device, which is what lets
 ``verify`` rebuild the exact model that ``export`` wrote. ``rebuild`` does that for every
 command that needs the eager model of an artifact folder (verify, predict, inspect, bench),
 and checks it against the state digest recorded at export.
@@ -10,7 +12,9 @@ and checks it against the state digest recorded at export.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -61,7 +65,7 @@ def build(source: ModelSource, seed: int, device: torch.device) -> nn.Module:
     cls = source.load_class()
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ModelNotFoundError(f"{source.target} is not an nn.Module subclass")
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), _seeded_globals(seed):
         torch.manual_seed(seed)
         try:
             model = cls()
@@ -73,6 +77,25 @@ def build(source: ModelSource, seed: int, device: torch.device) -> nn.Module:
         except (Exception, SystemExit) as error:  # the user's constructor may raise anything, or exit
             raise ModelNotFoundError(f"building {source.target} failed: {first_line(error)}") from None
     return model.eval().to(device)
+
+
+@contextlib.contextmanager
+def _seeded_globals(seed: int) -> Iterator[None]:
+    """numpy's and Python's global generators seeded from ``seed`` while a model is built, then restored.
+
+    numpy's legacy seed takes 32 bits: the seed is folded into them (the same seed, the same state)."""
+    import random
+
+    import numpy as np
+
+    saved = random.getstate(), np.random.get_state()
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    try:
+        yield
+    finally:
+        random.setstate(saved[0])
+        np.random.set_state(saved[1])
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -137,7 +160,9 @@ def rebuild(
     if recorded != actual:
         problem = (
             f"the rebuilt eager model (state sha256 {actual[:12]}...) is not the one exported "
-            f"({str(recorded)[:12]}...): the model code or torch's initialisation changed since export"
+            f"({str(recorded)[:12]}...): the model code or torch's initialisation changed since export, or its "
+            "constructor draws from a generator this tool does not seed (torch, numpy and Python's global ones "
+            "are seeded; a numpy default_rng(), a CUDA generator, time or os.urandom are not)"
         )
         if problems is None:
             raise UsageError(problem)

@@ -8,6 +8,10 @@ an artifact froze, and whether a legacy trace's warning still needs the user's w
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import numpy as np
+
 from .. import formats
 from ..artifacts.manifest import Manifest
 from ..config import Tolerance, VerifyConfig
@@ -41,6 +45,10 @@ def traced_warnings(manifest: Manifest) -> list[str]:
 
 
 def check_determinism(first, second, tolerances: dict[str, Tolerance], report: VerificationReport, mutated) -> None:
+    """Eager's second run of each case's first batch against its first: the element rule alone (an output
+    constant at some size is constant on both runs, which the whole-output gates would fail as 'nothing to
+    judge'), NaN/Inf at the same places passing."""
+    tolerances = {name: replace(t, scale=None, min_cosine=None, top1=False) for name, t in tolerances.items()}
     worst = 0.0
     for b, outs in second.items():  # the second run may repeat only the first batch of each case
         if b not in first:
@@ -48,7 +56,7 @@ def check_determinism(first, second, tolerances: dict[str, Tolerance], report: V
         for name, again in outs.items():
             values = first[b][name]
             values = values[: again.shape[0]] if again.ndim and values.ndim else values
-            cmp = OutputComparison.from_arrays(name, values, again, tolerances[name], "match")
+            cmp = OutputComparison.from_arrays(name, values, again, tolerances[name], "match", edge=True)
             if cmp.max_abs_diff is not None:
                 worst = max(worst, cmp.max_abs_diff)
             if not cmp.passed:
@@ -68,6 +76,46 @@ def check_determinism(first, second, tolerances: dict[str, Tolerance], report: V
             f"the eager reference is nondeterministic: two runs on the same inputs differ (max abs diff {worst:.3g}); "
             "a Dropout forced on, or random ops in forward, make every comparison meaningless"
         )
+
+
+def constant_outputs(outputs, report: VerificationReport) -> dict[Case, set[str]]:
+    """Float outputs whose reference is constant in some seeded cases but not in all: by case. Such a case is
+    judged by the element rule alone (run._judged_by), and the report says where the output is constant. An
+    output constant in every seeded case still fails closed (there is nothing to judge, compare.py)."""
+    seeded = {case: outs for case, outs in outputs.items() if not case.probe}
+    flat = {(case, name): _constant(value) for case, outs in seeded.items() for name, value in outs.items()}
+    found: dict[Case, set[str]] = {}
+    names = {name for _, name in flat}
+    for name in sorted(names):
+        where = [case for (case, n), constant in flat.items() if n == name and constant]
+        if where and len(where) < sum(1 for (_, n) in flat if n == name):
+            for case in where:
+                found.setdefault(case, set()).add(name)
+            at = ", ".join(case.label for case in sorted(where))
+            report.reference.setdefault("constant_outputs", {})[name] = [case.label for case in sorted(where)]
+            report.notes.append(
+                f"eager's output {name!r} is constant at batch {at} (but not elsewhere): judged there by "
+                "|actual - expected| alone"
+            )
+    return found
+
+
+def _constant(value: np.ndarray) -> bool:
+    """A float array of more than one element, every element the same."""
+    return bool(value.size > 1 and np.issubdtype(value.dtype, np.floating) and np.all(value == value.flat[0]))
+
+
+def failed_probes(result: RuntimeResult) -> list[str]:
+    """One line per failing probe, naming it: 'fails on exact zeros (0 and -0) in `x` (the seeded draws pass)'."""
+    seeded_pass = all(b.passed for b in result.batches if not b.probe)
+    also = " (the seeded draws pass)" if seeded_pass else ""
+    lines = []
+    values = [b for b in result.batches if b.probe and b.probe != "size" and not b.passed]
+    lines += [f"fails on {b.probe_text}{also}" for b in values]
+    sizes = [b for b in result.batches if b.probe == "size" and not b.passed]
+    if sizes:
+        lines.append(f"fails at the probed size(s) {', '.join(b.label for b in sizes)}{also}")
+    return lines
 
 
 def shape_mismatch(outs, declared: dict, artifact: dict, case: Case, samples: int) -> str | None:
@@ -111,8 +159,9 @@ def unacknowledged_trace(manifest: Manifest, result: RuntimeResult, accepted: bo
 
 def frozen_axes(result: RuntimeResult, example_sizes: dict[str, int]) -> list[str]:
     """Name a dynamic axis the artifact froze: it passes exactly where that axis has the example's size."""
-    passing = [b for b in result.batches if b.passed]
-    failing = [b for b in result.batches if not b.passed]
+    sized = [b for b in result.batches if b.probe in ("", "size")]  # an edge-value probe fails for its values
+    passing = [b for b in sized if b.passed]
+    failing = [b for b in sized if not b.passed]
     found = []
     for label, size in example_sizes.items():
 

@@ -29,48 +29,15 @@ import numpy as np
 
 from ..config import VerifyConfig
 from ..errors import InputSpecError
-from ..interface import FLOAT_DTYPES, INT_DTYPES, InputSpec
+from ..interface import BATCH, FLOAT_DTYPES, INT_DTYPES, InputSpec
+from . import probes
+from .cases import DEFAULT_LARGE_BATCH, Case, default_batch_sizes, default_cases
 
 if TYPE_CHECKING:
     import torch
 
-DEFAULT_LARGE_BATCH = 64
 LABELS = "labels"  # the array of class indices in an --inputs .npz (accuracy.py reads them)
-_SAVED = re.compile(r"^batch_(\d+)((?:,[A-Za-z_]\w*=\d+)*)(?::([A-Za-z_]\w*))?$")
-
-
-@dataclass(frozen=True, order=True)
-class Case:
-    """One shape the runtimes are fed: a batch size, and the size of every other dynamic axis."""
-
-    batch: int
-    sizes: tuple[tuple[str, int], ...] = ()  # (label, size) for dynamic axes other than the batch
-    draw: str = ""  # "normal": floats drawn normal whatever the set's distribution (the widened sweep)
-
-    @property
-    def label(self) -> str:
-        extra = ", ".join([*(f"{label}={size}" for label, size in self.sizes), *([self.draw] if self.draw else [])])
-        return f"{self.batch} ({extra})" if extra else str(self.batch)
-
-    def shape(self, spec: InputSpec) -> tuple[int, ...]:
-        """``spec``'s shape in this case: its dynamic axes resized."""
-        sizes = {"batch": self.batch, **dict(self.sizes)}
-        return tuple(sizes.get(spec.axes.get(i, ""), d) for i, d in enumerate(spec.shape))
-
-
-def default_batch_sizes(export_batch: int) -> tuple[int, ...]:
-    return tuple(sorted({1, export_batch, DEFAULT_LARGE_BATCH}))
-
-
-def default_cases(batch_sizes: tuple[int, ...], labels: dict[str, int]) -> list[Case]:
-    """Each batch size with the example's other sizes; then, at batch 2, each other dynamic axis
-    shorter (half) and longer (twice) than the example."""
-    example = tuple(sorted(labels.items()))
-    cases = [Case(b, example) for b in batch_sizes]
-    for label, size in sorted(labels.items()):
-        for other in sorted({max(1, size // 2), size * 2} - {size}):
-            cases.append(Case(2, tuple(sorted({**labels, label: other}.items()))))
-    return cases
+_SAVED = re.compile(r"^batch_(\d+)((?:,[A-Za-z_]\w*=\d+)*)(?:@(\w*)@([\w.]*))?(?::([A-Za-z_]\w*))?$")
 
 
 def draw(
@@ -139,14 +106,29 @@ class InputSet:
     groups: dict[Case, dict[str, np.ndarray]]  # case -> input name -> (n_batches * batch, ...)
     origin: str  # how the set was made, for the report
     labels: dict[Case, np.ndarray] | None = None  # case -> class index per sample (--inputs with labels)
+    plan: probes.Plan | None = None  # the probes chosen, and those the budget left out; None: no probes
 
     @property
     def samples(self) -> int:
-        return sum(self.count(case) for case in self.groups)
+        """Samples of the seeded (or replayed) cases; the probes' are counted apart (``probe_samples``)."""
+        return sum(self.count(case) for case in self.groups if not case.probe)
+
+    @property
+    def probe_samples(self) -> int:
+        return sum(self.count(case) for case in self.groups if case.probe)
 
     @property
     def batch_sizes(self) -> list[int]:
-        return sorted({case.batch for case in self.groups})
+        return sorted({case.batch for case in self.groups if not case.probe})
+
+    def sizes_tried(self) -> dict[str, list[int]]:
+        """Every size each dynamic axis was fed at (the batch first), probes included."""
+        found: dict[str, set[int]] = {BATCH: set()}
+        for case in self.groups:
+            found[BATCH].add(case.batch)
+            for label, size in case.sizes:
+                found.setdefault(label, set()).add(size)
+        return {label: sorted(sizes) for label, sizes in found.items()}
 
     def count(self, case: Case) -> int:
         return len(next(iter(self.groups[case].values())))
@@ -173,8 +155,10 @@ class InputSet:
         arrays = {}
         for case, named in self.groups.items():
             key = f"batch_{case.batch}" + "".join(f",{label}={size}" for label, size in case.sizes)
+            plain = not (case.sizes or case.draw or case.probe)
+            key += "" if plain else f"@{case.draw}@{case.probe}" if case.draw or case.probe else ""
             for name, data in named.items():
-                arrays[key if single and not case.sizes else f"{key}:{name}"] = data
+                arrays[key if single and plain else f"{key}:{name}"] = data
         try:
             with open(path, "wb") as handle:
                 np.savez(handle, **arrays)
@@ -191,6 +175,7 @@ class InputSet:
         quantized: bool = False,
         sweep: tuple[Case, ...] = (),
         large: bool = False,
+        ranges: dict[str, tuple[int, int]] | None = None,
     ) -> InputSet:
         """Seeded samples of every input for every case (see ``default_cases``).
 
@@ -216,12 +201,22 @@ class InputSet:
         batches = math.ceil(samples / sum(case.batch for case in cases))
         generator = torch.Generator().manual_seed(config.seed)
         groups: dict[Case, dict[str, np.ndarray]] = {}
-        for case, count in [*((c, batches) for c in cases), *((c, 1) for c in sweep if c not in cases)]:
+        seeded = [*((c, batches) for c in cases), *((c, 1) for c in sweep if c not in cases)]
+        plan = None
+        if config.probes and ranges is not None:
+            cost = sum(count * c.batch * _longer(c, labels or {}) for c, count in seeded)
+            plan = _plan(specs, config, export_batch, labels or {}, ranges, [c for c, _ in seeded], cost)
+        for case, count in [*seeded, *((c, 1) for c in _probe_cases(plan, labels or {}))]:
             drawn = replace(config, distribution=case.draw) if case.draw else config
             groups[case] = {}
+            edges = None if case.value_probe is None else np.random.default_rng(_draw_seed(generator))
             for spec in specs:
                 shape = case.shape(spec)
-                groups[case][spec.name] = sample(generator, spec, (count * case.batch, *shape[1:]), drawn)
+                values = sample(generator, spec, (count * case.batch, *shape[1:]), drawn)
+                if edges is not None and spec.name == case.value_probe[1]:
+                    value_range = (config.input_range or spec.low_high) if spec.dtype in FLOAT_DTYPES else spec.low_high
+                    values = probes.edge_values(case.value_probe[0], spec, values, value_range, edges)
+                groups[case][spec.name] = values
         origin = _origin(specs, config)
         if budget:
             dropped = " (the batch past 100 stands for 64)" if stands_in else ""
@@ -229,7 +224,7 @@ class InputSet:
                 f"; one batch per case{dropped}, the default for a model this large or this costly per sample "
                 "(--samples draws more)"
             )
-        return cls(groups, origin)
+        return cls(groups, origin, plan=plan)
 
     @classmethod
     def load(cls, path: Path, specs: tuple[InputSpec, ...], batch_size: int | None) -> InputSet:
@@ -291,6 +286,42 @@ def _wanted_keys(keys: list[str] | None, specs: tuple[InputSpec, ...], path: Pat
     )
 
 
+def _longer(case: Case, labels: dict[str, int]) -> float:
+    """How much longer than the example a case's other dynamic axes make each sample (1: as long)."""
+    return math.prod(size / labels[label] for label, size in case.sizes if labels.get(label))
+
+
+def _plan(specs, config: VerifyConfig, export_batch: int, labels: dict[str, int], ranges, seeded, cost) -> probes.Plan:
+    """The probes for this set: see probes.plan. Sizes the seeded cases already try are not probed again."""
+    covered: dict[str, set[int]] = {BATCH: {c.batch for c in seeded}}
+    for label in labels:
+        covered[label] = {dict(c.sizes).get(label, labels[label]) for c in seeded}
+    examples = {BATCH: export_batch, **labels}
+    full = {label: ranges.get(label, (1, max(example, 1))) for label, example in examples.items()}
+    missing = dict(config.missing or ())
+    return probes.plan(specs, examples, full, covered, missing, cost, config.seed)
+
+
+def _probe_cases(plan: probes.Plan | None, labels: dict[str, int]) -> list[Case]:
+    """The plan's probes as cases: each size on its own axis (the others at the example's), then the values."""
+    if plan is None:
+        return []
+    example = tuple(sorted(labels.items()))
+    cases = []
+    for label, size, batch in plan.sizes:
+        sizes = example if label == BATCH else tuple(sorted({**labels, label: size}.items()))
+        cases.append(Case(batch, sizes, probe="size"))
+    cases += [Case(probes.PROBE_BATCH, example, probe=f"{kind}.{name}") for kind, name in plan.values]
+    return cases
+
+
+def _draw_seed(generator: torch.Generator) -> int:
+    """A seed for numpy's generator, drawn from ``generator``: the edge values follow the set's seed."""
+    import torch
+
+    return int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+
+
 def _origin(specs: tuple[InputSpec, ...], config: VerifyConfig) -> str:
     """How the set was made: one float input keeps the short form the seed's report has always shown."""
     if len(specs) == 1 and specs[0].dtype in FLOAT_DTYPES:
@@ -307,10 +338,10 @@ def _saved_groups(arrays: dict[str, np.ndarray], names: list[str], path: Path) -
         if int(match[1]) < 1:
             raise InputSpecError(f"{path} holds an array named {key}: saved batches are batch_<B> with B >= 1")
         sizes = tuple(sorted((p.split("=")[0], int(p.split("=")[1])) for p in match[2].split(",") if p))
-        name = match[3] or (names[0] if len(names) == 1 else None)
+        name = match[5] or (names[0] if len(names) == 1 else None)
         if name not in names:
             raise InputSpecError(f"{path}: array {key!r} names no input of this model ({', '.join(names)})")
-        groups.setdefault(Case(int(match[1]), sizes), {})[name] = data
+        groups.setdefault(Case(int(match[1]), sizes, match[3] or "", match[4] or ""), {})[name] = data
     for case, named in groups.items():
         missing = [n for n in names if n not in named]
         if missing:

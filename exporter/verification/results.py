@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from ..artifacts.integrity import HashCheck
 from ..notes import WARNING, Note
 from ..tables import printable, text_table
-from . import tolerance
+from . import probes, tolerance
 from .compare import OutputComparison
 
 if TYPE_CHECKING:
@@ -56,6 +56,15 @@ class BatchResult:
     draw: str = ""  # "normal": the widened sweep's normally drawn inputs
     outputs: list[OutputComparison] = field(default_factory=list)
     error: str | None = None  # the runtime raised: its first line
+    probe: str = ""  # a probe (probes.py): "size", or "KIND.INPUT" for edge values; "": a seeded case
+
+    @property
+    def probe_text(self) -> str:
+        """What an edge-value probe fed: ``exact zeros (0 and -0) in `x```; "" for any other batch."""
+        if not self.probe or self.probe == "size":
+            return ""
+        kind, _, name = self.probe.partition(".")
+        return f"{probes.VALUE_PROBES.get(kind, kind)} in `{name}`"
 
     @property
     def passed(self) -> bool:
@@ -64,7 +73,11 @@ class BatchResult:
     @property
     def label(self) -> str:
         extra = ", ".join(
-            [*(f"{label}={size}" for label, size in self.sizes.items()), *([self.draw] if self.draw else [])]
+            [
+                *(f"{label}={size}" for label, size in self.sizes.items()),
+                *([self.draw] if self.draw else []),
+                *([self.probe_text] if self.probe_text else []),
+            ]
         )
         return f"{self.batch_size} ({extra})" if extra else str(self.batch_size)
 
@@ -105,6 +118,10 @@ class VerificationReport:
     accuracy: dict[str, float | None] | None = None  # labelled inputs: per runtime (eager too), argmax == label
     gates: dict[str, str] = field(default_factory=dict)  # quantised runtime -> which int8 gate judged it, and how
     relaxed: list[str] = field(default_factory=list)  # rules the user relaxed by hand ("--atol 0.2 (20,000x ...)")
+    judged_as: list[str] = field(default_factory=list)  # settings taken from the export's record, or overriding it
+    sizes_tried: dict[str, list[int]] = field(default_factory=dict)  # dynamic axis label -> every size fed
+    probes: dict[str, Any] | None = None  # {"samples", "values": probes fed, "skipped": over the budget}; None: off
+    notes: list[str] = field(default_factory=list)  # facts about the reference a reader needs (constant outputs)
 
     @property
     def failures(self) -> list[str]:
@@ -200,7 +217,9 @@ def render(report: VerificationReport) -> str:
     out = _header(report)
     if failures:  # the cause first; the metrics that show it follow
         out += ["", *_verdict(failures)]
-    out += ["", *_table(report.runtimes)]
+    out += ["", *_table(report.runtimes, probed=False)]
+    if any(b.probe for r in report.runtimes for b in r.batches):
+        out += ["", "probes (one batch each, beside the seeded draws):", *_table(report.runtimes, probed=True)]
     out += _accuracy_lines(report)
     if report.parameters:
         out += ["", *_parameters(report.parameters)]
@@ -220,19 +239,39 @@ def _header(report: VerificationReport) -> list[str]:
     return [
         f"Verification of {report.artifact_dir} (model {report.model}, device {report.device})",
         f"inputs: {report.samples} samples, {report.inputs}, batch sizes {', '.join(map(str, report.batch_sizes))}",
+        *_probe_lines(report),
         "tolerance: |actual - expected| <= atol + rtol * |expected|; " + _tolerance_text(report.tolerances),
+        *(f"judging: {line}" for line in report.judged_as),
         f"files: {sum(h.ok for h in report.hashes)}/{len(report.hashes)} match their sha256 in the manifest",
         f"reference: eager PyTorch, {reference}",
     ]
 
 
-def _table(runtimes: list[RuntimeResult]) -> list[str]:
-    """One row per runtime, batch and output: the metrics, and whether it passed."""
+def _probe_lines(report: VerificationReport) -> list[str]:
+    """The sizes tried on each dynamic axis, and the edge values fed: new lines under ``inputs``."""
+    if report.probes is None:
+        return []
+    sizes = "; ".join(f"{label} {', '.join(map(str, found))}" for label, found in report.sizes_tried.items())
+    lines = [f"sizes tried: {sizes}"]
+    if report.probes["values"]:
+        lines.append(f"edge values tried: {', '.join(report.probes['values'])}")
+    lines.append(f"probes: {report.probes['samples']} samples beside those, one batch per size or edge value")
+    if report.probes["skipped"]:
+        lines.append(f"probes left out for the time budget: {', '.join(report.probes['skipped'])}")
+    lines += [f"probe not run: {line}" for line in report.probes.get("not_run", [])]
+    return lines
+
+
+def _table(runtimes: list[RuntimeResult], probed: bool) -> list[str]:
+    """One row per runtime, batch and output: the metrics, and whether it passed; ``probed``: the probes' rows,
+    else the seeded cases'."""
     rows: list[tuple[str, ...]] = [_HEAD]
     for r in runtimes:
-        if r.error:
+        if r.error and not probed:
             rows.append((r.runtime, *["-"] * 9, "FAIL (not run)"))
         for b in r.batches:
+            if bool(b.probe) != probed:
+                continue
             if not b.outputs:
                 rows.append(
                     (
@@ -285,6 +324,7 @@ def _parameters(p: ParameterReport) -> list[str]:
 def _notes(report: VerificationReport, passed: bool) -> list[str]:
     """Each runtime's notes; its warnings too on a pass (on a failure they are among the failures)."""
     lines = [f"note: {r.runtime}: {n}" for r in report.runtimes for n in r.notes if n.level != WARNING]
+    lines += [f"note: {n}" for n in report.notes]
     against = report.reference.get("against_float32")
     if against:
         diffs = ", ".join(f"{rt} {_num(d)}" for rt, d in against.items())

@@ -30,13 +30,14 @@ from ..errors import (
     ArtifactFileError,
     ArtifactLoadError,
     ExporterError,
+    InputSpecError,
     ManifestError,
     ReferenceUnavailable,
     first_line,
 )
 from ..notes import Note
 from ..progress import Progress, telling
-from . import accuracy, expected, gates, inputs, record
+from . import accuracy, expected, gates, inputs, judging, oracle, probes, record
 from .compare import OutputComparison, pooled_agreement, small_sample_note
 from .inputs import Case, InputSet
 from .parameters import Accounting
@@ -61,6 +62,7 @@ class Verification:
     by_accuracy: bool = False  # quantised runtimes judged by their accuracy drop on labelled data
     outputs: dict[str, Outputs] = field(default_factory=dict)  # runtime -> its outputs ("eager" first)
     skipped: list[str] = field(default_factory=list)  # runtimes not loaded: the folder is not trusted
+    constant: dict[Case, set[str]] = field(default_factory=dict)  # outputs constant in this case only (gates.constant)
 
     @property
     def interface(self):
@@ -76,7 +78,10 @@ def verify_folder(
 ) -> VerificationReport:
     identity = record.identity(folder) if folder.is_dir() else None  # the folder judged: its verdict goes there only
     manifest = Manifest.load(folder)
+    config, judged_as = judging.resolve(config, manifest.judging)  # what judged the export, unless given again
+    judging.check_missing(config, manifest.interface)
     run = _inputs(folder, manifest, config, progress, staged)
+    run.report.judged_as = judged_as
     if model is None:
         try:
             model = reference.rebuild(folder, manifest, config, run.device, run.report.problems)
@@ -87,10 +92,12 @@ def verify_folder(
             return run.report
         run.report.reference["state_sha256"] = reference.state_sha256(model)
     run.outputs["eager"] = expected.run_eager(model, run.device, run.interface, run.feeds, run.report, config, progress)
+    run.constant = gates.constant_outputs(run.outputs["eager"], run.report)
     accounting = Accounting.of(model, _usage_example(run), config.allow_unused, run.by_accuracy)
     for entry in manifest.artifacts:
         _artifact(run, entry, accounting)
         gc.collect()  # a loaded TorchScript module holds reference cycles: free its weights before the next
+    oracle.rescue(run, model)  # before localising: a runtime closer to float64 than eager is has not failed
     if config.localize is not False:
         from .localize import localize_runtimes
 
@@ -122,8 +129,9 @@ def _inputs(folder: Path, manifest: Manifest, config: VerifyConfig, progress, st
     else:
         quantized = any(_quantized(entry) for entry in manifest.artifacts)
         sweep = gates.sweep(config, manifest, interface.labels)
+        ranges = _ranges(manifest)
         feeds = InputSet.generate(
-            interface.inputs, config, manifest.export_batch, interface.labels, quantized, sweep, large
+            interface.inputs, config, manifest.export_batch, interface.labels, quantized, sweep, large, ranges
         )
     if config.save_inputs:
         feeds.save(config.save_inputs)
@@ -143,9 +151,24 @@ def _inputs(folder: Path, manifest: Manifest, config: VerifyConfig, progress, st
     else:
         report.hashes = check_all(folder, manifest.artifacts)
     report.reference["widened"] = any(case.draw for case in feeds.groups)
+    report.sizes_tried = feeds.sizes_tried()
+    if feeds.plan is not None:
+        report.probes = {
+            "samples": feeds.probe_samples,
+            "values": [f"{probes.VALUE_PROBES[kind]} in `{name}`" for kind, name in feeds.plan.values],
+            "skipped": feeds.plan.skipped,
+        }
     floats = [o.dtype for o in interface.outputs if o.dtype.startswith(("float", "bfloat"))]
     report.relaxed = config.relaxed(floats[0] if floats else "float32")
     return Verification(folder, manifest, config, device, feeds, report, progress, staged, lean, by_accuracy)
+
+
+def _ranges(manifest: Manifest) -> dict[str, tuple[int, int]]:
+    """Each dynamic axis's size range: as recorded at export, else the default (judging.default_range)."""
+    try:
+        return judging.size_ranges(manifest.interface, manifest.export_batch, judging.declared_ranges(manifest.judging))
+    except InputSpecError as error:
+        raise ManifestError(f"manifest.json: {error}") from None
 
 
 def _without_reference(run: Verification, error: ReferenceUnavailable) -> None:
@@ -246,7 +269,11 @@ def _compare(run: Verification, ran: _Ran, tolerances: dict[str, Tolerance]) -> 
     batches = []
     for case in run.feeds.groups:
         samples = run.feeds.count(case)
-        batch = BatchResult(batch_size=case.batch, samples=samples, sizes=dict(case.sizes), draw=case.draw)
+        if case.probe and case not in expected_outputs:
+            continue  # eager itself cannot run this probe: the report says so (expected.run_eager), nothing to judge
+        batch = BatchResult(
+            batch_size=case.batch, samples=samples, sizes=dict(case.sizes), draw=case.draw, probe=case.probe
+        )
         batches.append(batch)
         if case in ran.raised:
             batch.error = ran.raised[case]
@@ -259,16 +286,39 @@ def _compare(run: Verification, ran: _Ran, tolerances: dict[str, Tolerance]) -> 
             batch.error = "no reference output at this batch size (eager failed)"
             continue
         for name, tol in tolerances.items():
-            batch.outputs.append(
-                OutputComparison.from_arrays(name, expected_outputs[case][name], outs[name], tol, run.config.nan_policy)
-            )
+            reference = expected_outputs[case][name]
+            tol, nan_policy, edge = _judged_by(run, case, name, tol)
+            batch.outputs.append(OutputComparison.from_arrays(name, reference, outs[name], tol, nan_policy, edge))
     return batches
+
+
+def _judged_by(run: Verification, case: Case, name: str, tol: Tolerance) -> tuple[Tolerance, str, bool]:
+    """The tolerance, NaN policy and edge flag one output of one case is judged by.
+
+    An edge-value probe is judged by the element rule alone: its inputs can make an output constant
+    or tiny (LayerNorm of a constant row gives its bias), where the whole-output gates would judge
+    nothing but rounding; the seeded cases have applied them. Non-finite values where eager has them
+    pass when the runtime has the same (``edge``: even everywhere): an edge value inside the declared
+    range is the model's own, not the export's. Missing-value probes keep the user's NaN policy. A
+    quantised runtime's probe outputs are measured, not judged element-wise (its error grows with the
+    activations' range). A seeded case whose reference output is constant while other cases' are not
+    (a norm over the batch at batch 1) is judged by the element rule too, and the report says so.
+    """
+    probe = case.value_probe
+    if probe is not None:
+        loose = replace(tol, scale=None, min_cosine=None, elementwise=tol.elementwise and tol.min_agreement is None)
+        if probe[0] in probes.MISSING:
+            return loose, run.config.nan_policy, False
+        return loose, "match", True
+    if tol.scale is not None and name in run.constant.get(case, ()):
+        return replace(tol, scale=None, min_cosine=None), run.config.nan_policy, False
+    return tol, run.config.nan_policy, False
 
 
 def _pool(result: RuntimeResult, tolerances: dict[str, Tolerance]) -> None:
     """The quantised agreement gate, pooled over every case of each output (a batch of 1 is one sample)."""
     for name in tolerances:
-        pooled = [o for b in result.batches for o in b.outputs if o.output == name]
+        pooled = [o for b in result.batches if not b.probe for o in b.outputs if o.output == name]
         reason, note = pooled_agreement(pooled), small_sample_note(pooled)
         if reason:
             result.reasons.append(reason if len(tolerances) == 1 else f"{name}: {reason}")
@@ -284,6 +334,7 @@ def _judge(run: Verification, accounting: Accounting) -> None:
     example_sizes = {**run.interface.labels, "batch": manifest.export_batch}
     for result in report.runtimes:
         result.reasons += gates.frozen_axes(result, example_sizes)
+        result.reasons += gates.failed_probes(result)
         result.reasons += gates.unacknowledged_trace(manifest, result, config.accept_tracer_warnings)
     if run.skipped:
         report.problems.append(trust.advice(run.skipped, manifest.refusal(config.trust) or ""))

@@ -18,7 +18,7 @@ def test_manifest_keeps_the_contract_keys(mlp_export):
     data = json.loads((mlp_export.path / "manifest.json").read_text())
     golden = json.loads(GOLDEN.read_text())
     assert sorted(data) == golden["top"]
-    for key in ("model", "versions", "verification"):
+    for key in ("model", "versions", "verification", "judging"):
         assert set(golden[key]) <= set(data[key]), key
     assert set(golden["input"]) <= set(data["inputs"][0])
     assert set(golden["artifact"]) <= set(data["artifacts"][0])
@@ -28,6 +28,7 @@ def test_manifest_keeps_the_contract_keys(mlp_export):
         {"name": "input", "shape": [1, 28, 28], "dtype": "float32", "range": None, "dynamic_axes": {"0": "batch"}}
     ]
     assert data["outputs"] == [{"name": "logits", "shape": ["batch", 10], "dtype": "float32"}]
+    assert data["judging"]["dynamic_ranges"] == {"batch": [1, 128]} and data["judging"]["nan_policy"] == "fail"
 
 
 @pytest.mark.slow

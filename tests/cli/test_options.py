@@ -219,9 +219,12 @@ def test_every_comparison_option_reaches_the_verify_config():
         *("--samples", "10", "--batch-size", "2", "--batch-size", "8", "--atol", "1e-3", "--rtol", "0"),
         *("--distribution", "normal", "--input-range", "-1,1", "--nan-policy", "match", "--allow-unused"),
         *("--accept-tracer-warnings", "--min-agreement", "0.9", "--no-localize", "--seed", "7", "--device", "cpu"),
+        *("--missing", "x:nan", "--missing", "y:inf,nan", "--no-probes"),
     )
     assert result.exit_code == 0, result.output
     assert config == VerifyConfig(
+        missing=(("x", ("nan",)), ("y", ("nan", "inf"))),
+        probes=False,
         seed=7,
         samples=10,
         batch_sizes=(2, 8),
@@ -248,6 +251,8 @@ def test_every_comparison_option_reaches_the_verify_config():
         (["--distribution", "gaussian"], "--distribution"),
         (["--input-range", "1,0"], "--input-range"),
         (["--nan-policy", "ignore"], "--nan-policy"),
+        (["--missing", "x:none"], "--missing"),
+        (["--missing", "x"], "--missing"),
         (["--seed", str(2**63)], "--seed"),
         (["--seed", "-1"], "--seed"),
         (["--device", "gpu"], "--device"),

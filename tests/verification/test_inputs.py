@@ -8,7 +8,7 @@ import pytest
 from exporter.config import DEFAULT_SAMPLES, QUANTIZED_SAMPLES, VerifyConfig
 from exporter.errors import InputSpecError
 from exporter.interface import InputSpec
-from exporter.verification.inputs import Case, InputSet, default_batch_sizes, default_cases
+from exporter.verification.inputs import Case, InputSet
 
 IMAGE = (InputSpec("input", (1, 28, 28)),)
 
@@ -16,18 +16,6 @@ IMAGE = (InputSpec("input", (1, 28, 28)),)
 def _one(groups, batch):
     """The single input's array of the case with this batch size (and no other dynamic axis)."""
     return groups[Case(batch)]["input"]
-
-
-def test_default_batch_sizes_cover_one_the_export_batch_and_64():
-    assert default_batch_sizes(1) == (1, 64)
-    assert default_batch_sizes(8) == (1, 8, 64)
-
-
-def test_default_cases_vary_every_other_dynamic_axis_shorter_and_longer():
-    cases = default_cases((1, 64), {"seq": 32})
-    assert cases[:2] == [Case(1, (("seq", 32),)), Case(64, (("seq", 32),))]
-    assert {c.sizes for c in cases[2:]} == {(("seq", 16),), (("seq", 64),)}
-    assert default_cases((1, 64), {}) == [Case(1), Case(64)]  # the seed's cases: batch only
 
 
 def test_generated_inputs_are_seeded_uniform_and_spread_over_batch_sizes():

@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # torch is imported once the model has been resolved: usage e
     import torch
     from torch import nn
 
+    from .eager import reference
     from .verification.results import VerificationReport
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
@@ -125,8 +126,12 @@ def export(
     staging = _staging(out, name)
     try:
         eager, weights_record = _eager(source, instance, config, device)
+        _check_room(eager, config, weights_record is not None, name)
         job = _job(source, name, config, device, staging, key, eager, specs, given)
-        result = _write(job, eager, weights_record, progress)
+        # one holder, so that verification can let the eager weights go before a runtime loads its own
+        held = reference.Held(eager, lambda: _eager(source, instance, config, device)[0])
+        del eager
+        result = _write(job, held, weights_record, progress)
     except BaseException as error:
         discard(staging)
         full = disk_error(error)
@@ -161,6 +166,14 @@ def _eager(
     return eager, weights_record
 
 
+def _check_room(eager: nn.Module, config: ExportConfig, copy: bool, name: str) -> None:
+    """Exit 2 before anything is exported when the free memory or disk cannot hold this job (``footprint``)."""
+    from . import footprint
+
+    need = footprint.Footprint.of(footprint.model_bytes(eager), config.formats, copy, config.verify)
+    footprint.check(need, Path(config.out), f"exporting {name}")
+
+
 def _job(source, name, config, device, staging, key, eager, specs, given) -> _Job:
     """The interface (inputs in forward's order, outputs named and shaped) and the example it was probed on."""
     import torch
@@ -180,20 +193,22 @@ def _job(source, name, config, device, staging, key, eager, specs, given) -> _Jo
     return _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs))
 
 
-def _write(job: _Job, eager: nn.Module, weights_record: dict | None, progress) -> ExportResult:
+def _write(job: _Job, held: reference.Held, weights_record: dict | None, progress) -> ExportResult:
     """Artifacts, manifest and verdict into the staging folder, then the folder moved into place."""
+    eager = held.model
     try:
         entries = _write_artifacts(job, eager, job.args, progress)
     except ExportFailedError as error:
         raise ExportFailedError(f"{error}{_output_log()}") from error
     flops = _flops(eager, job.args)  # verification's sample budget reads it
     manifest = _write_manifest(job, eager, entries, weights_record, flops)
+    del eager  # verification lets it go (``held``) before any runtime loads
     target = Path(job.config.out) / job.name
     report = None
     if job.config.verify:
         # these files were written by this process a moment ago: trusted by construction
         checks = dataclasses.replace(job.config.verify_config, trust=True)
-        report = verify(job.staging, checks, model=eager, write=False, progress=progress, _written_here=True)
+        report = verify(job.staging, checks, model=held, write=False, progress=progress, _written_here=True)
         report.artifact_dir = str(target)
         write_report(job.staging, manifest, report)
     replaced = _move_into_place(job.staging, target)

@@ -1,0 +1,110 @@
+"""What an export needs of the machine, measured from the model, checked before the export starts.
+
+Verification holds the weights once (the eager model is let go before any runtime loads, and
+runtimes load one at a time), so an export's peak memory is about ``PEAK_PER_WEIGHT`` times the
+weights (measured: docs/measurements.md, `benchmarks/bench_scale.py`). The eager model is
+already in memory when the check runs, so what must still be free is the rest of that peak. The
+disk holds every artifact at once (each about the weights' size; int8 about a quarter) and the
+``--weights`` copy.
+
+The figures read are the kernel's available memory (``MemAvailable``, and a cgroup's limit where
+one is set) and the output folder's free disk: never this process's own size, so that a long-lived
+caller (a test run, a notebook) is judged by what is free, not by what it already holds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import TooBigError
+
+PEAK_PER_WEIGHT = 1.5  # peak RSS / weights of export + verify at 1 GB and 3 GB (docs/measurements.md)
+SLACK = 256 << 20  # activations, the runtimes' own libraries and arenas: what a small model needs anyway
+DISK_PER_WEIGHT = {"torchscript": 1.0, "onnx": 1.0, "pt2": 1.0, "onnx-int8": 0.25}  # file bytes / weights
+
+
+@dataclass(frozen=True)
+class Footprint:
+    """What one export needs beyond what it holds already: ``memory`` free and ``disk`` free, in bytes."""
+
+    weights: int  # bytes of the eager parameters and buffers
+    memory: int
+    disk: int
+
+    @classmethod
+    def of(cls, weights: int, formats: tuple[str, ...] | list[str], copy: bool, verify: bool) -> Footprint:
+        """``copy``: the weights are kept in the folder too (``--weights``); ``verify``: a runtime loads
+        its own copy of them while the eager model is already let go (the peak's rest)."""
+        extra = PEAK_PER_WEIGHT - 1.0 if verify else 0.5  # export alone: a format's writer holds a part
+        disk = sum(DISK_PER_WEIGHT.get(name, 1.0) for name in formats) + (1.0 if copy else 0.0)
+        return cls(weights, int(weights * extra) + SLACK, int(weights * disk) + SLACK)
+
+
+def model_bytes(model) -> int:
+    """Bytes of a module's parameters and buffers (a tied tensor once)."""
+    seen, total = set(), 0
+    for tensor in (*model.parameters(), *model.buffers()):
+        if id(tensor) not in seen:
+            seen.add(id(tensor))
+            total += tensor.numel() * tensor.element_size()
+    return total
+
+
+def free_memory() -> int | None:
+    """Bytes the kernel says a new allocation can have without swapping (None: not known here)."""
+    available = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                available = int(line.split()[1]) * 1024
+                break
+    except (OSError, ValueError, IndexError):
+        return None
+    limit = _cgroup_room()
+    return available if limit is None or available is None else min(available, limit)
+
+
+def _cgroup_room() -> int | None:
+    """A cgroup v2 memory limit's room left (limit - the group's usage), or None without a limit."""
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return max(0, int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text().strip()))
+    except (OSError, ValueError):
+        return None
+
+
+def free_disk(folder: Path) -> int | None:
+    """Free bytes on the file system of ``folder`` (or its nearest existing parent)."""
+    folder = Path(folder).absolute()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
+
+
+def human_size(size: int) -> str:
+    return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
+
+
+def check(need: Footprint, out: Path, what: str) -> None:
+    """Raise TooBigError (exit 2) when the free memory or the disk under ``out`` cannot hold ``need``."""
+    memory, disk = free_memory(), free_disk(out)
+    weights = human_size(need.weights)
+    if memory is not None and memory < need.memory:
+        raise TooBigError(
+            f"{what} needs about {human_size(need.memory)} more free memory (its weights are {weights}, "
+            f"held once while verifying), and {human_size(memory)} is available: close other programs, "
+            "use a machine with more memory, or pass --no-verify to export only"
+        )
+    if disk is not None and disk < need.disk:
+        raise TooBigError(
+            f"{what} needs about {human_size(need.disk)} of free disk in {out} (its weights are {weights}, "
+            f"once per format), and {human_size(disk)} is free: free some space, write elsewhere (--out) "
+            "or export fewer formats (--formats)"
+        )

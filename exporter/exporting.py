@@ -170,7 +170,7 @@ def _check_room(eager: nn.Module, config: ExportConfig, copy: bool, name: str) -
     """Exit 2 before anything is exported when the free memory or disk cannot hold this job (``footprint``)."""
     from . import footprint
 
-    need = footprint.Footprint.of(footprint.model_bytes(eager), config.formats, copy, config.verify)
+    need = footprint.Footprint.of(footprint.model_bytes(eager), config.formats, copy)
     footprint.check(need, Path(config.out), f"exporting {name}")
 
 

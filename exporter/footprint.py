@@ -34,12 +34,10 @@ class Footprint:
     disk: int
 
     @classmethod
-    def of(cls, weights: int, formats: tuple[str, ...] | list[str], copy: bool, verify: bool) -> Footprint:
-        """``copy``: the weights are kept in the folder too (``--weights``); ``verify``: a runtime loads
-        its own copy of them while the eager model is already let go (the peak's rest)."""
-        extra = PEAK_PER_WEIGHT - 1.0 if verify else 0.5  # export alone: a format's writer holds a part
+    def of(cls, weights: int, formats: tuple[str, ...] | list[str], copy: bool) -> Footprint:
+        """``copy``: the weights are kept in the folder too (``--weights``, ``weights.pt``)."""
         disk = sum(DISK_PER_WEIGHT.get(name, 1.0) for name in formats) + (1.0 if copy else 0.0)
-        return cls(weights, int(weights * extra) + SLACK, int(weights * disk) + SLACK)
+        return cls(weights, int(weights * (PEAK_PER_WEIGHT - 1.0)) + SLACK, int(weights * disk) + SLACK)
 
 
 def model_bytes(model) -> int:
@@ -52,27 +50,31 @@ def model_bytes(model) -> int:
     return total
 
 
-def free_memory() -> int | None:
-    """Bytes the kernel says a new allocation can have without swapping (None: not known here)."""
+PROC_MEMINFO, CGROUP = Path("/proc/meminfo"), Path("/sys/fs/cgroup")
+
+
+def free_memory(meminfo: Path = PROC_MEMINFO, cgroup: Path = CGROUP) -> int | None:
+    """Bytes the kernel says a new allocation can have without swapping, within a cgroup v2 limit
+    where one is set (None: not known here)."""
     available = None
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 available = int(line.split()[1]) * 1024
                 break
     except (OSError, ValueError, IndexError):
         return None
-    limit = _cgroup_room()
+    limit = _cgroup_room(cgroup)
     return available if limit is None or available is None else min(available, limit)
 
 
-def _cgroup_room() -> int | None:
+def _cgroup_room(cgroup: Path) -> int | None:
     """A cgroup v2 memory limit's room left (limit - the group's usage), or None without a limit."""
     try:
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        limit = (cgroup / "memory.max").read_text().strip()
         if limit == "max":
             return None
-        return max(0, int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text().strip()))
+        return max(0, int(limit) - int((cgroup / "memory.current").read_text().strip()))
     except (OSError, ValueError):
         return None
 
@@ -88,23 +90,24 @@ def free_disk(folder: Path) -> int | None:
         return None
 
 
-def human_size(size: int) -> str:
+def _size(size: int) -> str:
+    """Bytes in GB (MB below one): the scale of a model too big for the machine."""
     return f"{size / 1e9:.1f} GB" if size >= 1e9 else f"{size / 1e6:.0f} MB"
 
 
 def check(need: Footprint, out: Path, what: str) -> None:
     """Raise TooBigError (exit 2) when the free memory or the disk under ``out`` cannot hold ``need``."""
     memory, disk = free_memory(), free_disk(out)
-    weights = human_size(need.weights)
+    weights = _size(need.weights)
     if memory is not None and memory < need.memory:
         raise TooBigError(
-            f"{what} needs about {human_size(need.memory)} more free memory (its weights are {weights}, "
-            f"held once while verifying), and {human_size(memory)} is available: close other programs, "
-            "use a machine with more memory, or pass --no-verify to export only"
+            f"{what} needs about {_size(need.memory)} more free memory (its weights are {weights}, "
+            f"held once while verifying), and {_size(memory)} is available: close other programs "
+            "or use a machine with more memory"
         )
     if disk is not None and disk < need.disk:
         raise TooBigError(
-            f"{what} needs about {human_size(need.disk)} of free disk in {out} (its weights are {weights}, "
-            f"once per format), and {human_size(disk)} is free: free some space, write elsewhere (--out) "
+            f"{what} needs about {_size(need.disk)} of free disk in {out} (its weights are {weights}, "
+            f"once per format), and {_size(disk)} is free: free some space, write elsewhere (--out) "
             "or export fewer formats (--formats)"
         )

@@ -21,6 +21,7 @@ a deliberate run: `--widths 16384 --repeat 1`.
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import os
 import platform
@@ -88,8 +89,8 @@ def machine() -> str:
     return f"{model}, {os.cpu_count()} cores{memory}"
 
 
-def run(cmd: list[str], width: int) -> tuple[float, int]:
-    """Wall seconds and peak RSS (bytes) of one child process; exits on failure."""
+def run(cmd: list[str], width: int, logs: list[str] | None = None) -> tuple[float, int]:
+    """Wall seconds and peak RSS (bytes) of one child process (its output appended to ``logs``); exits on failure."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "WIDE_WIDTH": str(width)}
     start = time.perf_counter()
     with tempfile.TemporaryFile() as log:
@@ -101,7 +102,64 @@ def run(cmd: list[str], width: int) -> tuple[float, int]:
             log.seek(0)
             tail = log.read()[-2000:].decode(errors="replace")
             raise SystemExit(f"{' '.join(cmd)} (width {width}) exited {child.returncode}:\n{tail}")
+        if logs is not None:
+            log.seek(0)
+            logs.append(log.read().decode(errors="replace"))
     return elapsed, usage.ru_maxrss * 1024  # Linux reports KiB
+
+
+def child(out: Path) -> None:
+    """``--child``: the same export as the CLI's, through the API, printing each step's start (seconds
+    since start, RSS) so that the parent can say where the time goes; hashing the TorchScript file
+    (read back after torch writes it) and each runtime's load are timed apart."""
+    sys.path.insert(0, str(ROOT))
+    start = time.perf_counter()
+
+    def mark(message: str) -> None:
+        rss = int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        print(f"STEP {time.perf_counter() - start:.2f} {rss} {message}", flush=True)
+
+    mark("start: imports, the model built and probed")
+    steps: set[str] = {"export: onnx"}  # marked when the TorchScript file's hash is done
+    from exporter import ExportConfig, export, runners
+    from exporter.formats import torchscript
+
+    hashing, opening = torchscript.sha256_file, runners.open_artifact
+
+    def sha256_file(path):
+        mark("hashing: the TorchScript file read back")
+        try:
+            return hashing(path)
+        finally:
+            mark("export: onnx")  # what follows it
+
+    def open_artifact(folder, manifest, entry, *args, **kwargs):
+        mark(f"load {entry.path}")
+        return opening(folder, manifest, entry, *args, **kwargs)
+
+    torchscript.sha256_file, runners.open_artifact = sha256_file, open_artifact
+
+    def progress(message: str) -> None:
+        step = message.split(",")[0].split(" (")[0]
+        step = "verify: " + step.split(": ", 1)[1] if step.startswith("verify") else "export: " + step.split(": ")[-1]
+        if step not in steps:
+            steps.add(step)
+            mark(step)
+
+    source = str(HERE / "wide.py") + ":Wide"
+    result = export(source, ExportConfig(out=out, device="cpu", input_shape=(1, 28, 28)), progress=progress)
+    mark("done")
+    if not result.passed:
+        raise SystemExit("verification failed")
+
+
+def steps_table(log: str, size: int) -> str:
+    """The child's STEP lines as a table: each step's seconds (to the next) and the RSS at its start."""
+    marks = [line.split(" ", 3)[1:] for line in log.splitlines() if line.startswith("STEP ")]
+    rows = ["| step | seconds | RSS at its start | /weights |", "| --- | --- | --- | --- |"]
+    for (at, rss, name), (then, _, _) in itertools.pairwise(marks):
+        rows.append(f"| {name} | {float(then) - float(at):.1f} | {int(rss) / 1e9:.2f} GB | {int(rss) / size:.2f}x |")
+    return "\n".join(rows)
 
 
 def main() -> None:
@@ -112,7 +170,13 @@ def main() -> None:
     parser.add_argument("--no-baseline", action="store_true", help="time only the exporter (a 2.4 GB run)")
     parser.add_argument("--keep", type=Path, help="export into this folder and keep it (default: a temporary one)")
     parser.add_argument("--resnet", action="store_true", help="resnet18 at 224x224 against baseline_resnet.py instead")
+    parser.add_argument("--steps", action="store_true", help="say where the exporter's time goes (export, hashing, "
+                        "each runtime): it runs through the API in a child that marks each step")  # fmt: skip
+    parser.add_argument("--child", nargs=2, metavar=("WIDTH", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.child:
+        child(Path(args.child[1]))
+        return
     if args.resnet:
         resnet(args.repeat)
         return
@@ -129,7 +193,7 @@ def main() -> None:
     )
     rows = []
     for width in widths:
-        tool, base = [], []
+        tool, base, logs = [], [], []
         skip = why_not(width, TOOL_PEAK, 3.0)
         if skip:
             print(f"width {width} ({weight_bytes(width) / 1e9:.2f} GB): skipped, the exporter {skip}", flush=True)
@@ -143,7 +207,9 @@ def main() -> None:
             out = tmp / f"t{width}-{i}"
             cmd = [py, "-m", "exporter", "export", str(HERE / "wide.py") + ":Wide", "--input-shape", "1,28,28",
                    "--device", "cpu", "--out", str(out)]  # fmt: skip
-            tool.append(run(cmd, width))
+            if args.steps:
+                cmd = [py, str(Path(__file__).resolve()), "--child", str(width), str(out)]
+            tool.append(run(cmd, width, logs))
             if args.keep is None:
                 shutil.rmtree(out, ignore_errors=True)
             if baseline:
@@ -163,6 +229,9 @@ def main() -> None:
         else:
             cells += ["-", "-", f"{t_rss / 1e9:.2f} GB", f"{t_rss / size:.1f}x", "-", "-"]
         rows.append("| " + " | ".join(cells) + " |")
+        if args.steps:
+            print(f"\nwhere the time goes at width {width} ({size / 1e9:.2f} GB), the last run:")
+            print(steps_table(logs[-1], size), flush=True)
         print(f"width {width}: exporter {[f'{t:.1f}s/{r / 1e9:.2f}GB' for t, r in tool]}, "
               f"baseline {[f'{t:.1f}s/{r / 1e9:.2f}GB' for t, r in base]}", flush=True)  # fmt: skip
     print(f"\nmedians of {args.repeat} alternating run(s); time ratio: median of per-pair ratios")

@@ -13,6 +13,7 @@ import copy
 import dataclasses
 import platform
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -285,6 +286,8 @@ class _Job:
 
 def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...], progress) -> list[ArtifactEntry]:
     """Each asked-for format's file (and any side file) into the staging folder, with its manifest entry."""
+    from . import footprint
+
     config, staging, interface = job.config, job.staging, job.interface
     spec = ExportSpec(
         input_names=interface.input_names,
@@ -296,11 +299,15 @@ def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]
         external_data=config.external_data,
     )
     entries: list[ArtifactEntry] = []
+    pace = footprint.Pace(footprint.model_bytes(eager))  # a big model's steps say how long they take
     for i, name in enumerate(config.formats, 1):
         if progress is not None:
-            progress(f"export {job.name}: {name} ({i}/{len(config.formats)})")
+            hint = pace.estimate(name)
+            progress(f"export {job.name}: {name} ({i}/{len(config.formats)})" + (f", {hint}" if hint else ""))
         fmt = formats.FORMATS[name]
+        start = time.perf_counter()
         details = formats.exporter_module(name).export(eager, args, staging / fmt.file, spec)
+        pace.done(name, time.perf_counter() - start)
         written = details.pop("written", {})  # digests taken while writing: no file is read back to be hashed
         entries.append(ArtifactEntry.for_file(staging, fmt.file, name, written.get(fmt.file), **details))
         if details.get("external_data"):

@@ -22,6 +22,10 @@ from .errors import TooBigError
 
 PEAK_PER_WEIGHT = 1.5  # peak RSS / weights of export + verify at 1 GB and 3 GB (docs/measurements.md)
 SLACK = 256 << 20  # activations, the runtimes' own libraries and arenas: what a small model needs anyway
+# Export seconds per GB of float32 weights by format, measured with bench_scale.py --steps on the
+# 2-core reference machine (docs/measurements.md); a run's own pace corrects them after its first step.
+SECONDS_PER_GB = {"torchscript": 6.0, "onnx": 25.0, "pt2": 10.0, "onnx-int8": 30.0}
+BIG = 1_000_000_000  # weights from which the long steps say how long they will take
 DISK_PER_WEIGHT = {"torchscript": 1.0, "onnx": 1.0, "pt2": 1.0, "onnx-int8": 0.25}  # file bytes / weights
 
 
@@ -111,3 +115,33 @@ def check(need: Footprint, out: Path, what: str) -> None:
             f"once per format), and {_size(disk)} is free: free some space, write elsewhere (--out) "
             "or export fewer formats (--formats)"
         )
+
+
+class Pace:
+    """How long each long step of an export should take: the weights' size times the measured seconds
+    per GB, scaled by how this run's finished steps compared with their own estimates."""
+
+    def __init__(self, weights: int) -> None:
+        self.weights = weights
+        self.expected = 0.0  # estimated seconds of the steps done so far
+        self.took = 0.0  # and what they took
+
+    def _base(self, step: str) -> float:
+        return SECONDS_PER_GB.get(step, 10.0) * self.weights / 1e9
+
+    def estimate(self, step: str) -> str | None:
+        """``about 3 min`` for a big model's step (None below ``BIG``: the step is short)."""
+        if self.weights < BIG:
+            return None
+        seconds = self._base(step) * (self.took / self.expected if self.expected else 1.0)
+        return f"about {_duration(seconds)}"
+
+    def done(self, step: str, seconds: float) -> None:
+        self.expected += self._base(step)
+        self.took += seconds
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    return f"{round(seconds / 60)} min"

@@ -19,8 +19,8 @@ GB = 10**9
 
 
 def _room(monkeypatch, memory: int | None, disk: int | None) -> None:
-    monkeypatch.setattr(footprint, "free_memory", lambda *a, **k: memory)
-    monkeypatch.setattr(footprint, "free_disk", lambda *a, **k: disk)
+    monkeypatch.setattr(footprint, "free_memory", lambda *_a, **_k: memory)
+    monkeypatch.setattr(footprint, "free_disk", lambda *_a, **_k: disk)
 
 
 def test_the_footprint_is_measured_from_the_weights_and_the_formats():
@@ -69,7 +69,7 @@ def test_export_stops_with_exit_2_before_anything_is_written_when_memory_is_shor
     from exporter.cli import cli
 
     written = []
-    monkeypatch.setattr(exporting, "_write_artifacts", lambda *a, **k: written.append(a))
+    monkeypatch.setattr(exporting, "_write_artifacts", lambda *a, **_k: written.append(a))
     _room(monkeypatch, memory=10**6, disk=10**15)
     result = CliRunner().invoke(cli, ["export", "mlp", "--out", str(tmp_path / "out"), "--device", "cpu"])
     assert result.exit_code == 2 and not written
@@ -84,10 +84,30 @@ def test_export_goes_ahead_when_the_figures_say_it_fits(monkeypatch, tmp_path):
     from exporter.config import ExportConfig
     from exporter.errors import ExportFailedError
 
-    def stop(*args, **kwargs):
+    def stop(*_args, **_kwargs):
         raise ExportFailedError("the writer was reached")
 
     monkeypatch.setattr(exporting, "_write_artifacts", stop)
     _room(monkeypatch, memory=10**15, disk=10**15)
     with pytest.raises(ExportFailedError, match="the writer was reached"):
         exporting.export("mlp", ExportConfig(out=tmp_path, device="cpu"))
+
+
+def test_a_big_models_steps_are_estimated_from_its_size_and_then_from_this_runs_own_pace():
+    pace = footprint.Pace(8 * GB)
+    assert pace.estimate("torchscript") == f"about {round(8 * footprint.SECONDS_PER_GB['torchscript'])} s"
+    pace.done("torchscript", 2 * 8 * footprint.SECONDS_PER_GB["torchscript"])  # this machine: twice as slow
+    assert pace.estimate("onnx") == f"about {round(2 * 8 * footprint.SECONDS_PER_GB['onnx'] / 60)} min"
+    assert footprint.Pace(footprint.BIG - 1).estimate("onnx") is None  # a small model: no estimate
+
+
+@pytest.mark.slow
+def test_exports_progress_says_how_long_a_big_models_steps_take(monkeypatch, tmp_path):
+    from exporter import ExportConfig, export
+
+    monkeypatch.setattr(footprint, "BIG", 0)  # the mlp taken for a big model
+    seen: list[str] = []
+    export("mlp", ExportConfig(out=tmp_path, device="cpu", verify=False), progress=seen.append)
+    assert seen[0].startswith("export mlp: torchscript (1/2), about ") and seen[1].startswith(
+        "export mlp: onnx (2/2), about"
+    )

@@ -312,10 +312,9 @@ def test_a_failing_runtime_is_still_localised_from_the_eager_model_built_again(m
 def test_the_report_is_the_same_whether_eager_is_held_throughout_or_let_go(mlp_dir, monkeypatch):
     """Line for line: the caller's model (held all along, every value kept) against the rebuilt one let
     go with no eager value kept (every tensor judged by its digest)."""
+    from exporter.artifacts.manifest import Manifest
     from exporter.eager import reference
     from exporter.verification import parameters
-
-    from exporter.artifacts.manifest import Manifest
 
     model = reference.rebuild(mlp_dir, Manifest.load(mlp_dir), VerifyConfig(), reference.resolve_device("cpu"))
     held = verify(mlp_dir, VerifyConfig(samples=64), model=model, write=False).render()

@@ -55,7 +55,7 @@ IMPORTS = 0.6e9
 def room() -> tuple[int | None, int]:
     """Free memory (MemAvailable) and free disk under the temporary folder, in bytes."""
     sys.path.insert(0, str(ROOT))
-    from exporter import footprint
+    from exporter.eager import footprint
 
     return footprint.free_memory(), shutil.disk_usage(tempfile.gettempdir()).free
 

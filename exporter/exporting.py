@@ -169,7 +169,7 @@ def _eager(
 
 def _check_room(eager: nn.Module, config: ExportConfig, copy: bool, name: str) -> None:
     """Exit 2 before anything is exported when the free memory or disk cannot hold this job (``footprint``)."""
-    from . import footprint
+    from .eager import footprint
 
     need = footprint.Footprint.of(footprint.model_bytes(eager), config.formats, copy)
     footprint.check(need, Path(config.out), f"exporting {name}")
@@ -286,7 +286,7 @@ class _Job:
 
 def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...], progress) -> list[ArtifactEntry]:
     """Each asked-for format's file (and any side file) into the staging folder, with its manifest entry."""
-    from . import footprint
+    from .eager import footprint
 
     config, staging, interface = job.config, job.staging, job.interface
     spec = ExportSpec(

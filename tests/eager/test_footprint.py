@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from exporter import footprint
+from exporter.eager import footprint
+from exporter.eager.footprint import Footprint
 from exporter.errors import TooBigError
-from exporter.footprint import Footprint
 
 GB = 10**9
 

@@ -18,7 +18,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import TooBigError
+from ..errors import TooBigError
 
 PEAK_PER_WEIGHT = 1.5  # peak RSS / weights of export + verify at 1 GB and 3 GB (docs/measurements.md)
 SLACK = 256 << 20  # activations, the runtimes' own libraries and arenas: what a small model needs anyway

@@ -107,7 +107,9 @@ def forget_rewriter_graphs() -> None:
     except ImportError:  # another onnxscript: nothing known to forget
         return
     for found in gc.get_objects():
-        if isinstance(found, SimplePatternMatcher):
+        # by its type: isinstance would ask every object's __class__, and some (torch.distributed's
+        # deprecated reduce_op) warn when asked
+        if issubclass(type(found), SimplePatternMatcher):
             for name in ("_graph", "_match", "_current_node", "_tracer"):
                 found.__dict__.pop(name, None)
 

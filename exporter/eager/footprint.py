@@ -22,6 +22,7 @@ from ..errors import TooBigError
 
 PEAK_PER_WEIGHT = 1.5  # peak RSS / weights of export + verify at 1 GB and 3 GB (docs/measurements.md)
 SLACK = 256 << 20  # activations, the runtimes' own libraries and arenas: what a small model needs anyway
+DISK_SLACK = 16 << 20  # the manifest, the report, the graph of an ONNX file with external data
 # Export seconds per GB of float32 weights by format, measured with bench_scale.py --steps on the
 # 2-core reference machine (docs/measurements.md); a run's own pace corrects them after its first step.
 SECONDS_PER_GB = {"torchscript": 6.0, "onnx": 25.0, "pt2": 10.0, "onnx-int8": 30.0}
@@ -41,7 +42,7 @@ class Footprint:
     def of(cls, weights: int, formats: tuple[str, ...] | list[str], copy: bool) -> Footprint:
         """``copy``: the weights are kept in the folder too (``--weights``, ``weights.pt``)."""
         disk = sum(DISK_PER_WEIGHT.get(name, 1.0) for name in formats) + (1.0 if copy else 0.0)
-        return cls(weights, int(weights * (PEAK_PER_WEIGHT - 1.0)) + SLACK, int(weights * disk) + SLACK)
+        return cls(weights, int(weights * (PEAK_PER_WEIGHT - 1.0)) + SLACK, int(weights * disk) + DISK_SLACK)
 
 
 def model_bytes(model) -> int:

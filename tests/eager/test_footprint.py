@@ -93,11 +93,13 @@ def test_export_goes_ahead_when_the_figures_say_it_fits(monkeypatch, tmp_path):
         exporting.export("mlp", ExportConfig(out=tmp_path, device="cpu"))
 
 
-def test_a_big_models_steps_are_estimated_from_its_size_and_then_from_this_runs_own_pace():
-    pace = footprint.Pace(8 * GB)
-    assert pace.estimate("torchscript") == f"about {round(8 * footprint.SECONDS_PER_GB['torchscript'])} s"
-    pace.done("torchscript", 2 * 8 * footprint.SECONDS_PER_GB["torchscript"])  # this machine: twice as slow
-    assert pace.estimate("onnx") == f"about {round(2 * 8 * footprint.SECONDS_PER_GB['onnx'] / 60)} min"
+def test_a_big_models_steps_are_estimated_from_its_size_and_then_from_this_runs_own_pace(monkeypatch):
+    monkeypatch.setattr(footprint, "SECONDS_PER_GB", {"torchscript": 10.0, "onnx": 20.0})
+    pace = footprint.Pace(2 * GB)
+    assert pace.estimate("torchscript") == "about 20 s"
+    pace.done("torchscript", 40.0)  # this machine: twice as slow as measured
+    assert pace.estimate("onnx") == "about 80 s"
+    assert footprint.Pace(8 * GB).estimate("onnx") == "about 3 min"  # 160 s
     assert footprint.Pace(footprint.BIG - 1).estimate("onnx") is None  # a small model: no estimate
 
 

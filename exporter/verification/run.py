@@ -105,48 +105,6 @@ def verify_folder(
     return run.report
 
 
-# --- 2. eager: the reference outputs, then let go -------------------------------------------------
-
-
-def _rebuilt(run: Verification) -> reference.Held:
-    """The eager model rebuilt from the manifest, and how to rebuild it again after the runtimes
-    (its digest problems are reported once, from the first build)."""
-    args = (run.folder, run.manifest, run.config, run.device)
-    return reference.Held(reference.rebuild(*args, run.report.problems), lambda: reference.rebuild(*args, []))
-
-
-def _expected(run: Verification, held: reference.Held) -> Accounting:
-    """Eager's outputs on every case, and the parameters every artifact is accounted against."""
-    model = held.model
-    run.outputs["eager"] = expected.run_eager(
-        model, run.device, run.interface, run.feeds, run.report, run.config, run.progress
-    )
-    return Accounting.of(model, _usage_example(run), run.config.allow_unused, run.by_accuracy)
-
-
-def _after(run: Verification, held: reference.Held) -> None:
-    """What needs the eager model once every runtime has gone (had again, then let go): where a failing
-    runtime departs from eager, and what half precision itself costs."""
-    from .localize import localize_runtimes, wanted
-
-    config, manifest = run.config, run.manifest
-    half = manifest.model.get("dtype") in ("float16", "bfloat16")
-    if not half and not wanted(run.report, config):
-        return
-    if held.released and run.progress is not None:
-        run.progress("verify: the eager model again (it was let go while the runtimes ran)")
-    model = held.model
-    if wanted(run.report, config):
-        localize_runtimes(
-            run.report, run.folder, manifest, run.checked, model, run.device, run.feeds, config, run.staged
-        )
-    if half:
-        run.report.reference["against_float32"] = expected.against_float32(
-            model, run.device, run.interface, run.feeds, run.outputs
-        )
-    held.release()
-
-
 # --- 1. inputs and hashes -----------------------------------------------------------------------
 
 
@@ -196,6 +154,48 @@ def _without_reference(run: Verification, error: ReferenceUnavailable) -> None:
         for a in run.manifest.artifacts
         if a.format in formats.FORMATS
     ]
+
+
+# --- 2. eager: the reference outputs, then let go -------------------------------------------------
+
+
+def _rebuilt(run: Verification) -> reference.Held:
+    """The eager model rebuilt from the manifest, and how to rebuild it again after the runtimes
+    (its digest problems are reported once, from the first build)."""
+    args = (run.folder, run.manifest, run.config, run.device)
+    return reference.Held(reference.rebuild(*args, run.report.problems), lambda: reference.rebuild(*args, []))
+
+
+def _expected(run: Verification, held: reference.Held) -> Accounting:
+    """Eager's outputs on every case, and the parameters every artifact is accounted against."""
+    model = held.model
+    run.outputs["eager"] = expected.run_eager(
+        model, run.device, run.interface, run.feeds, run.report, run.config, run.progress
+    )
+    return Accounting.of(model, _usage_example(run), run.config.allow_unused, run.by_accuracy)
+
+
+def _after(run: Verification, held: reference.Held) -> None:
+    """What needs the eager model once every runtime has gone (had again, then let go): where a failing
+    runtime departs from eager, and what half precision itself costs."""
+    from .localize import localize_runtimes, wanted
+
+    config, manifest = run.config, run.manifest
+    half = manifest.model.get("dtype") in ("float16", "bfloat16")
+    if not half and not wanted(run.report, config):
+        return
+    if held.released and run.progress is not None:
+        run.progress("verify: the eager model again (it was let go while the runtimes ran)")
+    model = held.model
+    if wanted(run.report, config):
+        localize_runtimes(
+            run.report, run.folder, manifest, run.checked, model, run.device, run.feeds, config, run.staged
+        )
+    if half:
+        run.report.reference["against_float32"] = expected.against_float32(
+            model, run.device, run.interface, run.feeds, run.outputs
+        )
+    held.release()
 
 
 # --- 3. each artifact: run, account, compare ------------------------------------------------------

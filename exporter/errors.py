@@ -146,6 +146,10 @@ class DiskFullError(ExporterError):
         )
 
 
+class TooBigError(UsageError):
+    """The machine's free memory or disk cannot hold the export, found before it starts (exit 2)."""
+
+
 DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EFBIG, getattr(errno, "EDQUOT", errno.ENOSPC)})
 
 

@@ -14,6 +14,7 @@ import dataclasses
 import os
 import platform
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +46,7 @@ if TYPE_CHECKING:  # torch is imported once the model has been resolved: usage e
     import torch
     from torch import nn
 
+    from .eager import reference
     from .verification.results import VerificationReport
 
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")  # no leading dot: hidden names are staging folders
@@ -139,8 +141,15 @@ def export(
     staging = _staging(out, name)
     try:
         eager, weights_record = _eager(source, instance, config, device)
+        from .eager import footprint  # exit 2 before anything is exported when memory or disk cannot hold the job
+
+        need = footprint.Footprint.of(footprint.model_bytes(eager), config.formats, weights_record is not None)
+        footprint.check(need, Path(config.out), f"exporting {name}")
         job = _job(source, name, config, device, staging, key, eager, specs, given, ranges)
-        result = _write(job, eager, weights_record, progress)
+        # one holder, so that verification can let the eager weights go before a runtime loads its own
+        held = reference.Held(eager, lambda: _eager(source, instance, config, device)[0])
+        del eager
+        result = _write(job, held, weights_record, progress)
     except BaseException as error:
         discard(staging)
         full = disk_error(error)
@@ -196,20 +205,22 @@ def _job(source, name, config, device, staging, key, eager, specs, given, ranges
     return _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs), ranges)
 
 
-def _write(job: _Job, eager: nn.Module, weights_record: dict | None, progress) -> ExportResult:
+def _write(job: _Job, held: reference.Held, weights_record: dict | None, progress) -> ExportResult:
     """Artifacts, manifest and verdict into the staging folder, then the folder moved into place."""
+    eager = held.model
     try:
         entries = _write_artifacts(job, eager, job.args, progress)
     except ExportFailedError as error:
         raise ExportFailedError(f"{error}{_output_log()}") from error
     flops = _flops(eager, job.args)  # verification's sample budget reads it
     manifest = _write_manifest(job, eager, entries, weights_record, flops)
+    del eager  # verification lets it go (``held``) before any runtime loads
     target = Path(job.config.out) / job.name
     report = None
     if job.config.verify:
         # these files were written by this process a moment ago: trusted by construction
         checks = dataclasses.replace(job.config.verify_config, trust=True)
-        report = verify(job.staging, checks, model=eager, write=False, progress=progress, _written_here=True)
+        report = verify(job.staging, checks, model=held, write=False, progress=progress, _written_here=True)
         report.artifact_dir = str(target)
         write_report(job.staging, manifest, report)
     replaced = _move_into_place(job.staging, target)
@@ -287,6 +298,8 @@ class _Job:
 
 def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...], progress) -> list[ArtifactEntry]:
     """Each asked-for format's file (and any side file) into the staging folder, with its manifest entry."""
+    from .eager import footprint
+
     config, staging, interface = job.config, job.staging, job.interface
     spec = ExportSpec(
         input_names=interface.input_names,
@@ -298,11 +311,15 @@ def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]
         external_data=config.external_data,
     )
     entries: list[ArtifactEntry] = []
+    pace = footprint.Pace(footprint.model_bytes(eager))  # a big model's steps say how long they take
     for i, name in enumerate(config.formats, 1):
         if progress is not None:
-            progress(f"export {job.name}: {name} ({i}/{len(config.formats)})")
+            hint = pace.estimate(name)
+            progress(f"export {job.name}: {name} ({i}/{len(config.formats)})" + (f", {hint}" if hint else ""))
         fmt = formats.FORMATS[name]
+        start = time.perf_counter()
         details = formats.exporter_module(name).export(eager, args, staging / fmt.file, spec)
+        pace.done(name, time.perf_counter() - start)
         written = details.pop("written", {})  # digests taken while writing: no file is read back to be hashed
         entries.append(ArtifactEntry.for_file(staging, fmt.file, name, written.get(fmt.file), **details))
         if details.get("external_data"):

@@ -36,6 +36,7 @@ USAGE = (  # the user can fix it: exit 2
     "UntrustedArtifactError",
     "FleetError",
     "ExtraMissingError",
+    "TooBigError",  # the machine cannot hold the export: found before it starts
 )
 FAILURE = (  # a step could not be carried out: exit 1
     "ExporterError",

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -168,3 +168,35 @@ def rebuild(
             raise UsageError(problem)
         problems.append(problem)
     return model
+
+
+class Held:
+    """The eager model with one owner, so that verification can let it go before any runtime loads its
+    own copy of the weights (the weights held once), and have it again for a step that needs it after
+    (localising a failure, the half-precision comparison) from ``again``: rebuilt, or the caller's own.
+
+    ``model``: the model, made again by ``again`` when it was released. ``release``: drop this
+    holder's reference (the model is freed unless someone else holds it).
+    """
+
+    def __init__(self, model: nn.Module | None, again: Callable[[], nn.Module]) -> None:
+        self._model = model
+        self._again = again
+
+    @classmethod
+    def given(cls, model: nn.Module) -> Held:
+        """A model the caller keeps: releasing it frees nothing, and having it again costs nothing."""
+        return cls(model, lambda: model)
+
+    @property
+    def model(self) -> nn.Module:
+        if self._model is None:
+            self._model = self._again()
+        return self._model
+
+    @property
+    def released(self) -> bool:
+        return self._model is None
+
+    def release(self) -> None:
+        self._model = None

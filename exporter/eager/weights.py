@@ -1,6 +1,7 @@
 """Checkpoints, loaded safely: ``torch.load(weights_only=True)`` or safetensors, never full unpickling.
 
-A weights file is read once, hashed, and parsed from those bytes. Real checkpoints
+A weights file is read once, hashed, and parsed from those bytes; a safetensors file is hashed as a
+stream and memory-mapped, so its tensors are never read into a second buffer beside the model. Real checkpoints
 come in a few shapes, which are accepted and reported: keys prefixed ``module.``
 (DataParallel) or ``_orig_mod.`` (torch.compile), and training dicts holding the
 weights under ``state_dict``, ``model_state_dict`` or ``model``. Loading is strict:
@@ -23,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..artifacts.integrity import read_member, sha256_bytes
+from ..artifacts.integrity import read_member, sha256_bytes, sha256_file
 from ..artifacts.manifest import Manifest
 from ..errors import CheckpointError, ReferenceUnavailable, first_line
 
@@ -39,26 +40,28 @@ def read_state_dict(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]
         raise CheckpointError(f"weights file {path} does not exist")
     if not path.is_file():
         raise CheckpointError(f"--weights {path} is not a file")
-    data = path.read_bytes()
-    info: dict[str, Any] = {"path": str(path.resolve()), "sha256": sha256_bytes(data), "notes": []}
-    if not data:
+    if path.stat().st_size == 0:
         raise CheckpointError(f"weights file {path} is empty")
     if path.suffix == ".safetensors":
+        # hashed as a stream, then memory-mapped: its tensors are the file's pages, never read into a
+        # second buffer (the model copies them in, and the mapping goes with ``state``)
+        info: dict[str, Any] = {"path": str(path.resolve()), "sha256": sha256_file(path), "notes": []}
         info["format"] = "safetensors"
-        state = _safetensors(data, path)
+        state = _safetensors(path)
     else:
-        info["format"] = "state_dict"
+        data = path.read_bytes()
+        info = {"path": str(path.resolve()), "sha256": sha256_bytes(data), "notes": [], "format": "state_dict"}
         state = _torch_load(data, path)
     state = _unwrap(state, path, info["notes"])
     return state, info
 
 
-def _safetensors(data: bytes, path: Path) -> dict[str, torch.Tensor]:
+def _safetensors(path: Path) -> dict[str, torch.Tensor]:
     from safetensors import SafetensorError
-    from safetensors.torch import load
+    from safetensors.torch import load_file
 
     try:
-        return load(data)
+        return load_file(path)  # memory-mapped
     except (SafetensorError, ValueError, RuntimeError, OSError) as error:
         raise CheckpointError(f"{path} is not a valid safetensors file: {first_line(error)}") from None
 

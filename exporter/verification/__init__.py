@@ -17,6 +17,7 @@ from ..progress import Progress
 if TYPE_CHECKING:
     from torch import nn
 
+    from ..eager.reference import Held
     from .results import VerificationReport
 
 __all__ = ["verify"]
@@ -26,7 +27,7 @@ def verify(
     artifact_dir: str | Path,
     config: VerifyConfig | None = None,
     *,
-    model: nn.Module | None = None,
+    model: nn.Module | Held | None = None,
     write: bool = True,
     progress: Progress | None = None,
     _written_here: bool = False,
@@ -34,7 +35,9 @@ def verify(
     """Verify an artifact folder against eager PyTorch and return the report.
 
     ``model``: the eager reference to use instead of rebuilding it from the manifest
-    (``export`` passes the model it just exported). ``write``: save verification.json
+    (``export`` passes the model it just exported, in a ``reference.Held`` that verification lets
+    go before any runtime loads, so that the weights are held once; a module you pass stays held by
+    you). ``write``: save verification.json
     and the summary in manifest.json. ``progress``: told the runtime, batch and samples done after
     every batch (``progress.on_terminal``). Raises UsageError (bad folder, inputs, device);
     a failed verification is a report whose ``passed`` is False.

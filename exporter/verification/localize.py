@@ -50,7 +50,7 @@ def localize_runtimes(
     ``config.localize`` is True), on the first batch of its first failing batch size."""
     entries = {a.path: a for a in manifest.artifacts}
     for result in report.runtimes:
-        if result.error or not result.batches or (config.localize is None and result.passed):
+        if not _wanted(result, config):
             continue
         failing = next((b for b in result.batches if not b.passed), result.batches[0])
         start = time.perf_counter()
@@ -63,6 +63,15 @@ def localize_runtimes(
         found.batch = failing.label
         found.seconds = round(time.perf_counter() - start, 3)
         result.first_divergence = found
+
+
+def wanted(report: VerificationReport, config: VerifyConfig) -> bool:
+    """Whether ``localize_runtimes`` would open up any runtime (and so needs the eager model)."""
+    return config.localize is not False and any(_wanted(result, config) for result in report.runtimes)
+
+
+def _wanted(result, config: VerifyConfig) -> bool:
+    return not (result.error or not result.batches or (config.localize is None and result.passed))
 
 
 def _localize(

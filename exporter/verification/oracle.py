@@ -35,8 +35,9 @@ from .inputs import Case, InputSet
 ORACLE_FACTOR = 1.0
 
 
-def rescue(run, model) -> None:
-    """Judge again, against float64, every float32 output of a case that failed on its elements only."""
+def rescue(run, held) -> None:
+    """Judge again, against float64, every float32 output of a case that failed on its elements only
+    (``held``: the eager model's holder, had again only when a case needs the oracle)."""
     wanted = _candidates(run)
     if not wanted:
         return
@@ -46,7 +47,7 @@ def rescue(run, model) -> None:
     eager = run.outputs["eager"]
     cases = [case for case in run.feeds.groups if case in eager]  # every case: eager's error, pooled, is the scale
     try:
-        truth = _float64(model, run, cases)
+        truth = _float64(held.model, run, cases)
     except Exception as error:  # a kernel without double support, say
         run.report.notes.append(f"the float64 oracle could not run ({first_line(error)}): the float32 rules apply")
         return

@@ -15,6 +15,7 @@ Artifact tensors that match no parameter or buffer are exporter constants, liste
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -132,23 +133,95 @@ def _used_by_forward(model: nn.Module, example: tuple[torch.Tensor, ...] | torch
             p.requires_grad_(flag)
 
 
-@dataclass(frozen=True)
-class EagerSide:
-    """What every artifact is accounted against: the eager parameters, their values and the buffer names."""
+# Eager values kept beside the digests, smallest parameters first: enough for every parameter of
+# a small model (the mlp's are 2.7 MB), so a differing tensor's report says by how much; a large
+# model's big tensors are kept as digests only, so that the eager model can be let go before any
+# runtime loads its own copy of the weights (verification holds the weights once).
+KEEP_VALUES_BYTES = 64 << 20
+_CHUNK = 16 << 20  # bytes per read while hashing a tensor still on disk
 
-    parameters: list[EagerParameter]
-    values: dict[str, torch.Tensor]  # by the parameter's (first) name
-    buffer_names: frozenset[str]
-    allow_unused: bool = False  # parameters forward never uses may be absent (--allow-unused)
+
+@dataclass(frozen=True)
+class TensorDigest:
+    """An eager parameter as numpy holds it (``runners.base.to_numpy``): dtype, shape and sha256 of its bytes."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    sha256: str
 
     @classmethod
-    def of(cls, model: nn.Module, example: tuple[torch.Tensor, ...] | None, allow_unused: bool = False) -> EagerSide:
+    def of(cls, values: np.ndarray) -> TensorDigest:
+        flat = np.ascontiguousarray(values)
+        return cls(flat.dtype, tuple(flat.shape), hashlib.sha256(flat.reshape(-1).view(np.uint8)).hexdigest())
+
+    def holds(self, values: Any) -> bool:
+        """Whether ``values`` (an array, or a tensor still on disk) are exactly these bytes, dtype and size."""
+        if np.dtype(values.dtype) != self.dtype or int(np.prod(values.shape)) != int(np.prod(self.shape)):
+            return False
+        if hasattr(values, "offset") and hasattr(values, "nbytes") and hasattr(values, "path"):
+            return _file_sha256(values.path, values.offset, values.nbytes) == self.sha256
+        return TensorDigest.of(np.asarray(values)).sha256 == self.sha256
+
+
+def _file_sha256(path, offset: int, nbytes: int) -> str:
+    """sha256 of ``nbytes`` of a file from ``offset``, read a chunk at a time into one buffer."""
+    digest, buffer = hashlib.sha256(), bytearray(min(_CHUNK, max(1, nbytes)))
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as handle:
+        handle.seek(offset)
+        left = nbytes
+        while left:
+            got = handle.readinto(view[: min(left, len(view))])
+            if not got:
+                return ""  # the file ends inside the tensor: it holds other bytes
+            digest.update(view[:got])
+            left -= got
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class EagerSide:
+    """What every artifact is accounted against: the eager parameters, each one's digest, the values of
+    those kept (``KEEP_VALUES_BYTES``) and the buffer names. It holds no reference to the model."""
+
+    parameters: list[EagerParameter]
+    values: dict[str, np.ndarray]  # by the parameter's (first) name: the kept ones
+    buffer_names: frozenset[str]
+    allow_unused: bool = False  # parameters forward never uses may be absent (--allow-unused)
+    digests: dict[str, TensorDigest] = field(default_factory=dict)  # the parameters whose values were let go
+
+    @classmethod
+    def of(
+        cls,
+        model: nn.Module,
+        example: tuple[torch.Tensor, ...] | None,
+        allow_unused: bool = False,
+        keep_bytes: int | None = None,
+    ) -> EagerSide:
+        """``keep_bytes``: how many bytes of eager values to keep (default KEEP_VALUES_BYTES); the rest digests."""
+        keep_bytes = KEEP_VALUES_BYTES if keep_bytes is None else keep_bytes
+        named = dict(model.named_parameters())
+        values, digests, kept = {}, {}, 0
+        for name, tensor in sorted(named.items(), key=lambda item: item[1].numel() * item[1].element_size()):
+            array = to_numpy(tensor)
+            if kept + array.nbytes <= keep_bytes:
+                values[name], kept = array, kept + array.nbytes
+            else:
+                digests[name] = TensorDigest.of(array)
         return cls(
             eager_parameters(model, example),
-            dict(model.named_parameters()),
+            values,
             frozenset(n for n, _ in model.named_buffers()),
             allow_unused,
+            digests,
         )
+
+    def difference(self, name: str, values: Any) -> float | None:
+        """None when ``values`` are exactly parameter ``name``'s (same dtype), else the max abs difference:
+        NaN when only its digest was kept (it differs, by an amount no longer known)."""
+        if name in self.values:
+            return _difference(values, self.values[name])
+        return None if self.digests[name].holds(values) else float("nan")
 
     @property
     def total(self) -> int:
@@ -189,11 +262,11 @@ def _match(result: ArtifactParameters, eager: EagerSide, artifact: Mapping[str, 
             continue
         claimed.update(hits)
         result.matched.append(param.name)
-        reference = to_numpy(eager.values[param.name])
         for hit in hits:
-            diff = _difference(held[hit], reference)
+            diff = eager.difference(param.name, held[hit])
             if diff is not None:
-                item: dict[str, Any] = {"name": param.name, "max_abs_diff": diff}
+                # None: it differs, and only its digest was kept (no values to say by how much)
+                item: dict[str, Any] = {"name": param.name, "max_abs_diff": None if diff != diff else diff}
                 if hit != param.name:
                     item["held_as"] = hit  # the alias whose copy differs
                 result.altered.append(item)
@@ -250,10 +323,9 @@ def _reasons(result: ArtifactParameters, eager: EagerSide) -> list[str]:
             "(pass --allow-unused if that is intended)"
         )
     for item in [] if result.rewritten else result.altered:
-        reasons.append(
-            f"parameter {_held(item)} in the artifact differs from the eager model's "
-            f"(max abs diff {item['max_abs_diff']:.3g})"
-        )
+        by = item["max_abs_diff"]
+        how = f"max abs diff {by:.3g}" if by is not None else "its sha256 differs; the eager values were let go"
+        reasons.append(f"parameter {_held(item)} in the artifact differs from the eager model's ({how})")
     if result.total != eager.total:
         reasons.append(f"parameter total {result.total:,} differs from eager's {eager.total:,}")
     return reasons

@@ -2,6 +2,7 @@
 
 1. ``inputs``: the seeded input set (or the user's file), and each file's hash check;
 2. ``expected``: the eager model rebuilt (or given) and run, twice for the first batch of each case;
+   then the eager model is let go (its outputs and parameter digests kept): no runtime loads beside it;
 3. per artifact, ``run``: loaded through ``runners.open_artifact`` (checked private copies), every
    case run, its tensors accounted for while it is loaded, then released; ``compare``: every
    output of every case against eager's;
@@ -74,8 +75,15 @@ class Verification:
 
 
 def verify_folder(
-    folder: Path, config: VerifyConfig, model: nn.Module | None, write: bool, progress: Progress | None, staged: bool
+    folder: Path,
+    config: VerifyConfig,
+    model: nn.Module | reference.Held | None,
+    write: bool,
+    progress: Progress | None,
+    staged: bool,
 ) -> VerificationReport:
+    """``model``: the eager reference (None: rebuilt from the manifest); a ``reference.Held`` is let go
+    before any runtime loads, so that the weights are held once (eager's outputs and digests are kept)."""
     identity = record.identity(folder) if folder.is_dir() else None  # the folder judged: its verdict goes there only
     manifest = Manifest.load(folder)
     config, judged_as = judging.resolve(config, manifest.judging)  # what judged the export, unless given again
@@ -84,29 +92,24 @@ def verify_folder(
     run.report.judged_as = judged_as
     if model is None:
         try:
-            model = reference.rebuild(folder, manifest, config, run.device, run.report.problems)
+            held = _rebuilt(run)
         except ReferenceUnavailable as error:
             _without_reference(run, error)
             if write:
                 record.record(folder, manifest, run.report, identity)
             return run.report
-        run.report.reference["state_sha256"] = reference.state_sha256(model)
-    run.outputs["eager"] = expected.run_eager(model, run.device, run.interface, run.feeds, run.report, config, progress)
-    run.constant = gates.constant_outputs(run.outputs["eager"], run.report)
-    accounting = Accounting.of(model, _usage_example(run), config.allow_unused, run.by_accuracy)
+        run.report.reference["state_sha256"] = reference.state_sha256(held.model)
+    else:
+        held = model if isinstance(model, reference.Held) else reference.Held.given(model)
+    del model  # from here on only ``held`` holds it
+    accounting = _expected(run, held)
+    held.release()  # eager's outputs and digests are kept: no runtime loads beside the eager weights
+    gc.collect()
     for entry in manifest.artifacts:
         _artifact(run, entry, accounting)
         gc.collect()  # a loaded TorchScript module holds reference cycles: free its weights before the next
-    oracle.rescue(run, model)  # before localising: a runtime closer to float64 than eager is has not failed
-    if config.localize is not False:
-        from .localize import localize_runtimes
-
-        localize_runtimes(run.report, folder, manifest, run.checked, model, run.device, run.feeds, config, staged)
+    _after(run, held)
     _judge(run, accounting)
-    if manifest.model.get("dtype") in ("float16", "bfloat16"):
-        run.report.reference["against_float32"] = expected.against_float32(
-            model, run.device, run.interface, run.feeds, run.outputs
-        )
     if config.save_outputs:
         record.save_outputs(config.save_outputs, run.outputs)
     if write:
@@ -179,6 +182,50 @@ def _without_reference(run: Verification, error: ReferenceUnavailable) -> None:
         for a in run.manifest.artifacts
         if a.format in formats.FORMATS
     ]
+
+
+# --- 2. eager: the reference outputs, then let go -------------------------------------------------
+
+
+def _rebuilt(run: Verification) -> reference.Held:
+    """The eager model rebuilt from the manifest, and how to rebuild it again after the runtimes
+    (its digest problems are reported once, from the first build)."""
+    args = (run.folder, run.manifest, run.config, run.device)
+    return reference.Held(reference.rebuild(*args, run.report.problems), lambda: reference.rebuild(*args, []))
+
+
+def _expected(run: Verification, held: reference.Held) -> Accounting:
+    """Eager's outputs on every case, and the parameters every artifact is accounted against."""
+    model = held.model
+    run.outputs["eager"] = expected.run_eager(
+        model, run.device, run.interface, run.feeds, run.report, run.config, run.progress
+    )
+    run.constant = gates.constant_outputs(run.outputs["eager"], run.report)
+    return Accounting.of(model, _usage_example(run), run.config.allow_unused, run.by_accuracy)
+
+
+def _after(run: Verification, held: reference.Held) -> None:
+    """What needs the eager model once every runtime has gone (had again, then let go): where a failing
+    runtime departs from eager, and what half precision itself costs."""
+    from .localize import localize_runtimes, wanted
+
+    oracle.rescue(run, held)  # before localising: a runtime closer to float64 than eager is has not failed
+    config, manifest = run.config, run.manifest
+    half = manifest.model.get("dtype") in ("float16", "bfloat16")
+    if not half and not wanted(run.report, config):
+        return
+    if held.released and run.progress is not None:
+        run.progress("verify: the eager model again (it was let go while the runtimes ran)")
+    model = held.model
+    if wanted(run.report, config):
+        localize_runtimes(
+            run.report, run.folder, manifest, run.checked, model, run.device, run.feeds, config, run.staged
+        )
+    if half:
+        run.report.reference["against_float32"] = expected.against_float32(
+            model, run.device, run.interface, run.feeds, run.outputs
+        )
+    held.release()
 
 
 # --- 3. each artifact: run, account, compare ------------------------------------------------------

@@ -176,3 +176,32 @@ def test_a_cuda_device_this_machine_lacks_is_refused():
 def test_cpu_and_auto_resolve_to_a_device_this_machine_has():
     assert resolve_device("cpu") == CPU
     assert resolve_device("auto") == torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_a_held_model_is_let_go_and_made_again_only_when_asked_for():
+    import gc
+    import weakref
+
+    from exporter.eager.reference import Held
+
+    made: list[nn.Module] = []
+
+    def again() -> nn.Module:
+        made.append(nn.Linear(2, 2))
+        return made[-1]
+
+    held = Held(nn.Linear(2, 2), again)
+    first = weakref.ref(held.model)
+    held.release()
+    gc.collect()
+    assert first() is None and held.released and not made  # freed, and nothing rebuilt yet
+    assert held.model is made[0] and held.model is made[0] and not held.released  # made once, then kept
+
+
+def test_a_model_the_caller_gives_is_never_made_again_nor_freed_by_releasing_it():
+    from exporter.eager.reference import Held
+
+    model = nn.Linear(2, 2)
+    held = Held.given(model)
+    held.release()
+    assert held.model is model

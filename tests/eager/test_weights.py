@@ -168,3 +168,21 @@ def test_hostile_or_broken_weights_are_one_line_exit_2_and_run_nothing(tmp_path,
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert not sentinel.exists(), "the pickle's code ran"
     assert not (tmp_path / "out" / "mlp").exists()
+
+
+@pytest.mark.parametrize("kind, suffix, mapped", [("safetensors", ".safetensors", True), ("state_dict", ".pt", False)])
+def test_a_safetensors_file_is_hashed_as_a_stream_and_memory_mapped_never_read_whole(
+    tmp_path, trained, monkeypatch, kind, suffix, mapped
+):
+    """The twin: a torch.save checkpoint is still read whole (its pickle is parsed from the checked bytes)."""
+    import hashlib
+    from pathlib import Path
+
+    path = tmp_path / f"weights{suffix}"
+    _save(kind, trained, path)
+    expected = hashlib.sha256(path.read_bytes()).hexdigest()
+    reads, real = [], Path.read_bytes
+    monkeypatch.setattr(Path, "read_bytes", lambda self: reads.append(self) or real(self))
+    state, info = read_state_dict(path)
+    assert info["sha256"] == expected and (reads == []) is mapped
+    assert all(torch.equal(state[k], v) for k, v in trained.items())

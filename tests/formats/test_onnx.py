@@ -240,3 +240,28 @@ def test_external_data_is_loaded_from_a_private_copy_of_the_checked_files(extern
     assert not model.startswith(str(external.path))  # not the artifact folder itself
     assert beside == ["model.onnx", "model.onnx.data"]  # only the checked files, copied while hashed
     assert not Path(model).exists()  # removed with the session
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("forget", [True, False], ids=["forgotten", "kept-by-onnxscript"])
+def test_the_exported_model_is_freed_once_export_returns(tmp_path, monkeypatch, forget):
+    """onnxscript's rewrite rules keep their last graph, whose initializers are the model's own
+    parameters: export lets it go (the twin, with that step skipped, shows the weights kept alive)."""
+    import gc
+    import weakref
+
+    import torch
+
+    from exporter.formats import ExportSpec
+    from exporter.formats import onnx as onnx_format
+
+    if not forget:
+        monkeypatch.setattr(onnx_format, "forget_rewriter_graphs", lambda: None)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.ReLU()).eval()
+    weight = weakref.ref(model[0].weight)
+    spec = ExportSpec(input_names=("x",), output_names=("y",), dynamic=({0: "batch"},))
+    onnx_format.export(model, (torch.rand(2, 3),), tmp_path / "model.onnx", spec)
+    del model
+    gc.collect()
+    assert (weight() is None) is forget
+    onnx_format.forget_rewriter_graphs()  # the next test starts clean either way

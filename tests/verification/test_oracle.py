@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from exporter.config import Tolerance
+from exporter.eager.reference import Held
 from exporter.interface import InputSpec, Interface, OutputSpec
 from exporter.verification import oracle
 from exporter.verification.compare import OutputComparison
@@ -54,7 +55,7 @@ def test_a_runtime_closer_to_float64_than_eager_is_passed_with_both_errors(seed)
     run, model, comparison = _run(seed, lambda _e32, e64: e64)  # the float64 answer, rounded to float32
     if comparison.passed:
         pytest.skip("this seed's float32 eager is within tolerance: nothing for the oracle to judge")
-    oracle.rescue(run, model)
+    oracle.rescue(run, Held.given(model))
     assert comparison.passed and comparison.reasons == []
     assert comparison.float64_errors["onnxruntime"] <= comparison.float64_errors["eager"]
     assert "as close to the float64 answer as eager is" in run.report.notes[0]
@@ -64,7 +65,7 @@ def test_a_runtime_closer_to_float64_than_eager_is_passed_with_both_errors(seed)
 def test_a_runtime_further_from_float64_than_eager_still_fails(seed):
     run, model, comparison = _run(seed, lambda e32, e64: e64 + 2 * np.abs(e32 - e64).max())
     assert not comparison.passed
-    oracle.rescue(run, model)
+    oracle.rescue(run, Held.given(model))
     assert not comparison.passed and comparison.float64_errors["onnxruntime"] > comparison.float64_errors["eager"]
     assert "further from the true answer than the reference" in comparison.reasons[-1]
 
@@ -74,7 +75,7 @@ def test_a_failure_that_is_not_elements_alone_is_not_judged_again():
         return np.where(np.arange(e32.size).reshape(e32.shape) == 0, np.nan, e64)
 
     run, model, comparison = _run(0, first_nan)
-    oracle.rescue(run, model)
+    oracle.rescue(run, Held.given(model))
     assert not comparison.passed and comparison.float64_errors is None
 
 
@@ -85,7 +86,7 @@ def test_a_model_without_double_support_is_said_and_the_float32_rules_stand():
         def double(self):
             raise RuntimeError("no double kernel")
 
-    oracle.rescue(run, NoDouble())
+    oracle.rescue(run, Held.given(NoDouble()))
     assert not comparison.passed and "the float64 oracle could not run (no double kernel)" in run.report.notes[0]
 
 

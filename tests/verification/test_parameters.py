@@ -326,3 +326,59 @@ def test_the_report_passes_only_when_every_artifact_passes(small):
     data = report.to_dict()
     assert not report.passed and data["passed"] is False
     assert data["artifacts"]["torchscript"]["passed"] is True and data["artifacts"]["onnxruntime"]["passed"] is False
+
+
+# --- digests: the eager values let go -------------------------------------------------------------
+
+
+def _digests_only(model: nn.Module, artifact: dict, outputs_agree: bool = False) -> ArtifactParameters:
+    """``account`` with no eager values kept (a large model's case): every tensor judged by its digest."""
+    eager = EagerSide.of(model, _example(model), keep_bytes=0)
+    assert not eager.values and set(eager.digests) == {"fc.weight", "fc.bias"}
+    return account("onnxruntime", eager, artifact, outputs_agree)
+
+
+def test_the_eager_side_keeps_the_smallest_values_within_its_budget_and_digests_of_the_rest(small):
+    eager = EagerSide.of(small, _example(small), keep_bytes=8)  # fc.bias (2 floats) fits, fc.weight (6) not
+    assert set(eager.values) == {"fc.bias"} and set(eager.digests) == {"fc.weight"}
+    assert all(isinstance(v, np.ndarray) for v in eager.values.values())  # no tensor of the model's held
+
+
+def test_a_tensor_judged_by_its_digest_alone_matches_when_its_bytes_are_the_same(small):
+    result = _digests_only(small, _tensors(small, "fc.weight", "fc.bias"))
+    assert result.passed and result.altered == [] and result.matched == ["fc.weight", "fc.bias"]
+
+
+def test_a_tensor_judged_by_its_digest_alone_that_differs_fails_and_says_its_values_were_let_go(small):
+    artifact = _tensors(small, "fc.weight", "fc.bias")
+    artifact["fc.weight"][0, 0] = np.nextafter(artifact["fc.weight"][0, 0], np.float32(9))  # one step
+    result = _digests_only(small, artifact)
+    assert result.altered == [{"name": "fc.weight", "max_abs_diff": None}] and not result.passed
+    assert result.reasons == [
+        "parameter fc.weight in the artifact differs from the eager model's "
+        "(its sha256 differs; the eager values were let go)"
+    ]
+    assert _digests_only(small, artifact, outputs_agree=True).rewritten  # a fold, when the outputs prove it
+
+
+def test_the_same_values_in_another_dtype_differ_by_digest_too(small):
+    artifact = _tensors(small, "fc.weight", "fc.bias")
+    artifact["fc.weight"] = artifact["fc.weight"].astype(np.float64)
+    assert not _digests_only(small, artifact).passed
+
+
+def test_a_tensor_still_on_disk_is_judged_by_streaming_its_bytes(small, tmp_path, monkeypatch):
+    from exporter.formats.onnx_wire import FileTensor
+    from exporter.verification import parameters
+
+    monkeypatch.setattr(parameters, "_CHUNK", 8)  # several reads for 24 bytes
+    weight = small.fc.weight.detach().numpy()
+    path = tmp_path / "data"
+    path.write_bytes(b"pad!" + weight.tobytes() + b"tail")
+    on_disk = FileTensor(path, "fc.weight", np.dtype(np.float32), (2, 3), 4, weight.nbytes)
+    artifact = {"fc.weight": on_disk, "fc.bias": small.fc.bias.detach().numpy().copy()}
+    assert _digests_only(small, artifact).passed
+    shifted = FileTensor(path, "fc.weight", np.dtype(np.float32), (2, 3), 5, weight.nbytes)  # a byte off
+    assert not _digests_only(small, {**artifact, "fc.weight": shifted}).passed
+    short = FileTensor(path, "fc.weight", np.dtype(np.float32), (2, 3), 16, weight.nbytes)  # the file ends first
+    assert not _digests_only(small, {**artifact, "fc.weight": short}).passed

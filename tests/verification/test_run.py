@@ -221,3 +221,103 @@ def test_a_reference_that_raises_only_when_run_again_fails_and_says_so(mlp_dir):
     assert "eager (the reference, run again) raised at batch 1: state ran out" in report.failures
     assert report.reference["deterministic"] is None  # not judged: nothing to compare, and not blamed on randomness
     assert not any("nondeterministic" in f for f in report.failures)
+
+
+# --- the weights held once ------------------------------------------------------------------------
+
+
+def _watch_loads(monkeypatch, alive) -> list[bool]:
+    """Whether ``alive()`` (the eager model still exists) held at each runtime load."""
+    import gc
+
+    from exporter import runners
+
+    real, seen = runners.open_artifact, []
+
+    def open_artifact(*args, **kwargs):
+        gc.collect()
+        seen.append(alive())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runners, "open_artifact", open_artifact)
+    return seen
+
+
+def test_the_rebuilt_eager_model_is_let_go_before_any_runtime_loads(mlp_dir, monkeypatch):
+    import weakref
+
+    from exporter.eager import reference
+
+    built, real = [], reference.rebuild
+
+    def rebuild(*args, **kwargs):
+        model = real(*args, **kwargs)
+        built.append(weakref.ref(model))
+        return model
+
+    monkeypatch.setattr(reference, "rebuild", rebuild)
+    seen = _watch_loads(monkeypatch, lambda: built[0]() is not None)
+    report = verify(mlp_dir, VerifyConfig(samples=8), write=False)
+    assert report.passed, report.failures
+    assert seen == [False, False] and len(built) == 1  # both runtimes loaded after it was freed; not rebuilt
+
+
+def test_a_model_the_caller_passes_stays_theirs_while_the_runtimes_load(mlp_dir, monkeypatch):
+    """The twin: the same probe sees a model that is still held (the caller keeps it)."""
+    import weakref
+
+    from exporter.artifacts.manifest import Manifest
+    from exporter.eager import reference
+
+    model = reference.rebuild(mlp_dir, Manifest.load(mlp_dir), VerifyConfig(), reference.resolve_device("cpu"))
+    ref = weakref.ref(model)
+    seen = _watch_loads(monkeypatch, lambda: ref() is not None)
+    assert verify(mlp_dir, VerifyConfig(samples=8), model=model, write=False).passed
+    assert seen == [True, True]
+
+
+def test_export_lets_its_eager_model_go_before_verification_loads_a_runtime(tmp_path, monkeypatch):
+    import weakref
+
+    from exporter import ExportConfig, export, exporting
+
+    built, real = [], exporting._eager
+
+    def eager(*args, **kwargs):
+        model, record = real(*args, **kwargs)
+        built.append(weakref.ref(model))
+        return model, record
+
+    monkeypatch.setattr(exporting, "_eager", eager)
+    seen = _watch_loads(monkeypatch, lambda: built[0]() is not None)
+    result = export("mlp", ExportConfig(out=tmp_path, device="cpu", verify_config=VerifyConfig(samples=8)))
+    assert result.passed and seen == [False, False] and len(built) == 1
+
+
+def test_a_failing_runtime_is_still_localised_from_the_eager_model_built_again(mlp_dir, monkeypatch):
+    """Localising needs eager after the runtimes have gone: it is rebuilt then, and only then."""
+    from exporter.eager import reference
+
+    calls, real = [], reference.rebuild
+    monkeypatch.setattr(reference, "rebuild", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert verify(mlp_dir, VerifyConfig(samples=8), write=False).passed and len(calls) == 1  # nothing to localise
+    change_onnx_weight(mlp_dir)
+    restamp(mlp_dir)
+    report = verify(mlp_dir, VerifyConfig(samples=8), write=False)
+    ort = next(r for r in report.runtimes if r.runtime == "onnxruntime")
+    assert not report.passed and ort.first_divergence.module == "linear_relu_stack.2"
+    assert len(calls) == 3  # once before the runtimes, once after them for the failing one
+
+
+def test_the_report_is_the_same_whether_eager_is_held_throughout_or_let_go(mlp_dir, monkeypatch):
+    """Line for line: the caller's model (held all along, every value kept) against the rebuilt one let
+    go with no eager value kept (every tensor judged by its digest)."""
+    from exporter.artifacts.manifest import Manifest
+    from exporter.eager import reference
+    from exporter.verification import parameters
+
+    model = reference.rebuild(mlp_dir, Manifest.load(mlp_dir), VerifyConfig(), reference.resolve_device("cpu"))
+    held = verify(mlp_dir, VerifyConfig(samples=64), model=model, write=False).render()
+    monkeypatch.setattr(parameters, "KEEP_VALUES_BYTES", 0)
+    let_go = verify(mlp_dir, VerifyConfig(samples=64), write=False).render()
+    assert let_go.splitlines() == held.splitlines()

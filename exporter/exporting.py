@@ -23,7 +23,15 @@ from .artifacts.atomic import current_umask, discard, move_into_place, staging_f
 from .artifacts.manifest import ArtifactEntry, Manifest
 from .config import ExportConfig
 from .eager.sources import ModelSource, resolve
-from .errors import ArtifactDirError, DiskFullError, ExportFailedError, InputSpecError, UsageError, disk_error
+from .errors import (
+    ArtifactDirError,
+    DiskFullError,
+    ExportFailedError,
+    InputSpecError,
+    UsageError,
+    disk_error,
+    first_line,
+)
 from .formats import ExportSpec
 from .interface import Interface, cast_floats, with_dynamic
 from .paths import check_shadowing, make_folder
@@ -67,6 +75,8 @@ class ExportResult:
         manifest = self.manifest
         sizes = ", ".join(f"{a.path} ({human_size(a.bytes)})" for a in manifest.artifacts)
         lines = [f"exported {manifest.model['name']} on {manifest.device} to {self.path}: {sizes}"]
+        for fmt, why in (manifest.model.get("formats_left_out") or {}).items():
+            lines.append(f"left out {fmt}: {why}")
         if self.replaced:
             lines.append(f"replaced the earlier {self.path}: {self.replaced}")
         weights_record = manifest.model.get("weights") or {}
@@ -266,6 +276,7 @@ class _Job:
     key: bytes  # signs the manifest (trust.sign)
     state_sha256: str  # the eager model's state before any forward ran (reference.state_sha256)
     args: tuple  # forward's arguments for the exporters: no dynamic axis of size 0 or 1 (probing.export_example)
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)  # default formats that could not be built
 
 
 def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...], progress) -> list[ArtifactEntry]:
@@ -285,12 +296,24 @@ def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]
         if progress is not None:
             progress(f"export {job.name}: {name} ({i}/{len(config.formats)})")
         fmt = formats.FORMATS[name]
-        details = formats.exporter_module(name).export(eager, args, staging / fmt.file, spec)
+        try:
+            details = formats.exporter_module(name).export(eager, args, staging / fmt.file, spec)
+        except ExportFailedError as error:
+            if config.strict_formats:
+                raise  # a --format list: every listed format builds, or nothing is written
+            job.left_out[name] = first_line(error)
+            (staging / fmt.file).unlink(missing_ok=True)  # whatever the failed exporter left behind
+            if progress is not None:
+                progress(f"export {job.name}: {name} left out: {job.left_out[name]}")
+            continue
         written = details.pop("written", {})  # digests taken while writing: no file is read back to be hashed
         entries.append(ArtifactEntry.for_file(staging, fmt.file, name, written.get(fmt.file), **details))
         if details.get("external_data"):
             side = details["external_data"]
             entries.append(ArtifactEntry.for_file(staging, side, formats.ONNX_DATA, written.get(side), of=fmt.file))
+    if not entries:
+        reasons = "; ".join(f"{name}: {why}" for name, why in job.left_out.items())
+        raise ExportFailedError(f"no format could be built ({reasons})")
     return entries
 
 
@@ -327,6 +350,7 @@ def _write_manifest(
             "flops_per_sample": flops,  # Linear and Conv2d layers (exporter.flops); None: it has neither
             "state_sha256": job.state_sha256,
             "weights": weights_record,
+            **({"formats_left_out": dict(job.left_out)} if job.left_out else {}),  # format -> why it was not built
         },
         inputs=[spec.to_manifest() for spec in job.interface.inputs],
         outputs=[output.to_manifest() for output in job.interface.outputs],

@@ -138,3 +138,37 @@ def test_staging_folders_left_by_a_killed_run_are_cleaned_but_fresh_ones_and_the
     export("mlp", ExportConfig(out=tmp_path, device="cpu", formats=("torchscript",), verify=False))
     assert not stale.exists() and fresh.exists()  # a fresh one may belong to a run in progress
     assert users.exists()  # not marked as this tool's: never removed
+
+
+class _NoTracing(torch.nn.Module):
+    """A model TorchScript cannot trace (it refuses while being traced) but torch.export can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing():
+            raise RuntimeError("this forward cannot be traced")
+        return self.linear(x)
+
+
+@pytest.mark.slow
+def test_a_default_format_that_cannot_be_built_is_left_out_and_the_rest_verify(tmp_path):
+    result = export(_NoTracing(), ExportConfig(out=tmp_path, device="cpu"), example_inputs=torch.rand(2, 4))
+    assert result.passed, result.report.failures
+    assert [a.format for a in result.manifest.artifacts if a.format != "weights"] == ["onnx"]
+    why = result.manifest.model["formats_left_out"]["torchscript"]
+    assert "this forward cannot be traced" in why
+    assert not (result.path / "model.pt").exists()
+    assert "left out torchscript: TorchScript tracing failed" in result.render()
+    saved = json.loads((result.path / "manifest.json").read_text())
+    assert "torchscript" in saved["model"]["formats_left_out"]
+
+
+@pytest.mark.slow
+def test_an_explicit_format_list_stays_strict(tmp_path):
+    config = ExportConfig(out=tmp_path, device="cpu", formats=("torchscript", "onnx"))
+    with pytest.raises(ExportFailedError, match="this forward cannot be traced"):
+        export(_NoTracing(), config, example_inputs=torch.rand(2, 4))
+    assert not any(tmp_path.iterdir())  # nothing written, not even the ONNX file that could be built

@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..config import DEFAULT_FORMATS, FORMATS, ONNX_EXPORTERS, PRECISIONS, RUNTIMES, ExportConfig, VerifyConfig
+from ..config import FORMATS, ONNX_EXPORTERS, PRECISIONS, RUNTIMES, ExportConfig, VerifyConfig
 from ..interface import parse_dynamic, parse_input, parse_shape
 from ..progress import on_terminal
 from .options import (
@@ -167,7 +167,7 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
         name=kw["name"],
         device=kw["device"],
         seed=kw["seed"],
-        formats=tuple(kw["formats"]) or DEFAULT_FORMATS,
+        formats=tuple(kw["formats"]) or None,
         external_data=kw["external_data"],
         opset=kw["opset"],
         onnx_exporter=kw["onnx_exporter"],

@@ -135,7 +135,7 @@ def export(
     staging = _staging(out, name)
     try:
         eager, weights_record = _eager(source, instance, config, device)
-        job = _job(source, name, config, device, staging, key, eager, specs, given)
+        job, eager = _job(source, name, config, device, staging, key, eager, specs, given)
         result = _write(job, eager, weights_record, progress)
     except BaseException as error:
         discard(staging)
@@ -171,14 +171,16 @@ def _eager(
     return eager, weights_record
 
 
-def _job(source, name, config, device, staging, key, eager, specs, given) -> _Job:
-    """The interface (inputs in forward's order, outputs named and shaped) and the example it was probed on."""
+def _job(source, name, config, device, staging, key, eager, specs, given) -> tuple[_Job, nn.Module]:
+    """The interface (inputs in forward's order, outputs named and shaped) and the example it was probed on;
+    and the eager model as every runtime calls it: its declared inputs in order, passed to forward by name."""
     import torch
 
-    from .eager.probing import describe_outputs, export_example, first_run, in_forward_order
+    from .eager.probing import by_name, describe_outputs, export_example, first_run, in_forward_order
     from .eager.reference import state_sha256
 
     specs = in_forward_order(eager, specs, registered=source.kind == "registry")
+    eager = by_name(eager, tuple(s.name for s in specs))
     if given is None:
         example = inputs.example(specs, config.seed, device)
     else:
@@ -187,7 +189,8 @@ def _job(source, name, config, device, staging, key, eager, specs, given) -> _Jo
     value = first_run(eager, example, specs)  # a model that cannot run on the declared inputs: exit 2, here
     outputs = describe_outputs(eager, example, specs, config.output_names or source.output_names, "output", value)
     interface = Interface(specs, outputs)
-    return _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs))
+    job = _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs))
+    return job, eager
 
 
 def _write(job: _Job, eager: nn.Module, weights_record: dict | None, progress) -> ExportResult:

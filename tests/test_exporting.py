@@ -172,3 +172,41 @@ def test_an_explicit_format_list_stays_strict(tmp_path):
     with pytest.raises(ExportFailedError, match="this forward cannot be traced"):
         export(_NoTracing(), config, example_inputs=torch.rand(2, 4))
     assert not any(tmp_path.iterdir())  # nothing written, not even the ONNX file that could be built
+
+
+_KEYWORDS = '''
+import torch
+
+
+class Shifted(torch.nn.Module):
+    """forward's second parameter is optional and not declared: the declared shift must not land in it."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    def forward(self, x, scale=None, shift=None):
+        y = self.linear(x)
+        return y * (1 if scale is None else scale) + (0 if shift is None else shift)
+'''
+
+
+@pytest.mark.slow
+def test_declared_inputs_reach_forward_by_name_in_every_runtime_and_in_a_later_verify(tmp_path):
+    from exporter import verify
+    from exporter.interface import InputSpec
+
+    model_file = tmp_path / "shifted.py"
+    model_file.write_text(_KEYWORDS)
+    inputs = (InputSpec("shift", (2, 4), value_range=(5.0, 6.0)), InputSpec("x", (2, 4)))
+    result = export(f"{model_file}:Shifted", ExportConfig(out=tmp_path / "out", device="cpu", inputs=inputs))
+    assert result.passed, result.report.failures
+    assert [i["name"] for i in result.manifest.inputs] == ["x", "shift"]  # forward's order
+    onnx_model = onnx.load(result.path / "model.onnx")
+    assert [i.name for i in onnx_model.graph.input] == ["x", "shift"]
+    traced = torch.jit.load(result.path / "model.pt")
+    x, shift = torch.rand(1, 4), torch.full((1, 4), 5.5)
+    # shift is added (not multiplied, as it would be in scale's place): the output moves by exactly shift
+    assert torch.allclose(traced(x, shift) - traced(x, torch.zeros(1, 4)), shift)
+    again = verify(result.path)  # the model rebuilt from its file, called by name again
+    assert again.passed, again.failures

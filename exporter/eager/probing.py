@@ -3,6 +3,8 @@
 - ``specs_from_values``: input specs for example values a Python caller gives (a tensor, a
   tuple, or a dict of tensors);
 - ``in_forward_order``: the inputs ordered as forward's parameters, each name checked;
+- ``by_name``: the model with forward taking the declared inputs in order and passing them by keyword, so
+  parameters between them (GPT2's ``past_key_values``) keep their defaults;
 - ``export_example``: the example the exporters see, every dynamic axis of size 0 or 1 made 2
   (torch.export, and the ONNX exporter built on it, specialise sizes 0 and 1 to constants:
   a batch-1 example would freeze the batch of an LSTM, a GRU or attention);
@@ -12,7 +14,9 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
+import keyword
 from typing import Any
 
 import torch
@@ -86,8 +90,7 @@ def embedding_ranges(model: nn.Module, named: Example, names: list[str]) -> dict
         return found
     try:
         with torch.no_grad():
-            args = [named[p] for p in _positional_parameters(model) if p in named]
-            model(*args)
+            model(**{p: named[p] for p in _positional_parameters(model) if p in named})
     except Exception:
         pass
     finally:
@@ -113,14 +116,52 @@ def in_forward_order(model: nn.Module, specs: tuple[InputSpec, ...], registered:
     ordered = [by_name[p] for p in params if p in by_name] + [s for s in specs if s.name not in params]
     signature = inspect.signature(model.forward).parameters
     needed = [p for p in params if p not in by_name and signature[p].default is inspect.Parameter.empty]
-    skipped = [p for p in params[: len(ordered)] if p not in by_name]
-    if needed or skipped:
-        name = (needed or skipped)[0]
+    if needed:
+        name = needed[0]
+        if _takes_tensor(signature[name]):
+            raise InputSpecError(
+                f"forward takes {name!r} too (its inputs are {', '.join(params)}): give every one with "
+                f"--input NAME:SHAPE[:DTYPE[:LOW..HIGH]], e.g. --input {name}:1,8"
+            )
         raise InputSpecError(
-            f"forward takes {name!r} too (its inputs are {', '.join(params)}): give every one with "
-            f"--input NAME:SHAPE[:DTYPE[:LOW..HIGH]], e.g. --input {name}:1,8"
+            f"forward's parameter {name!r} has no default and is not a tensor ({signature[name].annotation}): "
+            "give it a default, or export a module whose forward takes tensors only"
         )
     return tuple(ordered)
+
+
+def _takes_tensor(parameter: inspect.Parameter) -> bool:
+    """Whether a parameter may be a tensor: unannotated, or its annotation names Tensor."""
+    annotation = parameter.annotation
+    return annotation is inspect.Parameter.empty or "Tensor" in str(getattr(annotation, "__name__", annotation))
+
+
+def by_name(model: nn.Module, names: tuple[str, ...]) -> nn.Module:
+    """``model`` as one whose forward takes ``names`` positionally, in this order, and passes them by keyword.
+
+    Every runtime calls a model with its inputs in order; a forward whose declared inputs are not its first
+    parameters (GPT2: ``input_ids, past_key_values, ..., attention_mask``) would get them in the wrong places.
+    The result shares the model's parameters and buffers (a shallow copy whose class adds only this forward),
+    so their names, the state digest and every exporter see the model itself; the parameters left out keep
+    their defaults. ``model`` itself when its forward already takes ``names`` first, in order.
+    """
+    params = _positional_parameters(model)
+    if list(names) == params[: len(names)] or not set(names) <= set(params):
+        return model  # already in order, or the --input-shape shorthand (one input, passed first)
+    bad = [n for n in names if keyword.iskeyword(n)]
+    if bad:
+        raise InputSpecError(f"input name {bad[0]!r} is a Python keyword: forward cannot take it by name")
+    cls = type(model)
+    namespace: dict[str, Any] = {}
+    source = (
+        f"def forward(self, {', '.join(names)}):\n    return _forward(self, {', '.join(f'{n}={n}' for n in names)})\n"
+    )
+    exec(source, {"_forward": cls.forward}, namespace)  # names are identifiers (InputSpec checks them)
+    keyed = type(cls.__name__, (cls,), {"forward": namespace["forward"], "__module__": cls.__module__})
+    keyed.__qualname__ = cls.__qualname__
+    wrapped = copy.copy(model)
+    wrapped.__class__ = keyed
+    return wrapped
 
 
 def export_example(example: Example, specs: tuple[InputSpec, ...]) -> tuple[torch.Tensor, ...]:

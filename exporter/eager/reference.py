@@ -20,6 +20,7 @@ from torch import nn
 from ..artifacts.manifest import Manifest
 from ..config import PRECISIONS, check_device
 from ..errors import DeviceError, ModelNotFoundError, UsageError, first_line
+from .probing import by_name
 from .sources import ModelSource
 from .weights import load_recorded_weights
 
@@ -142,4 +143,5 @@ def rebuild(
         if problems is None:
             raise UsageError(problem)
         problems.append(problem)
-    return model
+    names = tuple(str(i.get("name")) for i in manifest.inputs if isinstance(i, dict))
+    return by_name(model, names) if names else model  # called as export called it: inputs by name

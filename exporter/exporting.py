@@ -33,7 +33,7 @@ from .errors import (
     first_line,
 )
 from .formats import ExportSpec
-from .interface import Interface, cast_floats, with_dynamic
+from .interface import Interface, cast_floats, with_dynamic, with_kinds
 from .paths import check_shadowing, make_folder
 from .progress import Progress
 from .verification import inputs, verify
@@ -115,11 +115,11 @@ def export(
     check_shadowing()
     values = example_inputs if example_inputs is not None else example_input
     if isinstance(model, str):
-        source, given, instance = resolve(model, config.example_inputs()), None, None
+        source, given, instance = resolve(model, config.example_inputs(), task=config.task), None, None
     else:
         source, given, instance = _instance_source(model, config, values)
     extra = [*config.dynamic, *((n, a, label) for n, axes in (dynamic or {}).items() for a, label in axes.items())]
-    specs = cast_floats(with_dynamic(source.inputs, extra), config.dtype)
+    specs = with_kinds(cast_floats(with_dynamic(source.inputs, extra), config.dtype), config.input_kinds)
     name = config.name or source.name
     if not _NAME.match(name):
         raise UsageError(f"artifact name {name!r} must be a plain folder name (letters, digits, _ . -)")
@@ -157,6 +157,10 @@ def _eager(
 
     if instance is not None:
         eager = copy.deepcopy(instance).eval().to(device)
+    elif source.kind == "transformers":  # the folder's own weights: kept, hash-bound, in the artifact folder
+        from .eager import saved_folder
+
+        eager = saved_folder.load(source.file, source.target).to(device)
     else:
         eager = reference.build(source, config.seed, device)
     weights_record = None
@@ -164,8 +168,8 @@ def _eager(
         state, info = weights.read_state_dict(config.weights)
         info["notes"] += weights.apply(eager, state, str(config.weights))
         weights_record = {"original": info}
-    if instance is not None and weights_record is None:
-        weights_record = {}  # a user's module: its weights are its own, not the seed's
+    if (instance is not None or source.kind == "transformers") and weights_record is None:
+        weights_record = {}  # a user's module, a saved folder: their weights are their own, not the seed's
     if config.dtype is not None:
         eager = eager.to(getattr(torch, config.dtype))
     return eager, weights_record
@@ -176,11 +180,22 @@ def _job(source, name, config, device, staging, key, eager, specs, given) -> tup
     and the eager model as every runtime calls it: its declared inputs in order, passed to forward by name."""
     import torch
 
-    from .eager.probing import by_name, describe_outputs, export_example, first_run, in_forward_order
+    from .eager.probing import (
+        by_name,
+        describe_outputs,
+        export_example,
+        first_run,
+        forward_parameters,
+        in_forward_order,
+        table_ranges,
+    )
     from .eager.reference import state_sha256
 
+    if source.kind == "transformers" and not config.example_inputs():
+        specs = tuple(s for s in specs if s.name in forward_parameters(eager))  # inferred: those forward takes
     specs = in_forward_order(eager, specs, registered=source.kind == "registry")
     eager = by_name(eager, tuple(s.name for s in specs))
+    specs = table_ranges(eager, specs, device)
     if given is None:
         example = inputs.example(specs, config.seed, device)
     else:

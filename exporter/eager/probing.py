@@ -99,6 +99,29 @@ def embedding_ranges(model: nn.Module, named: Example, names: list[str]) -> dict
     return found
 
 
+def table_ranges(model: nn.Module, specs: tuple[InputSpec, ...], device: torch.device) -> tuple[InputSpec, ...]:
+    """``specs`` with each index input (token ids, token type ids, position ids: ``kinds.INDICES``) that has no
+    declared range given the range of the nn.Embedding it feeds; InputSpecError for one that feeds none."""
+    from dataclasses import replace
+
+    from ..kinds import INDICES
+    from ..verification.inputs import example
+
+    missing = [s.name for s in specs if s.kind in INDICES and s.value_range is None]
+    if not missing:
+        return specs
+    named = example(specs, 0, device)  # the missing ones all zeros: a valid index into any table
+    found = embedding_ranges(model, named, missing)
+    unfound = [n for n in missing if n not in found]
+    if unfound:
+        name = unfound[0]
+        raise InputSpecError(
+            f"input {name!r} holds indices, but no nn.Embedding takes it as it is, so its range is unknown: "
+            f"declare it, --input {name}:SHAPE:int64:LOW..HIGH"
+        )
+    return tuple(replace(s, value_range=found[s.name]) if s.name in found else s for s in specs)
+
+
 def in_forward_order(model: nn.Module, specs: tuple[InputSpec, ...], registered: bool) -> tuple[InputSpec, ...]:
     """``specs`` ordered as forward's parameters. A registered model's single input keeps its own name."""
     if registered and len(specs) == 1:
@@ -280,6 +303,11 @@ def _resized_run(model: nn.Module, example: Example, specs: tuple[InputSpec, ...
             return flatten(model(*args))
     except Exception:  # a model that refuses other sizes: its shapes stay concrete, and verify will say why
         return None
+
+
+def forward_parameters(model: nn.Module) -> list[str]:
+    """The names forward takes positionally or by keyword, in order."""
+    return _positional_parameters(model)
 
 
 def _positional_parameters(model: nn.Module) -> list[str]:

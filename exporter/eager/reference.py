@@ -59,6 +59,12 @@ def device_for(wanted: str | None, recorded: str) -> torch.device:
 
 def build(source: ModelSource, seed: int, device: torch.device) -> nn.Module:
     """Instantiate the source's class with seeded weights, in eval mode, on ``device``."""
+    if source.kind == "transformers":  # the architecture from its recorded config; the weights are loaded after
+        from . import saved_folder
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return saved_folder.build(source.config or {}, source.target).to(device)
     cls = source.load_class()
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ModelNotFoundError(f"{source.target} is not an nn.Module subclass")

@@ -229,7 +229,7 @@ class ExportConfig:
     weights: Path | None = None  # a state_dict (.pt/.pth) or .safetensors file
     verify: bool = True  # run verification after writing, and record it in the manifest
     verify_config: VerifyConfig = field(default_factory=VerifyConfig)
-    input_kinds: tuple[tuple[str, str], ...] = ()  # (input, kind) (--input-kind): how it is drawn (exporter.kinds);
+    input_kinds: tuple[tuple[str, str], ...] = ()  # (input, kind) (--input-kind): how it is drawn (interface.KINDS);
     # conventional names (attention_mask, input_ids...) have theirs already
     strict_formats: bool = True  # set False when ``formats`` is None (the defaults): see ``formats``
     task: str | None = None  # a transformers folder: the model class's task (``causal-lm``...); None: config.json's

@@ -195,7 +195,7 @@ def _job(source, name, config, device, staging, key, eager, specs, given) -> tup
         specs = tuple(s for s in specs if s.name in forward_parameters(eager))  # inferred: those forward takes
     specs = in_forward_order(eager, specs, registered=source.kind == "registry")
     eager = by_name(eager, tuple(s.name for s in specs))
-    specs = table_ranges(eager, specs, device)
+    specs = table_ranges(eager, specs, inputs.example(specs, config.seed, device))
     if given is None:
         example = inputs.example(specs, config.seed, device)
     else:

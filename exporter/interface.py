@@ -41,6 +41,49 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RANGE = re.compile(r"^(-?[0-9.eE+-]+)\.\.(-?[0-9.eE+-]+)$")
 
 
+# --- input kinds: what an input means, so it is drawn as users send it (verification/kinds.py draws them) ----
+# An attention mask drawn uniform 0/1 has rows with nothing attended (softmax over nothing, where runtimes
+# legitimately differ: a false alarm), and a range of 1..1 tests no masking at all. Kinds are inferred from
+# transformers' conventional names (KIND_OF_NAME) or declared (--input-kind NAME:KIND, InputSpec(kind=...)).
+
+PADDING_MASK = "padding-mask"  # ones then zeros per row, at least one one
+LEFT_PADDING_MASK = "left-padding-mask"  # zeros then ones per row, at least one one
+TOKEN_IDS = "token-ids"  # uniform in the vocabulary: [0, num_embeddings - 1] of the Embedding they feed
+TOKEN_TYPE_IDS = "token-type-ids"  # uniform in the token type table
+POSITION_IDS = "position-ids"  # 0, 1, 2 ... per row, from a random start that keeps them in the table
+PLAIN = "plain"  # as the dtype and range say (uniform)
+
+KINDS: dict[str, str] = {  # kind -> how it is drawn, for the report and --help
+    PADDING_MASK: "padding masks: per row ones then zeros, 1 to all positions attended, lengths varied",
+    LEFT_PADDING_MASK: "left-padding masks: per row zeros then ones, 1 to all positions attended, lengths varied",
+    TOKEN_IDS: "token ids uniform in [{low:g}, {high:g}]",
+    TOKEN_TYPE_IDS: "token type ids uniform in [{low:g}, {high:g}]",
+    POSITION_IDS: "position ids counting up per row, within [{low:g}, {high:g}]",
+    PLAIN: "",
+}
+MASKS = (PADDING_MASK, LEFT_PADDING_MASK)
+INDICES = (TOKEN_IDS, TOKEN_TYPE_IDS, POSITION_IDS)  # integers whose range is the table they index
+
+KIND_OF_NAME: dict[str, str] = {  # transformers' conventional names
+    "attention_mask": PADDING_MASK,
+    "decoder_attention_mask": PADDING_MASK,
+    "input_ids": TOKEN_IDS,
+    "decoder_input_ids": TOKEN_IDS,
+    "token_type_ids": TOKEN_TYPE_IDS,
+    "position_ids": POSITION_IDS,
+}
+
+
+def infer_kind(name: str) -> str | None:
+    """The kind a conventional input name implies; None for any other name."""
+    return KIND_OF_NAME.get(name)
+
+
+def describe_kind(kind: str, low: float, high: float) -> str:
+    """How an input of ``kind`` is drawn, in words (the report's inputs line)."""
+    return KINDS[kind].format(low=low, high=high)
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One input of forward: its example's shape (batch first), dtype, value range and dynamic axes.
@@ -58,12 +101,10 @@ class InputSpec:
     kind: str | None = None  # what it means (exporter.kinds): drawn as users send it; None: plain
 
     def __post_init__(self) -> None:
-        from . import kinds
-
         object.__setattr__(self, "dtype", canonical_dtype(self.dtype))
-        if self.kind is not None and self.kind not in kinds.KINDS:
-            raise InputSpecError(f"input {self.name!r}: kind {self.kind!r} is not one of {', '.join(kinds.KINDS)}")
-        if self.kind in kinds.INDICES and self.dtype not in INT_DTYPES:
+        if self.kind is not None and self.kind not in KINDS:
+            raise InputSpecError(f"input {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.kind in INDICES and self.dtype not in INT_DTYPES:
             raise InputSpecError(f"input {self.name!r}: {self.kind} are integers, not {self.dtype}")
         if not _NAME.match(self.name):
             raise InputSpecError(f"input name {self.name!r} must be an identifier (a forward parameter's name)")
@@ -89,7 +130,7 @@ class InputSpec:
                 raise InputSpecError(f"input {self.name!r}: range {low}..{high} must be finite with LOW <= HIGH")
             if self.dtype in FLOAT_DTYPES and not high > low:
                 raise InputSpecError(f"input {self.name!r}: a float range needs LOW < HIGH")
-        elif self.dtype in INT_DTYPES and self.kind not in (*kinds.MASKS, *kinds.INDICES):
+        elif self.dtype in INT_DTYPES and self.kind not in (*MASKS, *INDICES):
             raise InputSpecError(
                 f"integer input {self.name!r} needs the range its values come from (token ids: the vocabulary): "
                 f"--input {self.name}:{','.join(map(str, self.shape))}:{self.dtype}:0..999"
@@ -110,8 +151,6 @@ class InputSpec:
 
     @property
     def low_high(self) -> tuple[float, float]:
-        from .kinds import INDICES, MASKS
-
         if self.dtype == "bool" or self.kind in MASKS:
             return (0, 1)
         if self.value_range is None and self.kind in INDICES:
@@ -120,11 +159,9 @@ class InputSpec:
 
     def describe(self) -> str:
         """What is drawn for it, for the report: ``ids int64 (1, 32) uniform integers in [0, 999]``."""
-        from . import kinds
-
         low, high = self.low_high
-        if self.kind not in (None, kinds.PLAIN):
-            what = kinds.describe(self.kind, low, high)
+        if self.kind not in (None, PLAIN):
+            what = describe_kind(self.kind, low, high)
         elif self.dtype == "bool":
             what = "False/True, half each"
         elif self.dtype in INT_DTYPES:
@@ -219,8 +256,6 @@ def with_dynamic(specs: Iterable[InputSpec], extra: Iterable[tuple[str, int, str
 
 def parse_kind(text: str) -> tuple[str, str]:
     """``NAME:KIND``, e.g. ``mask:left-padding-mask``. Raises InputSpecError."""
-    from .kinds import KINDS
-
     name, _, kind = text.partition(":")
     if not name or kind not in KINDS:
         raise InputSpecError(f"--input-kind {text!r} is not NAME:KIND with KIND one of {', '.join(KINDS)}")
@@ -230,8 +265,6 @@ def parse_kind(text: str) -> tuple[str, str]:
 def with_kinds(specs: Iterable[InputSpec], declared: Iterable[tuple[str, str]] = ()) -> tuple[InputSpec, ...]:
     """``specs`` with each input's kind: as declared (``--input-kind``), else as its conventional name implies
     (``attention_mask``: a padding mask), else as it was. UsageError naming an unknown input."""
-    from .kinds import infer
-
     specs = tuple(specs)
     given = dict(declared)
     unknown = [n for n in given if n not in {s.name for s in specs}]
@@ -239,7 +272,7 @@ def with_kinds(specs: Iterable[InputSpec], declared: Iterable[tuple[str, str]] =
         raise InputSpecError(
             f"--input-kind names input {unknown[0]!r}, but the inputs are {', '.join(s.name for s in specs)}"
         )
-    return tuple(replace(s, kind=given.get(s.name) or s.kind or infer(s.name)) for s in specs)
+    return tuple(replace(s, kind=given.get(s.name) or s.kind or infer_kind(s.name)) for s in specs)
 
 
 def cast_floats(specs: tuple[InputSpec, ...], dtype: str | None) -> tuple[InputSpec, ...]:

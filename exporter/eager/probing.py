@@ -23,9 +23,10 @@ import torch
 from torch import nn
 
 from ..errors import InputSpecError, first_line
-from ..interface import InputSpec, OutputSpec, flatten, output_names
+from ..interface import INDICES, InputSpec, OutputSpec, flatten, output_names
 
 Example = dict[str, torch.Tensor]
+DERIVED = "derived"  # an output axis that follows an input axis's size without equalling it: ``samples_derived``
 
 
 def specs_from_values(
@@ -99,18 +100,15 @@ def embedding_ranges(model: nn.Module, named: Example, names: list[str]) -> dict
     return found
 
 
-def table_ranges(model: nn.Module, specs: tuple[InputSpec, ...], device: torch.device) -> tuple[InputSpec, ...]:
+def table_ranges(model: nn.Module, specs: tuple[InputSpec, ...], named: Example) -> tuple[InputSpec, ...]:
     """``specs`` with each index input (token ids, token type ids, position ids: ``kinds.INDICES``) that has no
-    declared range given the range of the nn.Embedding it feeds; InputSpecError for one that feeds none."""
+    declared range given the range of the nn.Embedding it feeds; InputSpecError for one that feeds none.
+    ``named``: the example, the missing ones all zeros (a valid index into any table)."""
     from dataclasses import replace
-
-    from ..kinds import INDICES
-    from ..verification.inputs import example
 
     missing = [s.name for s in specs if s.kind in INDICES and s.value_range is None]
     if not missing:
         return specs
-    named = example(specs, 0, device)  # the missing ones all zeros: a valid index into any table
     found = embedding_ranges(model, named, missing)
     unfound = [n for n in missing if n not in found]
     if unfound:
@@ -275,28 +273,35 @@ def describe_outputs(
         raise InputSpecError(f"--output-names gives {len(found)} name(s), but forward returns {len(leaves)} output(s)")
     shapes = [list(leaf.shape) for _, leaf in leaves]
     labels = {label for s in specs for label in s.axes.values()}
+    size_of = {label: s.shape[axis] for s in specs for axis, label in s.axes.items()}
     for label in sorted(labels):
-        moved = _resized_run(model, example, specs, label)
-        for shape, (_, leaf) in zip(shapes, moved or [], strict=False):
-            if len(shape) != leaf.dim():
-                continue  # the rank itself moves (a squeeze at size 1): left concrete; verify names it
-            for axis, (before, after) in enumerate(zip(shape, leaf.shape, strict=True)):
-                if isinstance(before, int) and before != after:
-                    shape[axis] = label
+        for doubled in (False, True):  # one longer, then twice as long: a strided conv's frame count moves so
+            moved = _resized_run(model, example, specs, label, doubled)
+            for shape, (_, leaf) in zip(shapes, moved or [], strict=False):
+                if len(shape) != leaf.dim():
+                    continue  # the rank itself moves (a squeeze at size 1): left concrete; verify names it
+                for axis, (before, after) in enumerate(zip(shape, leaf.shape, strict=True)):
+                    if isinstance(before, int) and before != after:
+                        # the same size as the input's axis: that label; a size that follows it another way (a
+                        # strided conv's frames): a label of its own, dynamic, whose size verify does not assume
+                        shape[axis] = label if before == size_of[label] else f"{label}_{DERIVED}"
     return tuple(
         OutputSpec(name, tuple(shape), str(leaf.dtype).removeprefix("torch."))
         for name, shape, (_, leaf) in zip(found, shapes, leaves, strict=True)
     )
 
 
-def _resized_run(model: nn.Module, example: Example, specs: tuple[InputSpec, ...], label: str) -> list | None:
-    """Forward's flattened outputs with every axis labelled ``label`` one larger (None when that fails)."""
+def _resized_run(
+    model: nn.Module, example: Example, specs: tuple[InputSpec, ...], label: str, doubled: bool = False
+) -> list | None:
+    """Forward's flattened outputs with every axis labelled ``label`` one larger, or twice as large
+    (``doubled``: an output that moves by one per stride of its input moves then); None when that fails."""
     args = []
     for spec in specs:
         value = example[spec.name]
         for axis, name in spec.axes.items():
             if name == label:
-                value = torch.cat([value, value.narrow(axis, 0, 1)], dim=axis)
+                value = torch.cat([value, value if doubled else value.narrow(axis, 0, 1)], dim=axis)
         args.append(value)
     try:
         with torch.no_grad():

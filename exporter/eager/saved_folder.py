@@ -82,7 +82,7 @@ def class_name(config: dict[str, Any], task: str | None, where: Path) -> str:
 
 def infer_inputs(config: dict[str, Any], folder: Path) -> tuple[InputSpec, ...]:
     """The inputs a model of this config takes, as users send them (see the module's docstring)."""
-    from ..kinds import PADDING_MASK, TOKEN_IDS, TOKEN_TYPE_IDS
+    from ..interface import PADDING_MASK, TOKEN_IDS, TOKEN_TYPE_IDS
 
     if "conv_kernel" in config and "conv_stride" in config:  # wav2vec2, hubert, wavlm: raw audio
         rate = _sampling_rate(folder)

@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .. import kinds
 from ..config import VerifyConfig
 from ..errors import InputSpecError
-from ..interface import FLOAT_DTYPES, INT_DTYPES, InputSpec
+from ..interface import FLOAT_DTYPES, INT_DTYPES, PLAIN, InputSpec
+from . import kinds
 
 if TYPE_CHECKING:
     import torch
@@ -105,7 +105,7 @@ def sample(generator: torch.Generator, spec: InputSpec, shape: tuple[int, ...], 
     """
     import torch
 
-    if spec.kind not in (None, kinds.PLAIN):  # a mask, ids, positions: drawn as users send them (exporter.kinds)
+    if spec.kind not in (None, PLAIN):  # a mask, ids, positions: drawn as users send them (kinds.py)
         drawn = kinds.draw(spec.kind, generator, shape, spec.dtype, spec.low_high)
         return drawn.float().numpy() if spec.dtype == "bfloat16" else drawn.numpy()
     if spec.dtype in FLOAT_DTYPES:
@@ -127,7 +127,7 @@ def example(specs: tuple[InputSpec, ...], seed: int, device: torch.device) -> di
 
 
 def _example_value(generator: torch.Generator, spec: InputSpec) -> torch.Tensor:
-    if spec.kind not in (None, kinds.PLAIN):
+    if spec.kind not in (None, PLAIN):
         return kinds.draw(spec.kind, generator, spec.shape, spec.dtype, spec.low_high)
     return draw(generator, spec.shape, spec.dtype, value_range=spec.low_high)
 

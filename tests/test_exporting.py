@@ -64,7 +64,7 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_does_not(tmp_path
 def test_a_failed_export_keeps_the_earlier_folder_and_leaves_nothing_half_written(tmp_path, mlp_export):
     shutil.copytree(mlp_export.path, tmp_path / "mlp")
     before = (tmp_path / "mlp" / "manifest.json").read_text()
-    config = ExportConfig(out=tmp_path, name="mlp", device="cpu", input_shape=(1, 28, 28))
+    config = ExportConfig(out=tmp_path, name="mlp", device="cpu", input_shape=(1, 28, 28), formats=("onnx",))
     with pytest.raises(ExportFailedError, match="branches on tensor values"):
         export(f"{BROKEN}:ValueBranch", config)
     assert (tmp_path / "mlp" / "manifest.json").read_text() == before
@@ -218,3 +218,10 @@ def test_a_parameter_reached_only_through_an_eval_mode_cache_is_no_false_alarm(t
 
     result = export(CachedBiases(), ExportConfig(out=tmp_path, device="cpu"), example_inputs=torch.rand(2, 4))
     assert result.passed, result.report.failures  # timm LeViT's pattern: "biases never used by forward" before
+
+
+@pytest.mark.slow
+def test_with_the_defaults_a_value_branch_leaves_onnx_out_and_the_traced_file_still_fails(tmp_path):
+    result = export(f"{BROKEN}:ValueBranch", ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28)))
+    assert "branches on tensor values" in result.manifest.model["formats_left_out"]["onnx"]
+    assert result.passed is False  # the trace froze the branch: left out or not, no broken export passes

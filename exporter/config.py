@@ -220,7 +220,8 @@ class ExportConfig:
     name: str | None = None  # None: the registry name, or the class name
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0  # seeds the weight initialisation and the example input
-    formats: tuple[str, ...] = DEFAULT_FORMATS
+    formats: tuple[str, ...] | None = None  # None: the defaults, each left out (with its cause) when it cannot be
+    # built; a list given: every one must build, or nothing is written
     opset: int | None = None  # None: the exporter's default opset
     onnx_exporter: str = "dynamo"  # "dynamo" (torch.export based, torch's default) or "legacy"
     external_data: bool = False  # ONNX weights in model.onnx.data (automatic past 2 GB)
@@ -237,6 +238,10 @@ class ExportConfig:
     weights: Path | None = None  # a state_dict (.pt/.pth) or .safetensors file
     verify: bool = True  # run verification after writing, and record it in the manifest
     verify_config: VerifyConfig = field(default_factory=VerifyConfig)
+    input_kinds: tuple[tuple[str, str], ...] = ()  # (input, kind) (--input-kind): how it is drawn (interface.KINDS);
+    # conventional names (attention_mask, input_ids...) have theirs already
+    strict_formats: bool = True  # set False when ``formats`` is None (the defaults): see ``formats``
+    task: str | None = None  # a transformers folder: the model class's task (``causal-lm``...); None: config.json's
 
     def example_inputs(self) -> tuple[InputSpec, ...] | None:
         """The inputs given: ``inputs``, or ``input_shape`` as one float input named ``input``; None: none."""
@@ -248,6 +253,9 @@ class ExportConfig:
         from .errors import UsageError
 
         check_seed(self.seed)
+        if self.formats is None:
+            object.__setattr__(self, "formats", DEFAULT_FORMATS)
+            object.__setattr__(self, "strict_formats", False)
         unknown = [f for f in self.formats if f not in FORMATS]
         if unknown or not self.formats:
             raise UsageError(f"unknown format {', '.join(unknown) or '(none)'}: choose from {', '.join(FORMATS)}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import os
 import platform
 import re
 import time
@@ -20,8 +19,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__, formats
-from .artifacts import trust
-from .artifacts.atomic import current_umask, discard, move_into_place, staging_folder, swap_failure
+from .artifacts import replacing, trust
+from .artifacts.atomic import discard, staging_folder
 from .artifacts.manifest import ArtifactEntry, Manifest
 from .config import ExportConfig, dynamic_axes
 from .eager.sources import ModelSource, resolve
@@ -29,14 +28,14 @@ from .errors import (
     ArtifactDirError,
     DiskFullError,
     ExportFailedError,
-    FolderSwapError,
     InputSpecError,
     UsageError,
     disk_error,
     first_line,
 )
 from .formats import ExportSpec
-from .interface import Interface, cast_floats, with_dynamic
+from .inspection import describe_folder
+from .interface import Interface, cast_floats, with_dynamic, with_kinds
 from .paths import check_shadowing, make_folder
 from .progress import Progress
 from .verification import inputs, judging, verify
@@ -79,6 +78,8 @@ class ExportResult:
         manifest = self.manifest
         sizes = ", ".join(f"{a.path} ({human_size(a.bytes)})" for a in manifest.artifacts)
         lines = [f"exported {manifest.model['name']} on {manifest.device} to {self.path}: {sizes}"]
+        for fmt, why in (manifest.model.get("formats_left_out") or {}).items():
+            lines.append(f"left out {fmt}: {why}")
         if self.replaced:
             lines.append(f"replaced the earlier {self.path}: {self.replaced}")
         weights_record = manifest.model.get("weights") or {}
@@ -118,13 +119,13 @@ def export(
     check_shadowing()
     values = example_inputs if example_inputs is not None else example_input
     if isinstance(model, str):
-        source, given, instance = resolve(model, config.example_inputs()), None, None
+        source, given, instance = resolve(model, config.example_inputs(), task=config.task), None, None
     else:
         source, given, instance = _instance_source(model, config, values)
     added, added_ranges = dynamic_axes(dynamic or {})
     extra = [*config.dynamic, *added]
     ranges = {label: (low, high) for label, low, high in (*config.dynamic_ranges, *added_ranges)}
-    specs = cast_floats(with_dynamic(source.inputs, extra), config.dtype)
+    specs = with_kinds(cast_floats(with_dynamic(source.inputs, extra), config.dtype), config.input_kinds)
     name = config.name or source.name
     if not _NAME.match(name):
         raise UsageError(f"artifact name {name!r} must be a plain folder name (letters, digits, _ . -)")
@@ -133,7 +134,7 @@ def export(
 
         check_opset(config.opset)  # before anything is exported
     out = Path(config.out)
-    check_replaceable(out / name)  # a folder that is not one of this tool's is refused before any work
+    replacing.check_replaceable(out / name)  # a folder that is not one of this tool's is refused before any work
     from .eager import reference
 
     device = reference.resolve_device(config.device)  # before any folder is made
@@ -145,9 +146,9 @@ def export(
 
         need = footprint.Footprint.of(footprint.model_bytes(eager), config.formats, weights_record is not None)
         footprint.check(need, Path(config.out), f"exporting {name}")
-        job = _job(source, name, config, device, staging, key, eager, specs, given, ranges)
+        job, eager = _job(source, name, config, device, staging, key, eager, specs, given, ranges)
         # one holder, so that verification can let the eager weights go before a runtime loads its own
-        held = reference.Held(eager, lambda: _eager(source, instance, config, device)[0])
+        held = reference.Held(eager, lambda: _again(job, source, instance, device))
         del eager
         result = _write(job, held, weights_record, progress)
     except BaseException as error:
@@ -170,6 +171,10 @@ def _eager(
 
     if instance is not None:
         eager = copy.deepcopy(instance).eval().to(device)
+    elif source.kind == "transformers":  # the folder's own weights: kept, hash-bound, in the artifact folder
+        from .eager import saved_folder
+
+        eager = saved_folder.load(source.file, source.target).to(device)
     else:
         eager = reference.build(source, config.seed, device)
     weights_record = None
@@ -177,21 +182,41 @@ def _eager(
         state, info = weights.read_state_dict(config.weights)
         info["notes"] += weights.apply(eager, state, str(config.weights))
         weights_record = {"original": info}
-    if instance is not None and weights_record is None:
-        weights_record = {}  # a user's module: its weights are its own, not the seed's
+    if (instance is not None or source.kind == "transformers") and weights_record is None:
+        weights_record = {}  # a user's module, a saved folder: their weights are their own, not the seed's
     if config.dtype is not None:
         eager = eager.to(getattr(torch, config.dtype))
     return eager, weights_record
 
 
-def _job(source, name, config, device, staging, key, eager, specs, given, ranges) -> _Job:
-    """The interface (inputs in forward's order, outputs named and shaped) and the example it was probed on."""
+def _again(job: _Job, source, instance, device) -> nn.Module:
+    """The eager model built again (after verification let it go), called as the runtimes call it."""
+    from .eager.probing import by_name
+
+    return by_name(_eager(source, instance, job.config, device)[0], tuple(s.name for s in job.interface.inputs))
+
+
+def _job(source, name, config, device, staging, key, eager, specs, given, ranges) -> tuple[_Job, nn.Module]:
+    """The interface (inputs in forward's order, outputs named and shaped) and the example it was probed on;
+    and the eager model as every runtime calls it: its declared inputs in order, passed to forward by name."""
     import torch
 
-    from .eager.probing import describe_outputs, export_example, first_run, in_forward_order
+    from .eager.probing import (
+        by_name,
+        describe_outputs,
+        export_example,
+        first_run,
+        forward_parameters,
+        in_forward_order,
+        table_ranges,
+    )
     from .eager.reference import state_sha256
 
+    if source.kind == "transformers" and not config.example_inputs():
+        specs = tuple(s for s in specs if s.name in forward_parameters(eager))  # inferred: those forward takes
     specs = in_forward_order(eager, specs, registered=source.kind == "registry")
+    eager = by_name(eager, tuple(s.name for s in specs))
+    specs = table_ranges(eager, specs, inputs.example(specs, config.seed, device))
     if given is None:
         example = inputs.example(specs, config.seed, device)
     else:
@@ -202,7 +227,8 @@ def _job(source, name, config, device, staging, key, eager, specs, given, ranges
     interface = Interface(specs, outputs)
     judging.check_missing(config.verify_config, interface)
     ranges = judging.size_ranges(interface, specs[0].batch, ranges)
-    return _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs), ranges)
+    job = _Job(source, name, config, device, staging, interface, key, state, export_example(example, specs), ranges)
+    return job, eager
 
 
 def _write(job: _Job, held: reference.Held, weights_record: dict | None, progress) -> ExportResult:
@@ -223,7 +249,7 @@ def _write(job: _Job, held: reference.Held, weights_record: dict | None, progres
         report = verify(job.staging, checks, model=held, write=False, progress=progress, _written_here=True)
         report.artifact_dir = str(target)
         write_report(job.staging, manifest, report)
-    replaced = _move_into_place(job.staging, target)
+    replaced = replacing.move_into_place(job.staging, target, describe_folder)
     return ExportResult(target, manifest, report, replaced)
 
 
@@ -294,6 +320,7 @@ class _Job:
     state_sha256: str  # the eager model's state before any forward ran (reference.state_sha256)
     args: tuple  # forward's arguments for the exporters: no dynamic axis of size 0 or 1 (probing.export_example)
     ranges: dict[str, tuple[int, int]]  # every dynamic axis's size range, declared or the default (judging.py)
+    left_out: dict[str, str] = dataclasses.field(default_factory=dict)  # default formats that could not be built
 
 
 def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...], progress) -> list[ArtifactEntry]:
@@ -318,13 +345,25 @@ def _write_artifacts(job: _Job, eager: nn.Module, args: tuple[torch.Tensor, ...]
             progress(f"export {job.name}: {name} ({i}/{len(config.formats)})" + (f", {hint}" if hint else ""))
         fmt = formats.FORMATS[name]
         start = time.perf_counter()
-        details = formats.exporter_module(name).export(eager, args, staging / fmt.file, spec)
+        try:
+            details = formats.exporter_module(name).export(eager, args, staging / fmt.file, spec)
+        except ExportFailedError as error:
+            if config.strict_formats:
+                raise  # a --format list: every listed format builds, or nothing is written
+            job.left_out[name] = first_line(error)
+            (staging / fmt.file).unlink(missing_ok=True)  # whatever the failed exporter left behind
+            if progress is not None:
+                progress(f"export {job.name}: {name} left out: {job.left_out[name]}")
+            continue
         pace.done(name, time.perf_counter() - start)
         written = details.pop("written", {})  # digests taken while writing: no file is read back to be hashed
         entries.append(ArtifactEntry.for_file(staging, fmt.file, name, written.get(fmt.file), **details))
         if details.get("external_data"):
             side = details["external_data"]
             entries.append(ArtifactEntry.for_file(staging, side, formats.ONNX_DATA, written.get(side), of=fmt.file))
+    if not entries:
+        reasons = "; ".join(f"{name}: {why}" for name, why in job.left_out.items())
+        raise ExportFailedError(f"no format could be built ({reasons})")
     return entries
 
 
@@ -361,6 +400,7 @@ def _write_manifest(
             "flops_per_sample": flops,  # Linear and Conv2d layers (exporter.flops); None: it has neither
             "state_sha256": job.state_sha256,
             "weights": weights_record,
+            **({"formats_left_out": dict(job.left_out)} if job.left_out else {}),  # format -> why it was not built
         },
         inputs=[spec.to_manifest() for spec in job.interface.inputs],
         outputs=[output.to_manifest() for output in job.interface.outputs],
@@ -371,67 +411,8 @@ def _write_manifest(
     )
     manifest.sign(job.key)
     manifest.write(job.staging)
-    _normal_rights(job.staging)
+    replacing.normal_rights(job.staging)
     return manifest
-
-
-def _normal_rights(folder: Path) -> None:
-    """Every file readable as the umask allows (onnx writes its external data 0600)."""
-    rights = 0o666 & ~current_umask()
-    for path in folder.iterdir():
-        if path.is_file() and not path.is_symlink():
-            path.chmod(rights)
-
-
-def _move_into_place(staging: Path, target: Path) -> str | None:
-    """Swap the finished folder in; what the earlier folder at ``target`` held, in words (None: there was none)."""
-    check_replaceable(target)  # again: the folder may have changed while the model was exported
-    replaced = describe_folder(target) if target.exists() else None
-    try:
-        move_into_place(staging, target)
-    except OSError as error:
-        if disk_error(error) is not None:
-            raise
-        raise FolderSwapError(swap_failure(error, staging, target)) from error
-    return replaced
-
-
-def check_replaceable(target: Path) -> None:
-    """Refuse (ArtifactDirError, exit 2) anything at ``target`` export may not replace: only nothing, an empty
-    folder, or one of this tool's artifact folders (a manifest.json it can read) is replaced; a user's folder,
-    a file or a link is left untouched."""
-    from .errors import ManifestError
-
-    if not os.path.lexists(target):
-        return
-    if target.is_symlink() or not target.is_dir():
-        raise ArtifactDirError(f"{target} exists and is not an artifact folder: move it or choose another --name")
-    try:
-        if not any(target.iterdir()):
-            return
-        Manifest.load(target)
-    except ManifestError as error:
-        raise ArtifactDirError(
-            f"{target} exists and is not an artifact folder this tool wrote ({first_line(error)}): refusing to "
-            "replace it; move it away or choose another --name"
-        ) from None
-    except OSError as error:
-        raise ArtifactDirError(f"cannot read {target} ({error.strerror}): move it or choose another --name") from None
-
-
-def describe_folder(folder: Path) -> str:
-    """An artifact folder in one phrase: ``an export of mlp in float16 (torchscript, onnx), verification passed``."""
-    from .errors import ManifestError
-
-    try:
-        manifest = Manifest.load(folder)
-    except ManifestError:
-        return "a folder without a readable manifest"
-    runtimes = ", ".join(a.format for a in manifest.artifacts if a.format in formats.FORMATS)
-    verdict = manifest.verdict
-    state = "never verified" if verdict is None else "verification " + ("passed" if verdict.get("passed") else "FAILED")
-    dtype = manifest.model.get("dtype") or "float32"
-    return f"an export of {manifest.model.get('name')} in {dtype} ({runtimes}) from {manifest.device}, {state}"
 
 
 def versions() -> dict[str, str]:

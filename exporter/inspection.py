@@ -267,3 +267,19 @@ def _model_inspection(name: str, model) -> ModelInspection:
         parameters=[row(n, p) for n, p in model.named_parameters()],
         buffers=[row(n, b) for n, b in model.named_buffers()],
     )
+
+
+def describe_folder(folder: Path) -> str:
+    """An artifact folder in one phrase: ``an export of mlp in float16 (torchscript, onnx), verification passed``."""
+    from . import formats
+    from .errors import ManifestError
+
+    try:
+        manifest = Manifest.load(folder)
+    except ManifestError:
+        return "a folder without a readable manifest"
+    runtimes = ", ".join(a.format for a in manifest.artifacts if a.format in formats.FORMATS)
+    verdict = manifest.verdict
+    state = "never verified" if verdict is None else "verification " + ("passed" if verdict.get("passed") else "FAILED")
+    dtype = manifest.model.get("dtype") or "float32"
+    return f"an export of {manifest.model.get('name')} in {dtype} ({runtimes}) from {manifest.device}, {state}"

@@ -41,6 +41,49 @@ _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _RANGE = re.compile(r"^(-?[0-9.eE+-]+)\.\.(-?[0-9.eE+-]+)$")
 
 
+# --- input kinds: what an input means, so it is drawn as users send it (verification/kinds.py draws them) ----
+# An attention mask drawn uniform 0/1 has rows with nothing attended (softmax over nothing, where runtimes
+# legitimately differ: a false alarm), and a range of 1..1 tests no masking at all. Kinds are inferred from
+# transformers' conventional names (KIND_OF_NAME) or declared (--input-kind NAME:KIND, InputSpec(kind=...)).
+
+PADDING_MASK = "padding-mask"  # ones then zeros per row, at least one one
+LEFT_PADDING_MASK = "left-padding-mask"  # zeros then ones per row, at least one one
+TOKEN_IDS = "token-ids"  # uniform in the vocabulary: [0, num_embeddings - 1] of the Embedding they feed
+TOKEN_TYPE_IDS = "token-type-ids"  # uniform in the token type table
+POSITION_IDS = "position-ids"  # 0, 1, 2 ... per row, from a random start that keeps them in the table
+PLAIN = "plain"  # as the dtype and range say (uniform)
+
+KINDS: dict[str, str] = {  # kind -> how it is drawn, for the report and --help
+    PADDING_MASK: "padding masks: per row ones then zeros, 1 to all positions attended, lengths varied",
+    LEFT_PADDING_MASK: "left-padding masks: per row zeros then ones, 1 to all positions attended, lengths varied",
+    TOKEN_IDS: "token ids uniform in [{low:g}, {high:g}]",
+    TOKEN_TYPE_IDS: "token type ids uniform in [{low:g}, {high:g}]",
+    POSITION_IDS: "position ids counting up per row, within [{low:g}, {high:g}]",
+    PLAIN: "",
+}
+MASKS = (PADDING_MASK, LEFT_PADDING_MASK)
+INDICES = (TOKEN_IDS, TOKEN_TYPE_IDS, POSITION_IDS)  # integers whose range is the table they index
+
+KIND_OF_NAME: dict[str, str] = {  # transformers' conventional names
+    "attention_mask": PADDING_MASK,
+    "decoder_attention_mask": PADDING_MASK,
+    "input_ids": TOKEN_IDS,
+    "decoder_input_ids": TOKEN_IDS,
+    "token_type_ids": TOKEN_TYPE_IDS,
+    "position_ids": POSITION_IDS,
+}
+
+
+def infer_kind(name: str) -> str | None:
+    """The kind a conventional input name implies; None for any other name."""
+    return KIND_OF_NAME.get(name)
+
+
+def describe_kind(kind: str, low: float, high: float) -> str:
+    """How an input of ``kind`` is drawn, in words (the report's inputs line)."""
+    return KINDS[kind].format(low=low, high=high)
+
+
 @dataclass(frozen=True)
 class InputSpec:
     """One input of forward: its example's shape (batch first), dtype, value range and dynamic axes.
@@ -55,9 +98,14 @@ class InputSpec:
     dtype: str = "float32"
     value_range: tuple[float, float] | None = None
     dynamic: tuple[tuple[int, str], ...] = ((0, BATCH),)  # (axis, label); axis 0 is the batch
+    kind: str | None = None  # what it means (exporter.kinds): drawn as users send it; None: plain
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "dtype", canonical_dtype(self.dtype))
+        if self.kind is not None and self.kind not in KINDS:
+            raise InputSpecError(f"input {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
+        if self.kind in INDICES and self.dtype not in INT_DTYPES:
+            raise InputSpecError(f"input {self.name!r}: {self.kind} are integers, not {self.dtype}")
         if not _NAME.match(self.name):
             raise InputSpecError(f"input name {self.name!r} must be an identifier (a forward parameter's name)")
         if len(self.shape) < 1 or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.shape):
@@ -82,7 +130,7 @@ class InputSpec:
                 raise InputSpecError(f"input {self.name!r}: range {low}..{high} must be finite with LOW <= HIGH")
             if self.dtype in FLOAT_DTYPES and not high > low:
                 raise InputSpecError(f"input {self.name!r}: a float range needs LOW < HIGH")
-        elif self.dtype in INT_DTYPES:
+        elif self.dtype in INT_DTYPES and self.kind not in (*MASKS, *INDICES):
             raise InputSpecError(
                 f"integer input {self.name!r} needs the range its values come from (token ids: the vocabulary): "
                 f"--input {self.name}:{','.join(map(str, self.shape))}:{self.dtype}:0..999"
@@ -103,14 +151,18 @@ class InputSpec:
 
     @property
     def low_high(self) -> tuple[float, float]:
-        if self.dtype == "bool":
+        if self.dtype == "bool" or self.kind in MASKS:
             return (0, 1)
+        if self.value_range is None and self.kind in INDICES:
+            return (0, 0)  # the table's size is not known yet: the export finds it from the model
         return self.value_range if self.value_range is not None else (0.0, 1.0)
 
     def describe(self) -> str:
         """What is drawn for it, for the report: ``ids int64 (1, 32) uniform integers in [0, 999]``."""
         low, high = self.low_high
-        if self.dtype == "bool":
+        if self.kind not in (None, PLAIN):
+            what = describe_kind(self.kind, low, high)
+        elif self.dtype == "bool":
             what = "False/True, half each"
         elif self.dtype in INT_DTYPES:
             what = f"uniform integers in [{low:g}, {high:g}]"
@@ -126,6 +178,7 @@ class InputSpec:
             "dtype": self.dtype,
             "range": None if self.value_range is None else list(self.value_range),
             "dynamic_axes": {str(axis): label for axis, label in self.dynamic},
+            **({"kind": self.kind} if self.kind is not None else {}),
         }
 
     @classmethod
@@ -147,6 +200,7 @@ class InputSpec:
                 dtype=str(data["dtype"]),
                 value_range=None if rng is None else (float(rng[0]), float(rng[1])),
                 dynamic=tuple(sorted((int(a), str(label)) for a, label in dict(axes).items())),
+                kind=None if data.get("kind") is None else str(data["kind"]),
             )
         except InputSpecError as error:
             raise ManifestError(f"{where}: {error}") from None
@@ -217,6 +271,27 @@ def with_dynamic(specs: Iterable[InputSpec], extra: Iterable[tuple[str, int, str
             raise InputSpecError(f"--dynamic names input {name!r}, but the inputs are {', '.join(by_name)}")
         added.setdefault(name, []).append((axis, label))
     return tuple(replace(s, dynamic=tuple(sorted({**s.axes, **dict(added.get(s.name, []))}.items()))) for s in specs)
+
+
+def parse_kind(text: str) -> tuple[str, str]:
+    """``NAME:KIND``, e.g. ``mask:left-padding-mask``. Raises InputSpecError."""
+    name, _, kind = text.partition(":")
+    if not name or kind not in KINDS:
+        raise InputSpecError(f"--input-kind {text!r} is not NAME:KIND with KIND one of {', '.join(KINDS)}")
+    return name, kind
+
+
+def with_kinds(specs: Iterable[InputSpec], declared: Iterable[tuple[str, str]] = ()) -> tuple[InputSpec, ...]:
+    """``specs`` with each input's kind: as declared (``--input-kind``), else as its conventional name implies
+    (``attention_mask``: a padding mask), else as it was. UsageError naming an unknown input."""
+    specs = tuple(specs)
+    given = dict(declared)
+    unknown = [n for n in given if n not in {s.name for s in specs}]
+    if unknown:
+        raise InputSpecError(
+            f"--input-kind names input {unknown[0]!r}, but the inputs are {', '.join(s.name for s in specs)}"
+        )
+    return tuple(replace(s, kind=given.get(s.name) or s.kind or infer_kind(s.name)) for s in specs)
 
 
 def cast_floats(specs: tuple[InputSpec, ...], dtype: str | None) -> tuple[InputSpec, ...]:

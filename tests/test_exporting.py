@@ -66,7 +66,7 @@ def test_the_same_seed_gives_the_same_weights_and_another_seed_does_not(tmp_path
 def test_a_failed_export_keeps_the_earlier_folder_and_leaves_nothing_half_written(tmp_path, mlp_export):
     shutil.copytree(mlp_export.path, tmp_path / "mlp")
     before = (tmp_path / "mlp" / "manifest.json").read_text()
-    config = ExportConfig(out=tmp_path, name="mlp", device="cpu", input_shape=(1, 28, 28))
+    config = ExportConfig(out=tmp_path, name="mlp", device="cpu", input_shape=(1, 28, 28), formats=("onnx",))
     with pytest.raises(ExportFailedError, match="branches on tensor values"):
         export(f"{BROKEN}:ValueBranch", config)
     assert (tmp_path / "mlp" / "manifest.json").read_text() == before
@@ -113,17 +113,6 @@ def test_export_refuses_to_replace_a_folder_that_is_not_its_own_and_leaves_it_un
     assert "SECRET" not in run.output
     assert _snapshot(target) == before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["docs"]  # no staging made
-
-
-def test_an_empty_folder_at_the_target_is_no_users_folder(tmp_path):
-    from exporter.exporting import check_replaceable
-
-    (tmp_path / "empty").mkdir()
-    check_replaceable(tmp_path / "empty")
-    check_replaceable(tmp_path / "absent")
-    (tmp_path / "file").write_text("x")
-    with pytest.raises(UsageError, match="is not an artifact folder"):
-        check_replaceable(tmp_path / "file")
 
 
 @pytest.mark.slow
@@ -251,3 +240,90 @@ def test_the_largest_seed_writes_a_folder_that_verifies(tmp_path):
     config = ExportConfig(out=tmp_path, device="cpu", formats=("onnx",), seed=2**63 - 1, verify=False)
     result = export("mlp", config)
     assert verify(result.path, VerifyConfig(samples=8), write=False).passed
+
+
+class _NoTracing(torch.nn.Module):
+    """A model TorchScript cannot trace (it refuses while being traced) but torch.export can."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.jit.is_tracing():
+            raise RuntimeError("this forward cannot be traced")
+        return self.linear(x)
+
+
+@pytest.mark.slow
+def test_a_default_format_that_cannot_be_built_is_left_out_and_the_rest_verify(tmp_path):
+    result = export(_NoTracing(), ExportConfig(out=tmp_path, device="cpu"), example_inputs=torch.rand(2, 4))
+    assert result.passed, result.report.failures
+    assert [a.format for a in result.manifest.artifacts if a.format != "weights"] == ["onnx"]
+    why = result.manifest.model["formats_left_out"]["torchscript"]
+    assert "this forward cannot be traced" in why
+    assert not (result.path / "model.pt").exists()
+    assert "left out torchscript: TorchScript tracing failed" in result.render()
+    saved = json.loads((result.path / "manifest.json").read_text())
+    assert "torchscript" in saved["model"]["formats_left_out"]
+
+
+@pytest.mark.slow
+def test_an_explicit_format_list_stays_strict(tmp_path):
+    config = ExportConfig(out=tmp_path, device="cpu", formats=("torchscript", "onnx"))
+    with pytest.raises(ExportFailedError, match="this forward cannot be traced"):
+        export(_NoTracing(), config, example_inputs=torch.rand(2, 4))
+    assert not any(tmp_path.iterdir())  # nothing written, not even the ONNX file that could be built
+
+
+_KEYWORDS = '''
+import torch
+
+
+class Shifted(torch.nn.Module):
+    """forward's second parameter is optional and not declared: the declared shift must not land in it."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+
+    def forward(self, x, scale=None, shift=None):
+        y = self.linear(x)
+        return y * (1 if scale is None else scale) + (0 if shift is None else shift)
+'''
+
+
+@pytest.mark.slow
+def test_declared_inputs_reach_forward_by_name_in_every_runtime_and_in_a_later_verify(tmp_path):
+    from exporter import verify
+    from exporter.interface import InputSpec
+
+    model_file = tmp_path / "shifted.py"
+    model_file.write_text(_KEYWORDS)
+    inputs = (InputSpec("shift", (2, 4), value_range=(5.0, 6.0)), InputSpec("x", (2, 4)))
+    result = export(f"{model_file}:Shifted", ExportConfig(out=tmp_path / "out", device="cpu", inputs=inputs))
+    assert result.passed, result.report.failures
+    assert [i["name"] for i in result.manifest.inputs] == ["x", "shift"]  # forward's order
+    onnx_model = onnx.load(result.path / "model.onnx")
+    assert [i.name for i in onnx_model.graph.input] == ["x", "shift"]
+    traced = torch.jit.load(result.path / "model.pt")
+    x, shift = torch.rand(1, 4), torch.full((1, 4), 5.5)
+    # shift is added (not multiplied, as it would be in scale's place): the output moves by exactly shift
+    assert torch.allclose(traced(x, shift) - traced(x, torch.zeros(1, 4)), shift)
+    again = verify(result.path)  # the model rebuilt from its file, called by name again
+    assert again.passed, again.failures
+
+
+@pytest.mark.slow
+def test_a_parameter_reached_only_through_an_eval_mode_cache_is_no_false_alarm(tmp_path):
+    from .verification.test_parameters import CachedBiases
+
+    result = export(CachedBiases(), ExportConfig(out=tmp_path, device="cpu"), example_inputs=torch.rand(2, 4))
+    assert result.passed, result.report.failures  # timm LeViT's pattern: "biases never used by forward" before
+
+
+@pytest.mark.slow
+def test_with_the_defaults_a_value_branch_leaves_onnx_out_and_the_traced_file_still_fails(tmp_path):
+    result = export(f"{BROKEN}:ValueBranch", ExportConfig(out=tmp_path, device="cpu", input_shape=(1, 28, 28)))
+    assert "branches on tensor values" in result.manifest.model["formats_left_out"]["onnx"]
+    assert result.passed is False  # the trace froze the branch: left out or not, no broken export passes

@@ -175,3 +175,10 @@ def test_buffers_are_listed_apart_from_the_parameters(tmp_path):
 def test_an_unknown_model_is_a_usage_error():
     with pytest.raises(ModelNotFoundError, match="unknown model 'no-such-model'"):
         inspect("no-such-model")
+
+
+def test_a_folder_without_a_readable_manifest_is_described_so(tmp_path):
+    from exporter.inspection import describe_folder
+
+    (tmp_path / "manifest.json").write_text("{not json")
+    assert describe_folder(tmp_path) == "a folder without a readable manifest"

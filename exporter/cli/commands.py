@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from ..config import DEFAULT_FORMATS, FORMATS, ONNX_EXPORTERS, PRECISIONS, RUNTIMES, ExportConfig, VerifyConfig
-from ..interface import parse_dynamic, parse_input, parse_shape
+from ..config import FORMATS, ONNX_EXPORTERS, PRECISIONS, RUNTIMES, ExportConfig, VerifyConfig
+from ..interface import parse_dynamic, parse_input, parse_kind, parse_shape
 from ..progress import on_terminal
 from .options import (
     ExporterGroup,
@@ -124,6 +124,22 @@ def models_command() -> None:
     "input; x:0:batch:1..256 gives its range.",
 )
 @click.option(
+    "--input-kind",
+    "input_kinds",
+    multiple=True,
+    callback=parsed(lambda values: tuple(parse_kind(v) for v in values)),
+    metavar="NAME:KIND",
+    help="What an input means, so it is drawn as users send it (repeatable): padding-mask, left-padding-mask, "
+    "token-ids, token-type-ids, position-ids or plain. Conventional names (attention_mask, input_ids, "
+    "token_type_ids, position_ids) have theirs already; ids without a range take their Embedding's.",
+)
+@click.option(
+    "--task",
+    metavar="TASK",
+    help="A saved transformers folder: the model class to build, by task (base, causal-lm, masked-lm, "
+    "sequence-classification, image-classification, ...). Default: config.json's architectures.",
+)
+@click.option(
     "--output-names",
     callback=parsed(lambda text: tuple(n.strip() for n in text.split(",") if n.strip())),
     metavar="NAME,...",
@@ -153,16 +169,19 @@ def models_command() -> None:
 def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any) -> None:
     """Export MODEL to OUT/NAME/ and verify it.
 
-    MODEL is a registered name (see `exporter models`), package.module:Class, or
-    path/to/file.py:Class (then give --input-shape, or --input per input). Weights are
-    initialised from --seed unless --weights is given. An existing OUT/NAME is replaced only
-    when it is one of this tool's artifact folders (any other folder is refused, exit 2). Exit 0
-    when verification passes, 1 when it fails (the artifacts stay, marked failed in
+    MODEL is a registered name (see `exporter models`), package.module:Class,
+    path/to/file.py:Class (then give --input-shape, or --input per input), or a folder
+    saved by transformers' save_pretrained (its inputs are inferred from config.json;
+    needs pip install 'exporter[transformers]'). Weights are initialised from --seed
+    unless --weights is given. An existing OUT/NAME is replaced only when it is one of
+    this tool's artifact folders (any other folder is refused, exit 2). Exit 0 when
+    verification passes, 1 when it fails (the artifacts stay, marked failed in
     manifest.json), 2 on usage errors.
 
     \b
     Examples:
       exporter export mlp
+      exporter export path/to/saved_bert
       exporter export mlp --device cpu --format onnx --opset 18
       exporter export my_model.py:Net --input-shape 1,28,28 --weights net.safetensors
       exporter export net.py:Tagger --input ids:1,32:int64:0..999 --dynamic ids:1:seq
@@ -173,13 +192,15 @@ def export_command(model: str, no_verify: bool, json_path: str | None, **kw: Any
         name=kw["name"],
         device=kw["device"],
         seed=kw["seed"],
-        formats=tuple(kw["formats"]) or DEFAULT_FORMATS,
+        formats=tuple(kw["formats"]) or None,
         external_data=kw["external_data"],
         opset=kw["opset"],
         onnx_exporter=kw["onnx_exporter"],
         input_shape=kw["input_shape"],
         inputs=kw["inputs"] or (),
         dynamic=kw["dynamic"] or (),
+        input_kinds=kw["input_kinds"] or (),
+        task=kw["task"],
         output_names=kw["output_names"],
         dtype=kw["dtype"],
         weights=kw["weights"],

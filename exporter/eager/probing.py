@@ -3,6 +3,8 @@
 - ``specs_from_values``: input specs for example values a Python caller gives (a tensor, a
   tuple, or a dict of tensors);
 - ``in_forward_order``: the inputs ordered as forward's parameters, each name checked;
+- ``by_name``: the model with forward taking the declared inputs in order and passing them by keyword, so
+  parameters between them (GPT2's ``past_key_values``) keep their defaults;
 - ``export_example``: the example the exporters see, every dynamic axis of size 0 or 1 made 2
   (torch.export, and the ONNX exporter built on it, specialise sizes 0 and 1 to constants:
   a batch-1 example would freeze the batch of an LSTM, a GRU or attention);
@@ -12,16 +14,19 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
+import keyword
 from typing import Any
 
 import torch
 from torch import nn
 
 from ..errors import InputSpecError, first_line
-from ..interface import InputSpec, OutputSpec, flatten, output_names
+from ..interface import INDICES, InputSpec, OutputSpec, flatten, output_names
 
 Example = dict[str, torch.Tensor]
+DERIVED = "derived"  # an output axis that follows an input axis's size without equalling it: ``samples_derived``
 
 
 def specs_from_values(
@@ -86,14 +91,33 @@ def embedding_ranges(model: nn.Module, named: Example, names: list[str]) -> dict
         return found
     try:
         with torch.no_grad():
-            args = [named[p] for p in _positional_parameters(model) if p in named]
-            model(*args)
+            model(**{p: named[p] for p in _positional_parameters(model) if p in named})
     except Exception:
         pass
     finally:
         for handle in handles:
             handle.remove()
     return found
+
+
+def table_ranges(model: nn.Module, specs: tuple[InputSpec, ...], named: Example) -> tuple[InputSpec, ...]:
+    """``specs`` with each index input (token ids, token type ids, position ids: ``kinds.INDICES``) that has no
+    declared range given the range of the nn.Embedding it feeds; InputSpecError for one that feeds none.
+    ``named``: the example, the missing ones all zeros (a valid index into any table)."""
+    from dataclasses import replace
+
+    missing = [s.name for s in specs if s.kind in INDICES and s.value_range is None]
+    if not missing:
+        return specs
+    found = embedding_ranges(model, named, missing)
+    unfound = [n for n in missing if n not in found]
+    if unfound:
+        name = unfound[0]
+        raise InputSpecError(
+            f"input {name!r} holds indices, but no nn.Embedding takes it as it is, so its range is unknown: "
+            f"declare it, --input {name}:SHAPE:int64:LOW..HIGH"
+        )
+    return tuple(replace(s, value_range=found[s.name]) if s.name in found else s for s in specs)
 
 
 def in_forward_order(model: nn.Module, specs: tuple[InputSpec, ...], registered: bool) -> tuple[InputSpec, ...]:
@@ -113,14 +137,52 @@ def in_forward_order(model: nn.Module, specs: tuple[InputSpec, ...], registered:
     ordered = [by_name[p] for p in params if p in by_name] + [s for s in specs if s.name not in params]
     signature = inspect.signature(model.forward).parameters
     needed = [p for p in params if p not in by_name and signature[p].default is inspect.Parameter.empty]
-    skipped = [p for p in params[: len(ordered)] if p not in by_name]
-    if needed or skipped:
-        name = (needed or skipped)[0]
+    if needed:
+        name = needed[0]
+        if _takes_tensor(signature[name]):
+            raise InputSpecError(
+                f"forward takes {name!r} too (its inputs are {', '.join(params)}): give every one with "
+                f"--input NAME:SHAPE[:DTYPE[:LOW..HIGH]], e.g. --input {name}:1,8"
+            )
         raise InputSpecError(
-            f"forward takes {name!r} too (its inputs are {', '.join(params)}): give every one with "
-            f"--input NAME:SHAPE[:DTYPE[:LOW..HIGH]], e.g. --input {name}:1,8"
+            f"forward's parameter {name!r} has no default and is not a tensor ({signature[name].annotation}): "
+            "give it a default, or export a module whose forward takes tensors only"
         )
     return tuple(ordered)
+
+
+def _takes_tensor(parameter: inspect.Parameter) -> bool:
+    """Whether a parameter may be a tensor: unannotated, or its annotation names Tensor."""
+    annotation = parameter.annotation
+    return annotation is inspect.Parameter.empty or "Tensor" in str(getattr(annotation, "__name__", annotation))
+
+
+def by_name(model: nn.Module, names: tuple[str, ...]) -> nn.Module:
+    """``model`` as one whose forward takes ``names`` positionally, in this order, and passes them by keyword.
+
+    Every runtime calls a model with its inputs in order; a forward whose declared inputs are not its first
+    parameters (GPT2: ``input_ids, past_key_values, ..., attention_mask``) would get them in the wrong places.
+    The result shares the model's parameters and buffers (a shallow copy whose class adds only this forward),
+    so their names, the state digest and every exporter see the model itself; the parameters left out keep
+    their defaults. ``model`` itself when its forward already takes ``names`` first, in order.
+    """
+    params = _positional_parameters(model)
+    if list(names) == params[: len(names)] or not set(names) <= set(params):
+        return model  # already in order, or the --input-shape shorthand (one input, passed first)
+    bad = [n for n in names if keyword.iskeyword(n)]
+    if bad:
+        raise InputSpecError(f"input name {bad[0]!r} is a Python keyword: forward cannot take it by name")
+    cls = type(model)
+    namespace: dict[str, Any] = {}
+    source = (
+        f"def forward(self, {', '.join(names)}):\n    return _forward(self, {', '.join(f'{n}={n}' for n in names)})\n"
+    )
+    exec(source, {"_forward": cls.forward}, namespace)  # names are identifiers (InputSpec checks them)
+    keyed = type(cls.__name__, (cls,), {"forward": namespace["forward"], "__module__": cls.__module__})
+    keyed.__qualname__ = cls.__qualname__
+    wrapped = copy.copy(model)
+    wrapped.__class__ = keyed
+    return wrapped
 
 
 def export_example(example: Example, specs: tuple[InputSpec, ...]) -> tuple[torch.Tensor, ...]:
@@ -211,34 +273,46 @@ def describe_outputs(
         raise InputSpecError(f"--output-names gives {len(found)} name(s), but forward returns {len(leaves)} output(s)")
     shapes = [list(leaf.shape) for _, leaf in leaves]
     labels = {label for s in specs for label in s.axes.values()}
+    size_of = {label: s.shape[axis] for s in specs for axis, label in s.axes.items()}
     for label in sorted(labels):
-        moved = _resized_run(model, example, specs, label)
-        for shape, (_, leaf) in zip(shapes, moved or [], strict=False):
-            if len(shape) != leaf.dim():
-                continue  # the rank itself moves (a squeeze at size 1): left concrete; verify names it
-            for axis, (before, after) in enumerate(zip(shape, leaf.shape, strict=True)):
-                if isinstance(before, int) and before != after:
-                    shape[axis] = label
+        for doubled in (False, True):  # one longer, then twice as long: a strided conv's frame count moves so
+            moved = _resized_run(model, example, specs, label, doubled)
+            for shape, (_, leaf) in zip(shapes, moved or [], strict=False):
+                if len(shape) != leaf.dim():
+                    continue  # the rank itself moves (a squeeze at size 1): left concrete; verify names it
+                for axis, (before, after) in enumerate(zip(shape, leaf.shape, strict=True)):
+                    if isinstance(before, int) and before != after:
+                        # the same size as the input's axis: that label; a size that follows it another way (a
+                        # strided conv's frames): a label of its own, dynamic, whose size verify does not assume
+                        shape[axis] = label if before == size_of[label] else f"{label}_{DERIVED}"
     return tuple(
         OutputSpec(name, tuple(shape), str(leaf.dtype).removeprefix("torch."))
         for name, shape, (_, leaf) in zip(found, shapes, leaves, strict=True)
     )
 
 
-def _resized_run(model: nn.Module, example: Example, specs: tuple[InputSpec, ...], label: str) -> list | None:
-    """Forward's flattened outputs with every axis labelled ``label`` one larger (None when that fails)."""
+def _resized_run(
+    model: nn.Module, example: Example, specs: tuple[InputSpec, ...], label: str, doubled: bool = False
+) -> list | None:
+    """Forward's flattened outputs with every axis labelled ``label`` one larger, or twice as large
+    (``doubled``: an output that moves by one per stride of its input moves then); None when that fails."""
     args = []
     for spec in specs:
         value = example[spec.name]
         for axis, name in spec.axes.items():
             if name == label:
-                value = torch.cat([value, value.narrow(axis, 0, 1)], dim=axis)
+                value = torch.cat([value, value if doubled else value.narrow(axis, 0, 1)], dim=axis)
         args.append(value)
     try:
         with torch.no_grad():
             return flatten(model(*args))
     except Exception:  # a model that refuses other sizes: its shapes stay concrete, and verify will say why
         return None
+
+
+def forward_parameters(model: nn.Module) -> list[str]:
+    """The names forward takes positionally or by keyword, in order."""
+    return _positional_parameters(model)
 
 
 def _positional_parameters(model: nn.Module) -> list[str]:

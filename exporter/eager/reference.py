@@ -24,6 +24,7 @@ from torch import nn
 from ..artifacts.manifest import Manifest
 from ..config import PRECISIONS, check_device
 from ..errors import DeviceError, ModelNotFoundError, UsageError, first_line
+from .probing import by_name
 from .sources import ModelSource
 from .weights import load_recorded_weights
 
@@ -62,6 +63,12 @@ def device_for(wanted: str | None, recorded: str) -> torch.device:
 
 def build(source: ModelSource, seed: int, device: torch.device) -> nn.Module:
     """Instantiate the source's class with seeded weights, in eval mode, on ``device``."""
+    if source.kind == "transformers":  # the architecture from its recorded config; the weights are loaded after
+        from . import saved_folder
+
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return saved_folder.build(source.config or {}, source.target).to(device)
     cls = source.load_class()
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ModelNotFoundError(f"{source.target} is not an nn.Module subclass")
@@ -167,7 +174,8 @@ def rebuild(
         if problems is None:
             raise UsageError(problem)
         problems.append(problem)
-    return model
+    names = tuple(str(i.get("name")) for i in manifest.inputs if isinstance(i, dict))
+    return by_name(model, names) if names else model  # called as export called it: inputs by name
 
 
 class Held:

@@ -1,4 +1,5 @@
-"""Where a model comes from: a registry name, ``package.module:Class`` or ``file.py:Class``.
+"""Where a model comes from: a registry name, ``package.module:Class``, ``file.py:Class``, or a folder
+saved by transformers' ``save_pretrained`` (``saved_folder``: its config is data, and no code runs).
 
 Resolving a source needs no torch; building the model (``build``) does. A source is
 recorded in the manifest so that ``verify`` can rebuild the same eager model: the
@@ -28,19 +29,22 @@ _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 class ModelSource:
     """A resolved model reference: where its code is, and its inputs when they are known."""
 
-    kind: str  # "registry" | "import" | "file"
-    target: str  # "pkg.module:Class" (registry, import) or "Class" (file)
+    kind: str  # "registry" | "import" | "file" | "transformers"
+    target: str  # "pkg.module:Class" (registry, import) or "Class" (file; transformers: its model class)
     name: str  # default artifact folder name
     inputs: tuple[InputSpec, ...] | None = None  # the example inputs; None: not known yet
     output_names: tuple[str, ...] | None = None  # None: named from what forward returns
     registry_name: str | None = None
     file: Path | None = None
-    file_sha256: str | None = None
+    file_sha256: str | None = None  # a model file's; a transformers folder's config.json's
+    config: dict[str, Any] | None = None  # a transformers folder's config.json (data: rebuilds the architecture)
 
     def to_manifest(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
         if self.kind == "file":
             data.update(file=str(self.file), sha256=self.file_sha256, class_name=self.target)
+        elif self.kind == "transformers":
+            data.update(folder=str(self.file), class_name=self.target, config=self.config)
         else:
             data["import"] = self.target
         if self.registry_name:
@@ -53,9 +57,16 @@ class ModelSource:
         from ..errors import ManifestError
 
         source = model.get("source")
-        if not isinstance(source, dict) or source.get("kind") not in ("registry", "import", "file"):
-            raise ManifestError("manifest.json: model.source must say kind registry, import or file")
+        if not isinstance(source, dict) or source.get("kind") not in ("registry", "import", "file", "transformers"):
+            raise ManifestError("manifest.json: model.source must say kind registry, import, file or transformers")
         common = dict(name=str(model.get("name", "model")))
+        if source["kind"] == "transformers":
+            # Data only: a transformers class by name (checked to be one when built) and its config.
+            config, class_name = source.get("config"), str(source.get("class_name", ""))
+            if not isinstance(config, dict) or not re.fullmatch(r"[A-Za-z_]\w*", class_name):
+                raise ManifestError("manifest.json: a transformers source needs its class_name and config")
+            return cls(kind="transformers", target=class_name, file=Path(str(source.get("folder", ""))),
+                       config=config, **common)  # fmt: skip
         if source["kind"] == "file":
             digest = str(source.get("sha256") or "")
             if not re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -93,8 +104,8 @@ class ModelSource:
         """
         from ..errors import UsageError
 
-        if self.kind == "registry":
-            return self
+        if self.kind in ("registry", "transformers"):
+            return self  # this package's own code, or transformers' classes built from a config (data)
         if given is None and signed:
             if self.kind == "file":
                 self._check_recorded_file()
@@ -185,15 +196,21 @@ def _check_import_path(target: str) -> None:
         )
 
 
-def resolve(spec: str, inputs: tuple[InputSpec, ...] | None = None, *, need_shape: bool = True) -> ModelSource:
+def resolve(
+    spec: str, inputs: tuple[InputSpec, ...] | None = None, *, need_shape: bool = True, task: str | None = None
+) -> ModelSource:
     """Turn the MODEL argument into a ModelSource. Raises ModelNotFoundError or InputSpecError.
 
     ``inputs``: the example inputs (``--input``, or ``--input-shape`` as one float input);
-    a registered model has its own. ``need_shape``: a model outside the registry needs them
+    a registered model has its own, a saved transformers folder's are inferred from its config
+    (``task``: its model class by task, ``saved_folder.TASKS``). ``need_shape``: a model outside the registry needs them
     (export, predict); False for callers that only build the model (inspect).
     """
     from ..errors import InputSpecError
+    from . import saved_folder
 
+    if saved_folder.is_saved_folder(spec):
+        return _saved_folder(Path(spec), inputs, task)
     entry = _registry_entry(spec)
     if entry is not None:
         default = (InputSpec(entry.input_name, tuple(entry.input_shape), entry.dtype),)
@@ -238,6 +255,23 @@ def resolve(spec: str, inputs: tuple[InputSpec, ...] | None = None, *, need_shap
             "for example --input-shape 1,28,28) or --input NAME:SHAPE[:DTYPE[:LOW..HIGH]] per input"
         )
     return source
+
+
+def _saved_folder(folder: Path, inputs: tuple[InputSpec, ...] | None, task: str | None) -> ModelSource:
+    """A folder transformers' save_pretrained wrote: its class and inputs from config.json (no torch yet)."""
+    from . import saved_folder
+
+    config = saved_folder.read_config(folder)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", folder.resolve().name).lstrip(".") or "model"
+    return ModelSource(
+        kind="transformers",
+        target=saved_folder.class_name(config, task, folder),
+        name=name,
+        inputs=inputs or saved_folder.infer_inputs(config, folder),
+        file=folder.resolve(),
+        file_sha256=sha256_bytes((folder / "config.json").read_bytes()),
+        config=config,
+    )
 
 
 def _exec_file(path: Path | None, expected_sha256: str | None) -> types.ModuleType:

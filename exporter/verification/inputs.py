@@ -29,8 +29,8 @@ import numpy as np
 
 from ..config import VerifyConfig
 from ..errors import InputSpecError
-from ..interface import BATCH, FLOAT_DTYPES, INT_DTYPES, InputSpec
-from . import probes
+from ..interface import BATCH, FLOAT_DTYPES, INT_DTYPES, PLAIN, InputSpec
+from . import kinds, probes
 from .cases import DEFAULT_LARGE_BATCH, Case, default_batch_sizes, default_cases
 
 if TYPE_CHECKING:
@@ -71,6 +71,9 @@ def sample(generator: torch.Generator, spec: InputSpec, shape: tuple[int, ...], 
     """
     import torch
 
+    if spec.kind not in (None, PLAIN):  # a mask, ids, positions: drawn as users send them (kinds.py)
+        drawn = kinds.draw(spec.kind, generator, shape, spec.dtype, spec.low_high)
+        return drawn.float().numpy() if spec.dtype == "bfloat16" else drawn.numpy()
     if spec.dtype in FLOAT_DTYPES:
         value_range = config.input_range or spec.low_high
         x = draw(generator, shape, "float32", config.distribution, value_range)
@@ -86,7 +89,13 @@ def example(specs: tuple[InputSpec, ...], seed: int, device: torch.device) -> di
     import torch
 
     generator = torch.Generator().manual_seed(seed)
-    return {s.name: draw(generator, s.shape, s.dtype, value_range=s.low_high).to(device) for s in specs}
+    return {s.name: _example_value(generator, s).to(device) for s in specs}
+
+
+def _example_value(generator: torch.Generator, spec: InputSpec) -> torch.Tensor:
+    if spec.kind not in (None, PLAIN):
+        return kinds.draw(spec.kind, generator, spec.shape, spec.dtype, spec.low_high)
+    return draw(generator, spec.shape, spec.dtype, value_range=spec.low_high)
 
 
 def seeded_batches(specs: tuple[InputSpec, ...], seed: int, batch_size: int, samples: int) -> Iterator[dict]:

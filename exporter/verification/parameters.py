@@ -16,7 +16,8 @@ Artifact tensors that match no parameter or buffer are exporter constants, liste
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -108,23 +109,17 @@ def _used_by_forward(model: nn.Module, example: tuple[torch.Tensor, ...] | torch
     try:
         for p in params:
             p.requires_grad_(True)
-        with torch.enable_grad():
-            out = model(*(example if isinstance(example, tuple) else (example,)))
-            roots = [leaf.grad_fn for _, leaf in flatten(out) if torch.is_tensor(leaf) and leaf.requires_grad]
-        if not roots:
-            return None
-        reached: set[int] = set()
-        seen: dict[int, object] = {}  # by id, holding each node so that no id is reused mid-walk
-        pending = [node for node in roots if node is not None]
-        while pending:
-            node = pending.pop()
-            if id(node) in seen:
-                continue
-            seen[id(node)] = node
-            variable = getattr(node, "variable", None)  # AccumulateGrad: the leaf it writes
-            if variable is not None:
-                reached.add(id(variable))
-            pending += [child for child, _ in node.next_functions if child is not None]
+        reached = _reached(model, example)
+        if reached is None or any(id(p) not in reached for p in params):
+            # A value cached in eval mode (timm LeViT's gathered attention biases) was computed without
+            # gradients: its parameter's values reach the output, but no graph leads back to it. Modules
+            # drop such caches when switched to training; switched back, forward computes them again, now
+            # recorded. The switch is undone, and the caches dropped once more, so none holds a graph.
+            with _caches_dropped(model):
+                again = _reached(model, example)
+            if reached is None and again is None:
+                return None
+            reached = (reached or set()) | (again or set())
         return {id(p): id(p) in reached for p in params}
     except Exception:  # a model that cannot run with gradients recorded: usage stays unknown
         return None
@@ -177,6 +172,45 @@ def _file_sha256(path, offset: int, nbytes: int) -> str:
             digest.update(view[:got])
             left -= got
     return digest.hexdigest()
+
+
+@contextmanager
+def _caches_dropped(model: nn.Module) -> Iterator[None]:
+    """Every module switched to training and back on entry and on exit, each mode restored as it was."""
+    modes = [(module, module.training) for module in model.modules()]
+
+    def drop() -> None:
+        model.train(True)  # where modules drop eval-mode caches (timm's LeViT overrides train so)
+        for module, mode in modes:  # parents first: each child's own mode is set after its parent's
+            module.train(mode)
+
+    drop()
+    try:
+        yield
+    finally:
+        drop()
+
+
+def _reached(model: nn.Module, example: tuple[torch.Tensor, ...] | torch.Tensor) -> set[int] | None:
+    """ids of the leaves one forward's autograd graph reaches from the outputs (None: no output has one)."""
+    with torch.enable_grad():
+        out = model(*(example if isinstance(example, tuple) else (example,)))
+        roots = [leaf.grad_fn for _, leaf in flatten(out) if torch.is_tensor(leaf) and leaf.requires_grad]
+    if not roots:
+        return None
+    reached: set[int] = set()
+    seen: dict[int, object] = {}  # by id, holding each node so that no id is reused mid-walk
+    pending = [node for node in roots if node is not None]
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen[id(node)] = node
+        variable = getattr(node, "variable", None)  # AccumulateGrad: the leaf it writes
+        if variable is not None:
+            reached.add(id(variable))
+        pending += [child for child, _ in node.next_functions if child is not None]
+    return reached
 
 
 @dataclass(frozen=True)

@@ -178,3 +178,22 @@ def test_verify_with_empty_inputs_is_a_usage_error(mlp_dir, tmp_path):
     np.save(tmp_path / "empty.npy", np.zeros((0, 28, 28), dtype=np.float32))
     result = _run("verify", str(mlp_dir), "--inputs", str(tmp_path / "empty.npy"))
     assert result.returncode == 2 and "holds no samples" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "config", "message"),
+    [
+        (["--task", "poetry"], {"model_type": "bert", "vocab_size": 9}, "--task 'poetry' is not one of base"),
+        ([], {"model_type": "bert", "vocab_size": 9}, "names no architectures: give the model's task with --task"),
+        (["--input-kind", "ids:spotty"], {"model_type": "bert"}, "--input-kind 'ids:spotty' is not NAME:KIND"),
+    ],
+    ids=["unknown-task", "no-architectures", "unknown-kind"],
+)
+def test_a_saved_folder_mistake_is_one_line_and_exit_2_before_torch(tmp_path, extra, config, message):
+    folder = tmp_path / "saved"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps(config))
+    result = _run("export", str(folder), "--out", str(tmp_path / "out"), *extra)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in result.stderr and not (tmp_path / "out").exists()

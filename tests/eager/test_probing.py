@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from exporter.eager.probing import describe_outputs, export_example, in_forward_order, specs_from_values
+from exporter.eager.probing import by_name, describe_outputs, export_example, in_forward_order, specs_from_values
 from exporter.errors import InputSpecError
 from exporter.interface import InputSpec, OutputSpec
 
@@ -143,11 +143,35 @@ def test_a_missing_input_forward_needs_is_refused_with_the_option_to_give_it():
     )
 
 
-def test_parameters_with_defaults_may_be_left_out_but_not_skipped_over():
+def test_parameters_with_defaults_may_be_left_out_or_skipped_over_and_keep_their_defaults():
     x, shift = InputSpec("x", (1, 4)), InputSpec("shift", (1, 4))
     assert in_forward_order(_Optional(), (x,), registered=False) == (x,)  # scale and shift keep their defaults
-    with pytest.raises(InputSpecError, match="forward takes 'scale' too"):  # shift would land in scale's place
-        in_forward_order(_Optional(), (shift, x), registered=False)
+    assert in_forward_order(_Optional(), (shift, x), registered=False) == (x, shift)  # scale keeps its default
+    keyed = by_name(_Optional(), ("x", "shift"))
+    value, shift_value = torch.rand(1, 4), torch.full((1, 4), 3.0)
+    # by position, shift would land in scale's place (x * 3); by name it is added and scale stays 1
+    assert torch.equal(keyed(value, shift_value), _Optional()(value, shift=shift_value))
+    assert not torch.equal(keyed(value, shift_value), _Optional()(value, shift_value))
+
+
+def test_by_name_shares_the_models_parameters_and_keeps_their_names():
+    model = _Pair()
+    keyed = by_name(model, ("ids", "image"))
+    assert [n for n, _ in keyed.named_parameters()] == ["embed.weight"]
+    assert keyed.embed.weight is model.embed.weight and isinstance(keyed, _Pair)
+    ids, image = torch.tensor([[1, 2]]), torch.rand(1, 3, 8, 8)
+    assert torch.equal(keyed(ids, image), model(image, ids))
+    assert by_name(model, ("image", "ids")) is model  # already forward's order: the model itself
+
+
+def test_a_required_parameter_that_is_not_a_tensor_is_never_suggested_as_an_input():
+    class Mode(nn.Module):
+        def forward(self, x: torch.Tensor, mode: str):
+            return x if mode == "same" else -x
+
+    with pytest.raises(InputSpecError) as caught:
+        in_forward_order(Mode(), (InputSpec("x", (1, 4)),), registered=False)
+    assert "'mode' has no default and is not a tensor" in str(caught.value) and "--input" not in str(caught.value)
 
 
 # --- export_example -----------------------------------------------------------------------------
@@ -219,15 +243,15 @@ def test_a_rank_that_moves_or_a_forward_that_refuses_other_sizes_leaves_the_shap
     assert refused.shape == ("batch", 3)  # the run with a longer seq failed: seq is not named (the batch is)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="describe_outputs names an output axis after any input label whose resizing moves it, so "
-    "Flatten over (B, seq, 4) declares (batch, seq) for a (B, 4*seq) output and verification then fails "
-    "a sound model (shape (1, 12) where the manifest declares (1, 3))",
-)
-def test_an_output_axis_that_grows_by_a_multiple_of_an_input_axis_is_not_named_after_it():
+def test_an_output_axis_that_grows_by_a_multiple_of_an_input_axis_gets_a_label_of_its_own():
     (flat,) = describe_outputs(nn.Flatten(), {"x": torch.rand(2, 3, 4)}, (SEQ,), None, "output")
-    assert flat.shape == ("batch", 12)  # 3 x 4: seq moves it, but it is not seq long
+    # 3 x 4: seq moves it, but it is not seq long: dynamic (verify does not assume its size), not frozen at 12
+    assert flat.shape == ("batch", "seq_derived")
+
+
+def test_an_output_axis_that_equals_an_input_axis_is_named_after_it_and_a_fixed_one_stays_fixed():
+    outputs = describe_outputs(_Sequence(), {"x": torch.rand(2, 3, 4)}, (SEQ,), None, "output")
+    assert [o.shape for o in outputs] == [("batch", 4), ("batch", "seq"), (4,)]
 
 
 @pytest.mark.parametrize(

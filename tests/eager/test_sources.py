@@ -161,13 +161,15 @@ def test_a_registered_model_is_rebuilt_from_this_package_never_from_the_manifest
 @pytest.mark.parametrize(
     "source, message",
     [
-        ({"kind": "pickle"}, "model.source must say kind registry, import or file"),
-        ("exporter.models.mlp:NeuralNetwork", "model.source must say kind registry, import or file"),
+        ({"kind": "pickle"}, "model.source must say kind registry, import, file or transformers"),
+        ("exporter.models.mlp:NeuralNetwork", "model.source must say kind registry, import, file or transformers"),
+        ({"kind": "transformers", "class_name": "BertModel"}, "a transformers source needs its class_name and config"),
+        ({"kind": "transformers", "class_name": "os.system", "config": {}}, "needs its class_name and config"),
         ({"kind": "registry", "registry": "gpt"}, "names registered model 'gpt', which this version"),
         ({"kind": "file", "file": "net.py", "class_name": "Net"}, "needs the sha256 of its model file"),
         ({"kind": "file", "file": "net.py", "class_name": "Net", "sha256": "abc"}, "needs the sha256"),
     ],
-    ids=["kind", "not-an-object", "unknown-registry", "no-sha256", "short-sha256"],
+    ids=["kind", "not-an-object", "no-config", "dotted-class", "unknown-registry", "no-sha256", "short-sha256"],
 )
 def test_a_source_the_manifest_cannot_state_is_a_manifest_error(source, message):
     with pytest.raises(ManifestError, match=message):

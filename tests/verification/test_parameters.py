@@ -103,6 +103,40 @@ def test_eager_parameters_lists_each_tensor_with_its_shape_count_and_use(spare):
     }
 
 
+class CachedBiases(nn.Module):
+    """As timm's LeViT: in eval mode, biases gathered by index once and cached; train() drops the cache."""
+
+    def __init__(self, spare: bool = False) -> None:
+        super().__init__()
+        self.biases = nn.Parameter(torch.randn(5))
+        self.register_buffer("index", torch.tensor([0, 3, 3, 1]), persistent=False)
+        self.unused = nn.Parameter(torch.randn(4)) if spare else None
+        self.cache: dict[str, torch.Tensor] = {}
+
+    def train(self, mode: bool = True) -> CachedBiases:
+        super().train(mode)
+        if mode:
+            self.cache = {}
+        return self
+
+    def forward(self, x):  # (B, 4)
+        if self.training:
+            return x + self.biases[self.index]
+        if "biases" not in self.cache:
+            self.cache["biases"] = self.biases[self.index]
+        return x + self.cache["biases"]
+
+
+def test_a_parameter_reached_through_an_eval_mode_cache_counts_as_used_and_a_truly_unused_one_does_not():
+    model = CachedBiases(spare=True).eval()
+    with torch.no_grad():
+        model(torch.rand(2, 4))  # the export's first run: the cache holds no graph back to biases
+    used = {p.name: p.used for p in eager_parameters(model, torch.rand(2, 4))}
+    assert used == {"biases": True, "unused": False}
+    assert not model.training and not any(m.training for m in model.modules())  # modes as they were
+    assert not model.cache or model.cache["biases"].grad_fn is None  # no cache left holding a graph
+
+
 def test_usage_is_unknown_without_an_example_or_when_backward_cannot_run(spare):
     assert {p.used for p in eager_parameters(spare, None)} == {None}
 

@@ -35,7 +35,7 @@ from .errors import (
 )
 from .formats import ExportSpec
 from .inspection import describe_folder
-from .interface import Interface, cast_floats, with_dynamic, with_kinds
+from .interface import Interface, cast_floats, parameter_name, with_dynamic, with_kinds
 from .paths import check_shadowing, make_folder
 from .progress import Progress
 from .verification import inputs, judging, verify
@@ -174,7 +174,7 @@ def _eager(
     elif source.kind == "transformers":  # the folder's own weights: kept, hash-bound, in the artifact folder
         from .eager import saved_folder
 
-        eager = saved_folder.load(source.file, source.target).to(device)
+        eager = saved_folder.load(source.file, source.target, source.task).to(device)
     else:
         eager = reference.build(source, config.seed, device)
     weights_record = None
@@ -213,7 +213,7 @@ def _job(source, name, config, device, staging, key, eager, specs, given, ranges
     from .eager.reference import state_sha256
 
     if source.kind == "transformers" and not config.example_inputs():
-        specs = tuple(s for s in specs if s.name in forward_parameters(eager))  # inferred: those forward takes
+        specs = tuple(s for s in specs if parameter_name(s.name) in forward_parameters(eager))  # those it takes
     specs = in_forward_order(eager, specs, registered=source.kind == "registry")
     eager = by_name(eager, tuple(s.name for s in specs))
     specs = table_ranges(eager, specs, inputs.example(specs, config.seed, device))

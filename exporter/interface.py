@@ -38,6 +38,12 @@ BATCH = "batch"  # the label of axis 0, dynamic for every input by default
 MAX_SAMPLE_ELEMENTS = 1 << 26  # elements in one input sample: far above any image model, far below memory
 MAX_EXPORT_BATCH = 1 << 16  # the export example's batch: verify feeds batches of this size
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# An input's name: an identifier, or dotted as Optimum names a cache (``past_key_values.0.key``), which a forward
+# taking its inputs by position (eager/kv_cache.py) receives; forward's keyword parameters are identifiers.
+_INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+# An axis label: an identifier, or a sum of them (``past_sequence+sequence``: the attention mask of a decode step
+# spans the past and the new tokens), whose size is always the sum of its parts' sizes, never drawn on its own.
+_LABEL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\+[A-Za-z_][A-Za-z0-9_]*)*$")
 _RANGE = re.compile(r"^(-?[0-9.eE+-]+)\.\.(-?[0-9.eE+-]+)$")
 
 
@@ -51,6 +57,7 @@ LEFT_PADDING_MASK = "left-padding-mask"  # zeros then ones per row, at least one
 TOKEN_IDS = "token-ids"  # uniform in the vocabulary: [0, num_embeddings - 1] of the Embedding they feed
 TOKEN_TYPE_IDS = "token-type-ids"  # uniform in the token type table
 POSITION_IDS = "position-ids"  # 0, 1, 2 ... per row, from a random start that keeps them in the table
+KV_CACHE = "kv-cache"  # a past key or value of a decoder: uniform, and its past axis also tried empty (prefill)
 PLAIN = "plain"  # as the dtype and range say (uniform)
 
 KINDS: dict[str, str] = {  # kind -> how it is drawn, for the report and --help
@@ -59,6 +66,7 @@ KINDS: dict[str, str] = {  # kind -> how it is drawn, for the report and --help
     TOKEN_IDS: "token ids uniform in [{low:g}, {high:g}]",
     TOKEN_TYPE_IDS: "token type ids uniform in [{low:g}, {high:g}]",
     POSITION_IDS: "position ids counting up per row, within [{low:g}, {high:g}]",
+    KV_CACHE: "past keys or values uniform in [{low:g}, {high:g}), the past also empty (prefill)",
     PLAIN: "",
 }
 MASKS = (PADDING_MASK, LEFT_PADDING_MASK)
@@ -77,6 +85,25 @@ KIND_OF_NAME: dict[str, str] = {  # transformers' conventional names
 def infer_kind(name: str) -> str | None:
     """The kind a conventional input name implies; None for any other name."""
     return KIND_OF_NAME.get(name)
+
+
+def parameter_name(name: str) -> str:
+    """The forward parameter an input name reaches: the name itself, its dots as underscores when dotted."""
+    return name.replace(".", "_")
+
+
+def label_parts(label: str) -> tuple[str, ...]:
+    """The labels a sum label adds up (``past_sequence+sequence`` -> both); a plain label itself."""
+    return tuple(label.split("+"))
+
+
+def label_size(label: str, sizes: dict[str, int], default: int) -> int:
+    """The size of ``label`` among ``sizes``: a sum label's is the sum of its parts' (``default`` when one is
+    missing from ``sizes``, as a plain label's is)."""
+    parts = label_parts(label)
+    if len(parts) == 1:
+        return sizes.get(label, default)
+    return sum(sizes[p] for p in parts) if all(p in sizes for p in parts) else default
 
 
 def describe_kind(kind: str, low: float, high: float) -> str:
@@ -106,7 +133,7 @@ class InputSpec:
             raise InputSpecError(f"input {self.name!r}: kind {self.kind!r} is not one of {', '.join(KINDS)}")
         if self.kind in INDICES and self.dtype not in INT_DTYPES:
             raise InputSpecError(f"input {self.name!r}: {self.kind} are integers, not {self.dtype}")
-        if not _NAME.match(self.name):
+        if not _INPUT_NAME.match(self.name):
             raise InputSpecError(f"input name {self.name!r} must be an identifier (a forward parameter's name)")
         if len(self.shape) < 1 or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.shape):
             raise InputSpecError(f"input {self.name!r}: shape {list(self.shape)} needs positive sizes, batch first")
@@ -138,8 +165,10 @@ class InputSpec:
         for axis, label in self.dynamic:
             if not 0 <= axis < len(self.shape):
                 raise InputSpecError(f"input {self.name!r} has no axis {axis} (shape {list(self.shape)})")
-            if not _NAME.match(label):
-                raise InputSpecError(f"dynamic axis label {label!r} must be an identifier, like seq")
+            if not _LABEL.match(label):
+                raise InputSpecError(
+                    f"dynamic axis label {label!r} must be an identifier, like seq (or a sum: past_sequence+sequence)"
+                )
 
     @property
     def axes(self) -> dict[int, str]:
@@ -375,11 +404,12 @@ class Interface:
 
     @property
     def labels(self) -> dict[str, int]:
-        """Every dynamic axis label other than the batch, with its size in the example."""
+        """Every dynamic axis label other than the batch, with its size in the example. A sum label is left out:
+        its size follows its parts'."""
         found: dict[str, int] = {}
         for spec in self.inputs:
             for axis, label in spec.dynamic:
-                if label != BATCH:
+                if label != BATCH and len(label_parts(label)) == 1:
                     found.setdefault(label, spec.shape[axis])
         return found
 

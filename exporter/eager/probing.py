@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import InputSpecError, first_line
-from ..interface import INDICES, InputSpec, OutputSpec, flatten, output_names
+from ..interface import INDICES, InputSpec, OutputSpec, flatten, label_parts, output_names, parameter_name
 
 Example = dict[str, torch.Tensor]
 DERIVED = "derived"  # an output axis that follows an input axis's size without equalling it: ``samples_derived``
@@ -128,13 +128,13 @@ def in_forward_order(model: nn.Module, specs: tuple[InputSpec, ...], registered:
     takes_any = any(p.kind == p.VAR_POSITIONAL for p in inspect.signature(model.forward).parameters.values())
     if len(specs) == 1 and specs[0].name == "input" and "input" not in params:
         return specs  # the --input-shape shorthand: one input, passed first
-    unknown = [s.name for s in specs if s.name not in params]
+    unknown = [s.name for s in specs if parameter_name(s.name) not in params]
     if unknown and not takes_any:
         raise InputSpecError(
             f"forward has no parameter {', '.join(map(repr, unknown))}: its inputs are {', '.join(params) or 'none'}"
         )
-    by_name = {s.name: s for s in specs}
-    ordered = [by_name[p] for p in params if p in by_name] + [s for s in specs if s.name not in params]
+    by_name = {parameter_name(s.name): s for s in specs}
+    ordered = [by_name[p] for p in params if p in by_name] + [s for s in specs if parameter_name(s.name) not in params]
     signature = inspect.signature(model.forward).parameters
     needed = [p for p in params if p not in by_name and signature[p].default is inspect.Parameter.empty]
     if needed:
@@ -167,6 +167,7 @@ def by_name(model: nn.Module, names: tuple[str, ...]) -> nn.Module:
     their defaults. ``model`` itself when its forward already takes ``names`` first, in order.
     """
     params = _positional_parameters(model)
+    names = tuple(parameter_name(n) for n in names)
     if list(names) == params[: len(names)] or not set(names) <= set(params):
         return model  # already in order, or the --input-shape shorthand (one input, passed first)
     bad = [n for n in names if keyword.iskeyword(n)]
@@ -272,8 +273,9 @@ def describe_outputs(
     if len(found) != len(leaves):
         raise InputSpecError(f"--output-names gives {len(found)} name(s), but forward returns {len(leaves)} output(s)")
     shapes = [list(leaf.shape) for _, leaf in leaves]
-    labels = {label for s in specs for label in s.axes.values()}
+    labels = {part for s in specs for label in s.axes.values() for part in label_parts(label)}
     size_of = {label: s.shape[axis] for s in specs for axis, label in s.axes.items()}
+    sums = [label for label in size_of if len(label_parts(label)) > 1]
     for label in sorted(labels):
         for doubled in (False, True):  # one longer, then twice as long: a strided conv's frame count moves so
             moved = _resized_run(model, example, specs, label, doubled)
@@ -284,7 +286,11 @@ def describe_outputs(
                     if isinstance(before, int) and before != after:
                         # the same size as the input's axis: that label; a size that follows it another way (a
                         # strided conv's frames): a label of its own, dynamic, whose size verify does not assume
-                        shape[axis] = label if before == size_of[label] else f"{label}_{DERIVED}"
+                        # (a cache's present: the past and the new tokens, a sum label of the inputs')
+                        summed = [t for t in sums if label in label_parts(t) and size_of[t] == before]
+                        shape[axis] = (
+                            label if before == size_of[label] else summed[0] if summed else f"{label}_{DERIVED}"
+                        )
     return tuple(
         OutputSpec(name, tuple(shape), str(leaf.dtype).removeprefix("torch."))
         for name, shape, (_, leaf) in zip(found, shapes, leaves, strict=True)
@@ -300,7 +306,7 @@ def _resized_run(
     for spec in specs:
         value = example[spec.name]
         for axis, name in spec.axes.items():
-            if name == label:
+            if label in label_parts(name):  # a sum label (the mask of the past and new tokens) moves with its parts
                 value = torch.cat([value, value if doubled else value.narrow(axis, 0, 1)], dim=axis)
         args.append(value)
     try:

@@ -68,7 +68,7 @@ def build(source: ModelSource, seed: int, device: torch.device) -> nn.Module:
 
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            return saved_folder.build(source.config or {}, source.target).to(device)
+            return saved_folder.build(source.config or {}, source.target, source.task).to(device)
     cls = source.load_class()
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise ModelNotFoundError(f"{source.target} is not an nn.Module subclass")

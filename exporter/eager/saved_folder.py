@@ -44,7 +44,9 @@ TASKS = {  # --task -> the Auto class that builds it
     "image-classification": "AutoModelForImageClassification",
     "audio-classification": "AutoModelForAudioClassification",
     "ctc": "AutoModelForCTC",
+    "text-generation-with-past": "AutoModelForCausalLM",  # with its KV cache as named inputs and outputs
 }
+FORWARD_TASKS = ("text-generation-with-past",)  # tasks that change forward itself (eager/kv_cache.py), recorded
 
 
 def is_saved_folder(spec: str) -> bool:
@@ -80,9 +82,15 @@ def class_name(config: dict[str, Any], task: str | None, where: Path) -> str:
     )
 
 
-def infer_inputs(config: dict[str, Any], folder: Path) -> tuple[InputSpec, ...]:
-    """The inputs a model of this config takes, as users send them (see the module's docstring)."""
+def infer_inputs(config: dict[str, Any], folder: Path, task: str | None = None) -> tuple[InputSpec, ...]:
+    """The inputs a model of this config takes, as users send them (see the module's docstring); a decode
+    step's, with the cache, for ``text-generation-with-past`` (kv_cache.infer_inputs)."""
     from ..interface import PADDING_MASK, TOKEN_IDS, TOKEN_TYPE_IDS
+
+    if task in FORWARD_TASKS:
+        from . import kv_cache
+
+        return kv_cache.infer_inputs(config, str(folder / "config.json"))
 
     if "conv_kernel" in config and "conv_stride" in config:  # wav2vec2, hubert, wavlm: raw audio
         rate = _sampling_rate(folder)
@@ -136,16 +144,25 @@ def model_class(name: str) -> type:
     return found
 
 
-def _prepared(model: nn.Module) -> nn.Module:
-    """Eval mode, without a KV cache in its outputs (a cache object is not a tensor), dict outputs."""
+def _prepared(model: nn.Module, task: str | None) -> nn.Module:
+    """Eval mode, dict outputs; without a KV cache in its outputs (a cache object is not a tensor), or, for
+    ``text-generation-with-past``, with the cache as named tensors (kv_cache.with_cache)."""
     config = model.config
     if hasattr(config, "use_cache"):
         config.use_cache = False
     config.return_dict = True
-    return model.eval()
+    model = model.eval()
+    if task in FORWARD_TASKS:
+        from . import kv_cache
+
+        layers = getattr(config, "num_hidden_layers", None)
+        if not isinstance(layers, int):
+            raise ModelNotFoundError(f"--task {task}: {type(model).__name__} is not a decoder with layers")
+        return kv_cache.with_cache(model, layers)
+    return model
 
 
-def load(folder: Path, name: str) -> nn.Module:
+def load(folder: Path, name: str, task: str | None = None) -> nn.Module:
     """The model saved in ``folder``, with its weights, built by transformers from that folder only."""
     cls = model_class(name)
     from transformers.utils import logging
@@ -156,10 +173,10 @@ def load(folder: Path, name: str) -> nn.Module:
         model = cls.from_pretrained(str(folder), local_files_only=True, trust_remote_code=False)
     except Exception as error:  # transformers raises OSError, ValueError, EnvironmentError...
         raise ModelNotFoundError(f"transformers cannot load {folder}: {first_line(error)}") from None
-    return _prepared(model)
+    return _prepared(model, task)
 
 
-def build(config: dict[str, Any], name: str) -> nn.Module:
+def build(config: dict[str, Any], name: str, task: str | None = None) -> nn.Module:
     """The architecture ``config`` describes, freshly initialised (verify then loads the recorded weights)."""
     cls = model_class(name)
     import transformers
@@ -175,4 +192,4 @@ def build(config: dict[str, Any], name: str) -> nn.Module:
         raise ModelNotFoundError(
             f"transformers cannot build {name} from the recorded config: {first_line(error)}"
         ) from None
-    return _prepared(model)
+    return _prepared(model, task)

@@ -38,6 +38,7 @@ class ModelSource:
     file: Path | None = None
     file_sha256: str | None = None  # a model file's; a transformers folder's config.json's
     config: dict[str, Any] | None = None  # a transformers folder's config.json (data: rebuilds the architecture)
+    task: str | None = None  # a transformers folder's --task where it changes the forward (kv_cache.TASK)
 
     def to_manifest(self) -> dict[str, Any]:
         data: dict[str, Any] = {"kind": self.kind}
@@ -45,6 +46,8 @@ class ModelSource:
             data.update(file=str(self.file), sha256=self.file_sha256, class_name=self.target)
         elif self.kind == "transformers":
             data.update(folder=str(self.file), class_name=self.target, config=self.config)
+            if self.task is not None:
+                data["task"] = self.task
         else:
             data["import"] = self.target
         if self.registry_name:
@@ -55,6 +58,7 @@ class ModelSource:
     def from_manifest(cls, model: dict[str, Any]) -> ModelSource:
         """Where the manifest says the model's code is (never trusted until ``trusted``)."""
         from ..errors import ManifestError
+        from . import saved_folder
 
         source = model.get("source")
         if not isinstance(source, dict) or source.get("kind") not in ("registry", "import", "file", "transformers"):
@@ -65,8 +69,11 @@ class ModelSource:
             config, class_name = source.get("config"), str(source.get("class_name", ""))
             if not isinstance(config, dict) or not re.fullmatch(r"[A-Za-z_]\w*", class_name):
                 raise ManifestError("manifest.json: a transformers source needs its class_name and config")
+            task = source.get("task")
+            if task is not None and task not in saved_folder.FORWARD_TASKS:
+                raise ManifestError(f"manifest.json: a transformers source's task {task!r} is not one this tool knows")
             return cls(kind="transformers", target=class_name, file=Path(str(source.get("folder", ""))),
-                       config=config, **common)  # fmt: skip
+                       config=config, task=task, **common)  # fmt: skip
         if source["kind"] == "file":
             digest = str(source.get("sha256") or "")
             if not re.fullmatch(r"[0-9a-f]{64}", digest):
@@ -267,10 +274,11 @@ def _saved_folder(folder: Path, inputs: tuple[InputSpec, ...] | None, task: str 
         kind="transformers",
         target=saved_folder.class_name(config, task, folder),
         name=name,
-        inputs=inputs or saved_folder.infer_inputs(config, folder),
+        inputs=inputs or saved_folder.infer_inputs(config, folder, task),
         file=folder.resolve(),
         file_sha256=sha256_bytes((folder / "config.json").read_bytes()),
         config=config,
+        task=task if task in saved_folder.FORWARD_TASKS else None,
     )
 
 

@@ -85,6 +85,9 @@ class ExportSpec:
         bounds = bounds or {}
         dims = {}
         for label in (label for axes in self.dynamic for label in axes.values()):
+            if "+" in label:  # a sum (the mask of the past and new tokens): torch.export finds it from its parts
+                dims[label] = torch.export.Dim.DYNAMIC
+                continue
             low, high = bounds.get(label, (None, None))
             limits = {k: v for k, v in (("min", low), ("max", high)) if v is not None}
             dims[label] = torch.export.Dim(label, **limits)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..interface import InputSpec
+from ..interface import KV_CACHE, InputSpec, label_size
 from . import probes
 
 DEFAULT_LARGE_BATCH = 64
@@ -47,7 +47,14 @@ class Case:
     def shape(self, spec: InputSpec) -> tuple[int, ...]:
         """``spec``'s shape in this case: its dynamic axes resized."""
         sizes = {"batch": self.batch, **dict(self.sizes)}
-        return tuple(sizes.get(spec.axes.get(i, ""), d) for i, d in enumerate(spec.shape))
+        return tuple(label_size(spec.axes.get(i, ""), sizes, d) for i, d in enumerate(spec.shape))
+
+
+def prefill_cases(specs: tuple[InputSpec, ...], labels: dict[str, int]) -> list[Case]:
+    """At batch 2, each past axis of a KV cache (kind ``kv-cache``) at 0: the prefill step, the past empty as
+    Optimum's generation loop feeds it; the other axes at the example's sizes."""
+    past = sorted({label for s in specs if s.kind == KV_CACHE for axis, label in s.dynamic if axis and label in labels})
+    return [Case(2, tuple(sorted({**labels, label: 0}.items()))) for label in past]
 
 
 def default_batch_sizes(export_batch: int) -> tuple[int, ...]:

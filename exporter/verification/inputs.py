@@ -29,9 +29,9 @@ import numpy as np
 
 from ..config import VerifyConfig
 from ..errors import InputSpecError
-from ..interface import BATCH, FLOAT_DTYPES, INT_DTYPES, PLAIN, InputSpec
+from ..interface import BATCH, FLOAT_DTYPES, INT_DTYPES, KV_CACHE, PLAIN, InputSpec
 from . import kinds, probes
-from .cases import DEFAULT_LARGE_BATCH, Case, default_batch_sizes, default_cases
+from .cases import DEFAULT_LARGE_BATCH, Case, default_batch_sizes, default_cases, prefill_cases
 
 if TYPE_CHECKING:
     import torch
@@ -71,7 +71,7 @@ def sample(generator: torch.Generator, spec: InputSpec, shape: tuple[int, ...], 
     """
     import torch
 
-    if spec.kind not in (None, PLAIN):  # a mask, ids, positions: drawn as users send them (kinds.py)
+    if spec.kind not in (None, PLAIN, KV_CACHE):  # a mask, ids, positions: drawn as users send them (kinds.py)
         drawn = kinds.draw(spec.kind, generator, shape, spec.dtype, spec.low_high)
         return drawn.float().numpy() if spec.dtype == "bfloat16" else drawn.numpy()
     if spec.dtype in FLOAT_DTYPES:
@@ -93,7 +93,7 @@ def example(specs: tuple[InputSpec, ...], seed: int, device: torch.device) -> di
 
 
 def _example_value(generator: torch.Generator, spec: InputSpec) -> torch.Tensor:
-    if spec.kind not in (None, PLAIN):
+    if spec.kind not in (None, PLAIN, KV_CACHE):
         return kinds.draw(spec.kind, generator, spec.shape, spec.dtype, spec.low_high)
     return draw(generator, spec.shape, spec.dtype, value_range=spec.low_high)
 
@@ -205,7 +205,7 @@ class InputSet:
         stands_in = budget and not config.batch_sizes and larger and export_batch != DEFAULT_LARGE_BATCH
         if stands_in:
             sizes = tuple(b for b in sizes if b != DEFAULT_LARGE_BATCH)
-        cases = default_cases(sizes, labels or {})
+        cases = default_cases(sizes, labels or {}) + prefill_cases(specs, labels or {})
         samples = config.samples_for(quantized, large)
         batches = math.ceil(samples / sum(case.batch for case in cases))
         generator = torch.Generator().manual_seed(config.seed)

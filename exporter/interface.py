@@ -37,7 +37,6 @@ def canonical_dtype(text: str) -> str:
 BATCH = "batch"  # the label of axis 0, dynamic for every input by default
 MAX_SAMPLE_ELEMENTS = 1 << 26  # elements in one input sample: far above any image model, far below memory
 MAX_EXPORT_BATCH = 1 << 16  # the export example's batch: verify feeds batches of this size
-_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # An input's name: an identifier, or dotted as Optimum names a cache (``past_key_values.0.key``), which a forward
 # taking its inputs by position (eager/kv_cache.py) receives; forward's keyword parameters are identifiers.
 _INPUT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
@@ -134,7 +133,10 @@ class InputSpec:
         if self.kind in INDICES and self.dtype not in INT_DTYPES:
             raise InputSpecError(f"input {self.name!r}: {self.kind} are integers, not {self.dtype}")
         if not _INPUT_NAME.match(self.name):
-            raise InputSpecError(f"input name {self.name!r} must be an identifier (a forward parameter's name)")
+            raise InputSpecError(
+                f"input name {self.name!r} must be an identifier (a forward parameter's name), or dotted identifiers "
+                "as Optimum names a cache (past_key_values.0.key)"
+            )
         if len(self.shape) < 1 or any(not isinstance(d, int) or isinstance(d, bool) or d < 1 for d in self.shape):
             raise InputSpecError(f"input {self.name!r}: shape {list(self.shape)} needs positive sizes, batch first")
         if self.shape[0] > MAX_EXPORT_BATCH:

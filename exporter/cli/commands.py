@@ -137,7 +137,8 @@ def models_command() -> None:
     "--task",
     metavar="TASK",
     help="A saved transformers folder: the model class to build, by task (base, causal-lm, masked-lm, "
-    "sequence-classification, image-classification, ...). Default: config.json's architectures.",
+    "sequence-classification, image-classification, ...; text-generation-with-past: a decoder with its KV cache "
+    "as past_key_values.N.key/value in and present.N.key/value out). Default: config.json's architectures.",
 )
 @click.option(
     "--output-names",

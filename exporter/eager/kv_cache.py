@@ -113,7 +113,11 @@ def with_cache(model: nn.Module, layers: int) -> nn.Module:
     # forward names each tensor (torch.export and the ONNX exporter take one parameter per input; the dotted
     # input names map to identifiers, interface.parameter_name); the names are identifiers built above
     namespace: dict[str, Any] = {}
-    exec(f"def forward(self, {', '.join(names)}):\n    return _call(self, {', '.join(names)})\n", {"_call": call}, namespace)
+    exec(
+        f"def forward(self, {', '.join(names)}):\n    return _call(self, {', '.join(names)})\n",
+        {"_call": call},
+        namespace,
+    )
     forward = namespace["forward"]
     cached = type(cls.__name__, (cls,), {"forward": forward, "__module__": cls.__module__})
     cached.__qualname__ = cls.__qualname__

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..interface import BATCH, INT_DTYPES, InputSpec
+from ..interface import BATCH, INT_DTYPES, MASKS, InputSpec
 
 PROBE_BATCH = 4  # samples per edge-value probe: a row of each pattern and mixed rows
 PROBE_MIN_BUDGET = 64  # samples (of the example's shape) every probe together may cost, at least ...
@@ -52,7 +52,12 @@ class Plan:
 
 def value_kinds(spec: InputSpec, missing: tuple[str, ...] = ()) -> list[str]:
     """The value probes that mean something for ``spec``: integers their ends; bools constant rows; floats
-    exact zeros (where the range holds 0), ends, constant rows and repeats; then the declared ``missing``."""
+    exact zeros (where the range holds 0), ends, constant rows and repeats; then the declared ``missing``.
+    A padding mask none: its edges (one position attended, every position) are in every draw of its kind, and
+    its range's ends at random positions leave query rows with nothing to attend (softmax over nothing, where
+    runtimes legitimately differ: with a KV cache, a false alarm on a faithful GPT2)."""
+    if spec.kind in MASKS:
+        return []
     if spec.dtype == "bool":
         return ["constant"]
     if spec.dtype in INT_DTYPES:

@@ -105,3 +105,11 @@ def test_a_saved_set_with_probes_replays_as_the_same_cases(tmp_path):
     loaded = InputSet.load(tmp_path / "set.npz", (IMAGE,), None)
     assert set(loaded.groups) == set(made.groups)
     assert Case(4, (), "", "zeros.x") in loaded.groups
+
+
+def test_a_padding_mask_gets_no_value_probe_but_a_plain_integer_input_does():
+    from exporter.interface import LEFT_PADDING_MASK, PADDING_MASK
+
+    for kind in (PADDING_MASK, LEFT_PADDING_MASK):
+        assert probes.value_kinds(InputSpec("attention_mask", (1, 8), "int64", (0, 1), kind=kind)) == []
+    assert probes.value_kinds(InputSpec("attention_mask", (1, 8), "int64", (0, 1))) == ["ends"]  # declared plain

@@ -104,6 +104,10 @@ def with_cache(model: nn.Module, layers: int) -> nn.Module:
             use_cache=True,
             return_dict=True,
         )
+        if not isinstance(out.past_key_values, DynamicCache):  # BERT's LM head, asked for a cache, returns none
+            raise TypeError(
+                f"{cls.__name__} returned no DynamicCache: --task {TASK} takes a decoder-only causal LM (GPT2, Llama)"
+            )
         named: dict[str, Any] = {"logits": out.logits}
         for layer, cached in enumerate(out.past_key_values.layers):
             named[f"present.{layer}.key"] = cached.keys

@@ -170,3 +170,22 @@ def test_broken_twins_of_the_cache_export_fail_for_their_cause(tmp_path):
     broken = verify(result.path, quick, write=False)
     assert not broken.passed
     assert any(weight in f for f in broken.failures), broken.failures
+
+
+@pytest.mark.slow
+def test_an_encoder_folder_asked_for_its_cache_is_one_line_and_exit_2(tmp_path):
+    import torch
+    from click.testing import CliRunner
+
+    from exporter.cli.commands import cli
+
+    transformers = pytest.importorskip("transformers", reason="the [transformers] extra is not installed")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                     intermediate_size=37, max_position_embeddings=64)  # fmt: skip
+    transformers.BertModel(config).save_pretrained(tmp_path / "bert")
+    args = ["export", str(tmp_path / "bert"), "--task", kv_cache.TASK, "--out", str(tmp_path / "out")]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    assert "decoder-only causal LM" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())  # no half-written folder

@@ -153,4 +153,7 @@ def _float64(model, run, cases: list[Case]) -> dict:
     if problems:
         raise RuntimeError(problems[0])
     # integers as they are: an int64 past 2**53 is not exact in float64
-    return {c: {n: v if v.dtype.kind in "iu" else v.astype(np.float64) for n, v in outs.items()} for c, outs in found.items()}
+    return {
+        c: {n: v if v.dtype.kind in "iu" else v.astype(np.float64) for n, v in outs.items()}
+        for c, outs in found.items()
+    }

@@ -46,7 +46,9 @@ def _run(seed: int, runtime_output, model: nn.Module | None = None):
     model.float()
     got = runtime_output(e32, e64).astype(e32.dtype)
     dtype = e32.dtype.name
-    interface = Interface((InputSpec("x", (1, 16), value_range=(37.7, 37.8)),), (OutputSpec("y", ("batch", e32.shape[1]), dtype),))
+    interface = Interface(
+        (InputSpec("x", (1, 16), value_range=(37.7, 37.8)),), (OutputSpec("y", ("batch", e32.shape[1]), dtype),)
+    )
     comparison = OutputComparison.from_arrays("y", e32, got, Tolerance.for_dtype(dtype))
     result = RuntimeResult("onnxruntime", "onnx", "model.onnx", batches=[BatchResult(64, 64, outputs=[comparison])])
     report = VerificationReport("f", "m", "cpu", "", 64, [64], {}, "fail", runtimes=[result])

@@ -9,7 +9,7 @@ from typing import Any
 
 from .artifacts.manifest import Manifest
 from .config import VerifyConfig
-from .tables import text_table
+from .tables import joined, text_table
 
 
 @dataclass
@@ -37,7 +37,10 @@ class ModelInspection:
         return {**asdict(self), "total": self.total}
 
     def render(self) -> str:
-        lines = [f"Model structure: {self.structure}", ""]
+        return joined(self.lines())
+
+    def lines(self) -> list[str]:
+        lines = [*f"Model structure: {self.structure}".split("\n"), ""]  # print(model)'s own lines kept
         head = ("Layer", "Size", "Elements", "Values (first 4)")
         rows = [head] + [
             (r.name, str(list(r.shape)), f"{r.count:,}", ", ".join(f"{v:.4f}" for v in r.first_values))
@@ -47,7 +50,7 @@ class ModelInspection:
         lines.append(f"Total parameters: {self.total:,}")
         if self.buffers:
             lines.append(f"Buffers (not parameters): {', '.join(b.name for b in self.buffers)}")
-        return "\n".join(lines)
+        return lines
 
 
 @dataclass
@@ -83,7 +86,7 @@ class OnnxInspection:
         ]
         lines += text_table(rows)
         lines.append(f"Total initializer elements: {self.total:,}")
-        return "\n".join(lines)
+        return joined(lines)  # names and the producer are the file's
 
 
 @dataclass
@@ -123,10 +126,10 @@ class FolderInspection:
         lines += [f"input: {text}" for text in self.inputs] + [f"output: {text}" for text in self.outputs]
         lines += [f"verification: {_verdict_text(self.verification)}", f"trust: {self.trust}"]
         if self.eager is not None:
-            lines += ["", self.eager.render()]
+            lines += ["", *self.eager.lines()]
         elif self.note:
             lines.append(f"eager model: {self.note}")
-        return "\n".join(lines)
+        return joined(lines)  # the model's name, inputs, outputs and files are the manifest's
 
 
 def _verdict_text(verdict: dict[str, Any] | None) -> str:

@@ -23,7 +23,7 @@ from .images import check_input_path, load_samples
 from .interface import Interface, OutputSpec
 from .paths import check_shadowing
 from .progress import Progress
-from .tables import text_table
+from .tables import joined, text_table
 
 
 @dataclass
@@ -66,7 +66,7 @@ class Prediction:
         if len(runtimes) > 1:
             lines.append(f"runtimes agree: {'yes' if self.agree else 'NO'}")
         lines += [f"note: {note}" for note in self.notes]
-        return "\n".join(lines)
+        return joined(lines)  # input notes and notes can name the folder's inputs and files
 
 
 def predict(

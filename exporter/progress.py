@@ -23,6 +23,9 @@ class ProgressLine:
         self.width = 0
 
     def __call__(self, message: str) -> None:
+        from .tables import printable
+
+        message = printable(message)  # a step can name the folder's model or files
         if self.tty:
             self.stream.write("\r" + message.ljust(self.width))
             self.width = len(message)

@@ -24,6 +24,12 @@ def printable(text: object) -> str:
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
 
 
+def joined(lines: Sequence[str]) -> str:
+    """``lines`` one a line, each ``printable``: a name from a folder in any of them adds no line (a forged
+    ``PASSED:``) and sends no escape sequence to the terminal. Each item must be one line already."""
+    return "\n".join(printable(line) for line in lines)
+
+
 def text_table(rows: Sequence[Sequence[str]]) -> list[str]:
     """Left-aligned columns two spaces apart, one line per row (the first row is the header); each cell
     ``printable``, so a name from a file stays in its cell."""

@@ -126,3 +126,9 @@ def test_progress_line_writes_whole_lines_elsewhere():
     line("two")
     line.close()
     assert stream.getvalue() == "one\ntwo\n"
+
+
+def test_a_progress_message_naming_a_hostile_file_adds_no_line_and_no_escape():
+    stream = io.StringIO()
+    progress.ProgressLine(stream)("verify: model.onnx\nPASSED: forged\x1b[2K")
+    assert stream.getvalue() == "verify: model.onnx\\nPASSED: forged\\x1b[2K\n"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from exporter.tables import human_size, text_table
+from exporter.tables import human_size, joined, text_table
 
 
 def test_human_size_picks_the_unit_a_reader_expects():
@@ -15,3 +15,12 @@ def test_human_size_picks_the_unit_a_reader_expects():
 def test_text_table_aligns_columns_and_strips_trailing_space():
     lines = text_table([("a", "bb"), ("ccc", "")])
     assert lines == ["a    bb", "ccc"]
+
+
+def test_joined_keeps_one_line_per_item_whatever_an_item_holds():
+    text = joined(["model mlp\nPASSED: forged\x1b[2K", "second"])
+    assert text.splitlines() == ["model mlp\\nPASSED: forged\\x1b[2K", "second"]
+
+
+def test_joined_leaves_plain_lines_as_they_are():
+    assert joined(["a b", "", "c"]) == "a b\n\nc"

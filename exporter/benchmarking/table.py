@@ -9,7 +9,7 @@ import textwrap
 from typing import Any
 
 from .. import formats
-from ..tables import human_size
+from ..tables import human_size, printable
 
 WIDTH = 100  # columns: every line fits a terminal this wide
 _COLUMNS = (  # header, width, right-aligned: 93 columns in all
@@ -58,7 +58,7 @@ def render(report: Any) -> str:
         if row.batch_size != batch:
             batch = row.batch_size
             lines += ["", f"batch {batch}:", _row([c[0] for c in _COLUMNS]).rstrip()]
-        lines.append(_row(_cells(row)).rstrip())
+        lines.append(printable(_row(_cells(row)).rstrip()))
     footer = [_ort_line(report.onnxruntime_settings), _timing_line(report.config)]
     if any(formats.FORMATS[r.format].quantized for r in report.results if r.format in formats.FORMATS):
         footer.append(
@@ -77,7 +77,9 @@ def render(report: Any) -> str:
 
 
 def _wrap(text: str, indent: str = "  ") -> str:
-    """Prose under the table, wrapped to WIDTH columns like the table itself."""
+    """Prose under the table, wrapped to WIDTH columns like the table itself (``printable`` first: the model's
+    name and notes come from the folder)."""
+    text = printable(text)
     return textwrap.fill(text, WIDTH, subsequent_indent=indent, break_long_words=False, break_on_hyphens=False)
 
 

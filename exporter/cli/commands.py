@@ -17,6 +17,7 @@ import click
 from ..config import FORMATS, ONNX_EXPORTERS, PRECISIONS, RUNTIMES, ExportConfig, VerifyConfig
 from ..interface import parse_dynamic, parse_input, parse_kind, parse_shape
 from ..progress import on_terminal
+from ..tables import printable
 from .options import (
     ExporterGroup,
     check_json_target,
@@ -271,7 +272,7 @@ def verify_command(artifact_dir: Path, json_path: str | None, no_record: bool, *
     with on_terminal(kw["quiet"]) as progress:
         report = verify(artifact_dir, config, write=not no_record, progress=progress)
     for note in report.record_notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"note: {printable(note)}", err=True)
     emit(report, json_path)
     if not report.passed:
         click.get_current_context().exit(1)

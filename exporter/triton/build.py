@@ -39,6 +39,7 @@ from ..errors import (
     UnverifiedFolderError,
     UsageError,
 )
+from ..tables import joined
 from .pbtxt import ONNX_TYPES, TORCH_TYPES, TensorConfig, comment, describe, quote, tensor, tensor_block
 from .repository import VERSION, check_source_outside, write_models
 
@@ -112,7 +113,7 @@ class TritonResult:
             )
             lines += [f"    note: {note}" for note in model.notes]
         lines.append(f"serve it with: tritonserver --model-repository={self.repository.resolve()}")
-        return "\n".join(lines)
+        return joined(lines)  # tensor names are the artifacts'
 
 
 def write_repository(

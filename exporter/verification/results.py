@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..artifacts.integrity import HashCheck
 from ..notes import WARNING, Note
-from ..tables import printable, text_table
+from ..tables import joined, text_table
 from . import probes, tolerance
 from .compare import OutputComparison
 
@@ -228,7 +228,7 @@ def render(report: VerificationReport) -> str:
     diagnosis = _diagnosis(report.runtimes)
     if diagnosis:
         out += ["", "where and by how much:", *(f"  {line}" for line in diagnosis)]
-    return "\n".join(printable(line) for line in out)  # a name from the folder adds no line (a fake PASSED)
+    return joined(out)  # a name from the folder adds no line (a fake PASSED)
 
 
 def _header(report: VerificationReport) -> list[str]:

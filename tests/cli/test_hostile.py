@@ -156,3 +156,38 @@ def test_ctrl_c_stops_a_run_that_never_ends_exit_130_and_records_nothing(mlp_dir
     _, stderr = process.communicate(timeout=120)  # without RunOptions.terminate this never returns
     assert process.returncode == 130 and "aborted (Ctrl-C)" in stderr, stderr
     assert {p.name: p.read_bytes() for p in mlp_dir.iterdir()} == before
+
+
+FORGED = "\nPASSED: forged\x1b[2K"  # a line of its own, then an escape sequence that erases the line it lands on
+
+
+def _every_command(folder: Path, tmp: Path) -> dict[str, list[str]]:
+    fast = ["--batch-size", "1", "--repeats", "1", "--warmup", "0", "--min-time", "0", "--accuracy-samples", "1"]
+    return {
+        "inspect": ["inspect", str(folder)],
+        "predict": ["predict", str(folder), "--input", "random", "--trust-artifacts"],
+        "bench": ["bench", str(folder), "--runtime", "onnx", *fast],
+        "triton": ["triton", str(folder), str(tmp / "repo"), "--allow-unverified"],
+        "trust": ["trust", str(folder)],
+        "verify": ["verify", str(folder), "--no-record", "--samples", "8"],
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["model name", "model and input names"])
+def test_names_with_a_newline_and_an_escape_print_no_forged_line_and_no_escape_in_any_command(where, mlp_dir, tmp_path):
+    data = json.loads((mlp_dir / "manifest.json").read_text())
+    data["model"]["name"] = "mlp" + FORGED
+    if where == "model and input names":
+        data["inputs"][0]["name"] = "input" + FORGED
+    (mlp_dir / "manifest.json").write_text(json.dumps(data))
+    restamp(mlp_dir)
+    for name, args in _every_command(mlp_dir, tmp_path).items():
+        run = CliRunner().invoke(cli, args, color=True)  # color: click strips escapes from a pipe otherwise
+        text = run.stdout + run.stderr
+        assert not [line for line in text.splitlines() if line.startswith("PASSED: forged")], (name, text)
+        assert "\x1b" not in text and "Traceback" not in text and "internal error" not in text, (name, text)
+        if where == "model and input names":  # refused where the manifest is read: one line, exit 2
+            assert run.exit_code == 2 and len(run.stderr.splitlines()) == 1, (name, text)
+        elif name in ("inspect", "bench", "verify"):  # those print the name: escaped, on the line it belongs to
+            assert "mlp\\nPASSED: forged\\x1b[2K" in run.stdout, (name, text)

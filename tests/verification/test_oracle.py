@@ -28,18 +28,28 @@ class _Latitudes(nn.Module):
         return self.fc(self.norm(x))
 
 
-def _run(seed: int, runtime_output):
+class _Levels(_Latitudes):
+    """The latitudes normalised, then rounded to 256 levels, as an image model writes pixels."""
+
+    def forward(self, x):
+        return (torch.sigmoid(self.norm(x)) * 255).round().to(torch.uint8)  # (B, 16): 1,024 levels a case
+
+
+def _run(seed: int, runtime_output, model: nn.Module | None = None):
     """A verification of one case of 64 latitudes whose runtime returned ``runtime_output(eager32, eager64)``."""
-    model = _Latitudes().eval()
+    model = (model or _Latitudes()).eval()
     x = (torch.rand((64, 16), generator=torch.Generator().manual_seed(seed)) * 0.1 + 37.70).numpy()
     case = Case(64)
     with torch.no_grad():
         e32 = model(torch.from_numpy(x)).numpy()
         e64 = model.double()(torch.from_numpy(x).double()).numpy()
     model.float()
-    got = runtime_output(e32, e64).astype(np.float32)
-    interface = Interface((InputSpec("x", (1, 16), value_range=(37.7, 37.8)),), (OutputSpec("y", ("batch", 4)),))
-    comparison = OutputComparison.from_arrays("y", e32, got, Tolerance.for_dtype("float32"))
+    got = runtime_output(e32, e64).astype(e32.dtype)
+    dtype = e32.dtype.name
+    interface = Interface(
+        (InputSpec("x", (1, 16), value_range=(37.7, 37.8)),), (OutputSpec("y", ("batch", e32.shape[1]), dtype),)
+    )
+    comparison = OutputComparison.from_arrays("y", e32, got, Tolerance.for_dtype(dtype))
     result = RuntimeResult("onnxruntime", "onnx", "model.onnx", batches=[BatchResult(64, 64, outputs=[comparison])])
     report = VerificationReport("f", "m", "cpu", "", 64, [64], {}, "fail", runtimes=[result])
     run = SimpleNamespace(
@@ -92,3 +102,48 @@ def test_a_model_without_double_support_is_said_and_the_float32_rules_stand():
 
 def test_the_max_error_ignores_what_is_not_finite():
     assert oracle._max_error(np.array([1.0, np.nan, 3.0]), np.array([1.5, 2.0, np.inf])) == 0.5
+
+
+def _one_across(e32, e64):
+    """Eager's float32 levels, but the first element on a rounding boundary on float64's side."""
+    assert (e32 != e64).any(), "no element of this seed lies on a rounding boundary"
+    got = e32.copy()
+    first = np.unravel_index(int(np.argmax(e32 != e64)), e32.shape)
+    got[first] = e64[first]
+    return got
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_an_integer_output_on_the_other_side_of_a_rounding_boundary_passes_with_the_count(seed):
+    run, model, comparison = _run(seed, _one_across, _Levels())
+    assert not comparison.passed  # the exact rule alone fails it
+    oracle.rescue(run, Held.given(model))
+    assert comparison.passed and comparison.reasons == []
+    assert "y: 1 of 1024 elements differ from eager on a rounding boundary" in run.report.notes[0]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_an_integer_output_off_by_one_where_float32_and_float64_agree_still_fails(seed):
+    def off_by_one(e32, e64):
+        got = _one_across(e32, e64)  # one allowed boundary element, and one fault
+        agree = np.unravel_index(int(np.argmax(e32 == e64)), e32.shape)
+        got[agree] = e32[agree] + 1 if e32[agree] < 255 else e32[agree] - 1
+        return got
+
+    run, model, comparison = _run(seed, off_by_one, _Levels())
+    oracle.rescue(run, Held.given(model))
+    assert not comparison.passed
+    assert comparison.reasons[-1].startswith("1 of the differing elements are not on a rounding boundary")
+    assert not run.report.notes
+
+
+def test_an_integer_on_a_boundary_that_matches_neither_run_fails():
+    def neither(e32, e64):
+        got = e32.copy()
+        first = np.unravel_index(int(np.argmax(e32 != e64)), e32.shape)
+        got[first] = max(e32[first], e64[first]) + 1
+        return got
+
+    run, model, comparison = _run(0, neither, _Levels())
+    oracle.rescue(run, Held.given(model))
+    assert not comparison.passed and "not on a rounding boundary" in comparison.reasons[-1]

@@ -6,6 +6,8 @@ those tests skip and say so (docs/transformers.md)."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -18,6 +20,11 @@ transformers = pytest.importorskip("transformers", reason="the [transformers] ex
 
 SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37)
 QUICK = VerifyConfig(samples=24, batch_sizes=(1, 3))  # a few batches: each model here takes seconds
+# Wav2Vec2 on edge values (constant audio, the range's ends): ONNX Runtime's feature encoder is 50x
+# further from a float64 answer than eager is (0.12 against 0.0024; its norms of a constant signal),
+# a real difference the probes report (test_wav2vec2_on_constant_audio_...); its other tests judge the
+# seeded draws alone.
+SEEDED = dataclasses.replace(QUICK, probes=False)
 
 
 def _bert():
@@ -97,7 +104,8 @@ def _a_weight_in_onnx(folder, names: set[str]) -> str:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(MODELS), ids=str)
 def test_a_saved_folder_exports_and_verifies_and_its_broken_twin_fails_for_its_weight(tmp_path, name):
-    config = ExportConfig(out=tmp_path / "out", device="cpu", formats=("onnx",), verify_config=QUICK)
+    judged = SEEDED if name == "wav2vec2" else QUICK
+    config = ExportConfig(out=tmp_path / "out", device="cpu", formats=("onnx",), verify_config=judged)
     folder, names = _saved(tmp_path, name)
     result = export(str(folder), config)
     assert result.passed, result.report.failures
@@ -105,7 +113,7 @@ def test_a_saved_folder_exports_and_verifies_and_its_broken_twin_fails_for_its_w
     weight = _a_weight_in_onnx(result.path, names)
     change_onnx_weight(result.path, weight, delta=3.0)
     restamp(result.path)
-    broken = verify(result.path, QUICK, write=False)  # rebuilt from the recorded config and weights
+    broken = verify(result.path, judged, write=False)  # rebuilt from the recorded config and weights
     assert not broken.passed
     assert any(weight in failure for failure in broken.failures), broken.failures
 
@@ -121,11 +129,22 @@ def test_gpt2_gets_its_mask_by_name_though_forward_takes_past_key_values_second(
 
 @pytest.mark.slow
 def test_the_output_frame_count_of_wav2vec2_follows_the_sample_count(tmp_path):
-    result = export(str(_saved(tmp_path, "wav2vec2")[0]), ExportConfig(out=tmp_path / "out", device="cpu",
-                                                                   formats=("onnx",), verify_config=QUICK))  # fmt: skip
+    config = ExportConfig(out=tmp_path / "out", device="cpu", formats=("onnx",), verify_config=SEEDED)
+    result = export(str(_saved(tmp_path, "wav2vec2")[0]), config)
     assert result.passed, result.report.failures
     hidden = next(o for o in result.manifest.outputs if o["name"] == "last_hidden_state")
     assert hidden["shape"][:2] == ["batch", "samples_derived"]  # frames follow samples: dynamic, not frozen
+
+
+@pytest.mark.slow
+def test_wav2vec2_on_constant_audio_onnxruntime_is_further_from_float64_than_eager(tmp_path):
+    config = ExportConfig(out=tmp_path / "out", device="cpu", formats=("onnx",), verify_config=QUICK)
+    result = export(str(_saved(tmp_path, "wav2vec2")[0]), config)
+    assert not result.passed
+    failures = result.report.failures
+    assert any("constant rows in `input_values`" in f for f in failures), failures
+    assert any("float64" in f and "further from the true answer" in f for f in failures), failures
+    assert all("probe" in f or "`input_values`" in f for f in failures), failures  # the seeded draws pass
 
 
 @pytest.mark.slow

@@ -62,8 +62,9 @@ def test_token_ids_with_a_dynamic_sequence_pass_at_shorter_and_longer_lengths(tm
     ids = InputSpec("ids", (1, 32), "int64", (0, 999))
     result = _export(tmp_path, "Tagger", inputs=(ids,), dynamic=(("ids", 1, "seq"),))
     assert result.passed, result.report.failures
-    lengths = {b.sizes["seq"] for r in result.report.runtimes for b in r.batches}
-    assert lengths == {16, 32, 64}
+    lengths = {b.sizes["seq"] for r in result.report.runtimes for b in r.batches if not b.probe}
+    assert lengths == {16, 32, 64}  # the seeded cases; the probes try 1, 2, 3 and more besides
+    assert {1, 2, 3} <= {b.sizes.get("seq", 32) for r in result.report.runtimes for b in r.batches if b.probe}
     assert result.manifest.inputs[0]["dynamic_axes"] == {"0": "batch", "1": "seq"}
     assert "uniform integers in [0, 999]" in result.report.inputs
 
@@ -77,7 +78,7 @@ def test_a_model_that_freezes_its_sequence_length_fails_naming_the_axis(tmp_path
     assert result.passed is False
     for runtime in ("torchscript", "onnxruntime"):
         failing = {f.split(":")[0] for f in _failures(result, f"{runtime} at batch")}
-        assert failing == {f"{runtime} at batch 2 (seq=16), output", f"{runtime} at batch 2 (seq=64), output"}
+        assert {f"{runtime} at batch 2 (seq=16), output", f"{runtime} at batch 2 (seq=64), output"} <= failing
         frozen = f"{runtime}: seq is frozen to 32: it passes only where seq is 32 (the export example's)"
         assert any(f.startswith(frozen) for f in result.report.failures), runtime
 
@@ -189,7 +190,7 @@ def test_the_api_takes_a_tuple_or_a_dict_of_example_inputs_and_dynamic_axes():
     assert report.passed
     ids = torch.randint(0, 1000, (1, 24))
     report = assert_exports_match(Tagger().eval(), {"ids": ids}, dynamic={"ids": {1: "seq"}}, samples=64)
-    assert {b.sizes["seq"] for r in report.runtimes for b in r.batches} == {12, 24, 48}
+    assert {b.sizes["seq"] for r in report.runtimes for b in r.batches if not b.probe} == {12, 24, 48}
     assert "uniform integers in [" in report.inputs  # drawn within the example's own range, never all zeros
 
 

@@ -201,7 +201,7 @@ def stoppable_run(session: ort.InferenceSession, names: list[str], feed: Feed) -
             worker.join(0.05)
     except BaseException:
         options.terminate = True
-        worker.join(5.0)
+        worker.join(30.0)  # ONNX Runtime checks between operators: at once, unless the machine is very busy
         raise
     if "error" in done:
         raise done["error"]

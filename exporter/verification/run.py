@@ -353,7 +353,9 @@ def _judged_by(run: Verification, case: Case, name: str, tol: Tolerance) -> tupl
     """
     probe = case.value_probe
     if probe is not None:
-        loose = replace(tol, scale=None, min_cosine=None, elementwise=tol.elementwise and tol.min_agreement is None)
+        loose = replace(
+            tol, scale=None, min_cosine=None, top1=False, elementwise=tol.elementwise and tol.min_agreement is None
+        )
         if probe[0] in probes.MISSING:
             return loose, run.config.nan_policy, False
         return loose, "match", True

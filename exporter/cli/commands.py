@@ -9,6 +9,8 @@ a traceback (set EXPORTER_DEBUG=1 to see one for an internal error).
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -360,4 +362,11 @@ def main() -> None:
 
     if hasattr(signal, "SIGXFSZ"):  # past a file-size limit, a write fails with EFBIG (one line), not a kill
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    cli.main(prog_name="exporter")
+    try:
+        cli.main(prog_name="exporter")
+    except SystemExit as done:
+        if done.code == 130:  # Ctrl-C: every with-block has unwound (staging folders gone), but a runtime's
+            sys.stdout.flush()  # C++ threads may still be ending, and the interpreter's normal exit would
+            sys.stderr.flush()  # abort under them ("terminate called without an active exception"): leave now
+            os._exit(130)
+        raise

@@ -64,10 +64,6 @@ def fail(message: str, code: int) -> None:
     from ..tables import printable
 
     click.echo(f"error: {printable(message)}", err=True)  # one line, whatever a name in it holds
-    if code == 130:  # every with-block has unwound by now (staging folders gone); a runtime's C++ threads
-        sys.stdout.flush()  # may still be ending, and the interpreter's normal exit would abort under them
-        sys.stderr.flush()  # ("terminate called without an active exception", exit -6): leave at once
-        os._exit(code)
     sys.exit(code)
 
 

@@ -150,7 +150,11 @@ def test_ctrl_c_stops_a_run_that_never_ends_exit_130_and_records_nothing(mlp_dir
 
     before = _forever(mlp_dir)
     args = [sys.executable, "-m", "exporter", "predict", str(mlp_dir), "--input", "random", "--runtime", "onnx"]
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # SIGINT as a terminal gives it, even where this suite itself runs with SIGINT ignored (a background job)
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    process = subprocess.Popen(
+        args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint
+    )
     time.sleep(8)  # torch imported, the folder checked, the Loop running (a delay, not a measurement)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)  # without RunOptions.terminate this never returns
